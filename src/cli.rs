@@ -1,0 +1,1 @@
+//! Command-line flags (Galène's spelling).

@@ -1,0 +1,22 @@
+//! sfubox: a WebRTC SFU appliance, compatible with Galène.
+//!
+//! Layers, from the wire inwards:
+//!
+//! - [`run`]: the only code that owns sockets, TLS and timers (one smol `LocalExecutor`).
+//! - [`http`]: a sans-IO HTTP front: request heads in, responses out.
+//! - [`galene`]: the Galène WebSocket protocol (version "2" and the seed dialect) as a thin
+//!   adapter over [`core`].
+//! - [`core`]: groups, clients, permissions, chat history; sans-IO, driven with `now`.
+//! - [`config`]: the files on disk and the rules that interpret them.
+//! - [`app`]: the facade that ties the sans-IO parts together for the runtime.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod galene;
+pub mod http;
+pub mod run;
