@@ -7,6 +7,7 @@
 //! - [`galene`]: the Galène WebSocket protocol (version "2" and the seed dialect) as a thin
 //!   adapter over [`core`].
 //! - [`core`]: groups, clients, permissions, chat history; sans-IO, driven with `now`.
+//! - [`media`]: the sans-IO media engine: one str0m `Rtc` per stream, RTP forwarding.
 //! - [`config`]: the files on disk and the rules that interpret them.
 //! - [`app`]: the facade that ties the sans-IO parts together for the runtime.
 
@@ -19,4 +20,5 @@ pub mod config;
 pub mod core;
 pub mod galene;
 pub mod http;
+pub mod media;
 pub mod run;

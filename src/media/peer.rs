@@ -1,0 +1,174 @@
+//! One `Rtc` and what the SFU knows about it: its role (publishing or subscribing), its
+//! layers or tracks, its routing entries and its deadline.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::Candidate;
+use str0m::Rtc;
+use str0m::change::SdpPendingOffer;
+use str0m::format::PayloadParams;
+use str0m::media::{MediaKind, Mid, Pt, Rid};
+use str0m::rtp::Ssrc;
+
+use super::StreamKey;
+use super::forward::{DownTrack, Selection};
+
+/// Handle of a peer slot: index plus generation, so a stale handle never reaches a new peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct PeerId {
+    index: u32,
+    generation: u32,
+}
+
+impl PeerId {
+    /// A handle for slot `index` in its `generation`.
+    pub(crate) fn new(index: u32, generation: u32) -> PeerId {
+        PeerId { index, generation }
+    }
+
+    /// The slot index.
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+
+    /// The slot generation.
+    pub(crate) fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+/// Per-peer routing entries kept at most (older ones are evicted from the address map).
+pub(crate) const MAX_ADDRS_PER_PEER: usize = 4;
+/// Remote candidates buffered before the remote description is known.
+pub(crate) const MAX_BUFFERED_CANDIDATES: usize = 32;
+
+/// One stream = one `Rtc`.
+pub(crate) struct Peer {
+    /// The caller's name for the stream.
+    pub key: StreamKey,
+    /// The WebRTC engine of this stream.
+    pub rtc: Rtc,
+    /// Publishing or subscribing state.
+    pub role: Role,
+    /// The `Rtc`'s own next timeout.
+    pub rtc_deadline: Instant,
+    /// The deadline in the timer heap: `rtc_deadline` folded with the ICE failure check.
+    pub deadline: Option<Instant>,
+    /// DTLS is up (media can flow).
+    pub connected: bool,
+    /// Since when ICE is disconnected, and whether the failure was reported.
+    pub ice_down_since: Option<Instant>,
+    /// The failure of the current disconnection was reported.
+    pub ice_failure_reported: bool,
+    /// Our ICE ufrag, as registered in the ufrag map.
+    pub ufrag: String,
+    /// Remote addresses routed to this peer (oldest first).
+    pub addrs: heapless::Vec<SocketAddr, MAX_ADDRS_PER_PEER>,
+    /// Remote candidates received before the remote description.
+    pub early_candidates: Vec<Candidate>,
+    /// The remote description is set (candidates can be added directly).
+    pub has_remote_description: bool,
+}
+
+/// What a peer does.
+pub(crate) enum Role {
+    /// It receives a publisher's media.
+    Up(UpState),
+    /// It sends media from an up stream to a receiver.
+    Down(DownState),
+}
+
+/// A publishing stream.
+#[derive(Default)]
+pub(crate) struct UpState {
+    /// One entry per incoming layer: per m-line, per simulcast rid.
+    pub layers: Vec<UpLayer>,
+}
+
+/// One incoming encoding: an m-line, or one simulcast rid of it.
+pub(crate) struct UpLayer {
+    /// The m-line.
+    pub mid: Mid,
+    /// Index of the m-line among this stream's m-lines.
+    pub mline: usize,
+    /// Simulcast rid.
+    pub rid: Option<Rid>,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The SSRC seen for this layer.
+    pub ssrc: Option<Ssrc>,
+    /// Incremented when the SSRC changes (the publisher restarted the encoding).
+    pub epoch: u32,
+    /// Down tracks fed from this layer.
+    pub subscribers: Vec<Subscriber>,
+    /// The last keyframe request sent to the publisher for this layer.
+    pub last_keyframe_request: Option<Instant>,
+    /// The payload type last seen and its parameters.
+    pub payload: Option<(Pt, PayloadParams)>,
+}
+
+/// A down track fed by a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Subscriber {
+    /// The down stream's peer.
+    pub down: PeerId,
+    /// Index into its tracks.
+    pub track: usize,
+}
+
+/// A subscribing stream.
+pub(crate) struct DownState {
+    /// The up stream it forwards from.
+    pub source: PeerId,
+    /// What the receiver asked for.
+    pub selection: Selection,
+    /// One per m-line we offered.
+    pub tracks: Vec<DownSlot>,
+    /// Our offer waiting for its answer.
+    pub pending_offer: Option<SdpPendingOffer>,
+    /// A selection to apply once the answer is in.
+    pub queued_selection: Option<Selection>,
+    /// An ICE restart to offer once the answer is in.
+    pub queued_ice_restart: bool,
+}
+
+/// One m-line of a down stream.
+pub(crate) struct DownSlot {
+    /// The m-line.
+    pub mid: Mid,
+    /// Whether the m-line is currently negotiated as sending.
+    pub active: bool,
+    /// Forwarding state.
+    pub track: DownTrack,
+    /// Incoming payload type and the outgoing one it maps to.
+    pub pt_map: Option<(Pt, Pt)>,
+    /// The NACK history of this m-line's send stream has been sized.
+    pub nack_configured: bool,
+}
+
+impl Peer {
+    /// The role as a down stream.
+    pub(crate) fn down_mut(&mut self) -> Option<&mut DownState> {
+        match &mut self.role {
+            Role::Down(d) => Some(d),
+            Role::Up(_) => None,
+        }
+    }
+
+    /// The role as an up stream.
+    pub(crate) fn up(&self) -> Option<&UpState> {
+        match &self.role {
+            Role::Up(u) => Some(u),
+            Role::Down(_) => None,
+        }
+    }
+
+    /// The role as an up stream, mutable.
+    pub(crate) fn up_mut(&mut self) -> Option<&mut UpState> {
+        match &mut self.role {
+            Role::Up(u) => Some(u),
+            Role::Down(_) => None,
+        }
+    }
+}

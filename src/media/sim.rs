@@ -1,0 +1,1 @@
+//! In-memory network simulation (being written).
