@@ -7,6 +7,46 @@
 //! files (and re-reads them when their size or modification time change). The rest of the
 //! server sees the files only through the [`Directory`] trait, so the core can be tested with
 //! the in-memory [`MemoryDirectory`].
+//!
+//! Submodules (their public items are re-exported here):
+//!
+//! - `names`: validity of group names and usernames (§4.1).
+//! - `permissions`: permission presets and their per-group expansion (§3.8).
+//! - `password`: the stored password forms and checking a password against them (§4.2).
+//! - `group`: parsing group description files, with the obsolete fields upgraded (§4.2).
+//! - `global`: parsing `config.json` (§4.3).
+//! - `ice`: parsing `ice-servers.json` and minting `hmac-sha1` TURN credentials (§7).
+//! - `token`: stateful tokens and their `tokens.jsonl` store (§5.3).
+//! - `jwt`: JWT verification with a group's `authKeys` (§5.2).
+//! - `auth`: the authentication decision, [`authenticate`] (§5.1).
+//! - `dir`: [`DiskDirectory`] and [`MemoryDirectory`], with auto-subgroups (§4.4, §4.5).
+//!
+//! Section numbers refer to `galene.md`, the Galène behaviour reference.
+
+mod auth;
+mod dir;
+mod fields;
+mod global;
+mod group;
+mod ice;
+mod jwt;
+mod names;
+mod password;
+mod permissions;
+mod token;
+
+pub use auth::{AuthError, Authenticated, Credentials, authenticate};
+pub use dir::{DiskDirectory, EMBEDDED_GROUP_NAME, MemoryDirectory, embedded_description};
+pub use fields::{format_time, parse_time};
+pub use group::{DEFAULT_CODECS, DEFAULT_MAX_HISTORY_AGE, KNOWN_CODECS};
+pub use ice::{
+    CredentialKind, HMAC_CREDENTIAL_LIFETIME, IceServerEntry, parse_ice_servers,
+    resolve_ice_servers,
+};
+pub use jwt::{Jwt, LEEWAY_SECS, parse_jwt};
+pub use names::{valid_group_name, valid_username};
+pub use permissions::{PRESETS, UNKNOWN_PERMISSION, expand_preset};
+pub use token::{TOKEN_PURGE_AGE, TokenFile, TokenRejection, parse_tokens, sort_by_expiry};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -320,6 +360,11 @@ pub trait Directory {
     fn add_token(&mut self, token: StatefulToken) -> Result<(), ConfigError>;
     /// Replaces a stateful token with the same name; `Ok(false)` when it does not exist.
     fn update_token(&mut self, token: StatefulToken) -> Result<bool, ConfigError>;
-    /// All stateful tokens of a group.
+    /// All stateful tokens of a group (every token when `group` is empty), sorted by expiry.
     fn tokens_of_group(&mut self, group: &str) -> Vec<StatefulToken>;
+    /// Deletes a stateful token; `Ok(false)` when it does not exist.
+    fn delete_token(&mut self, name: &str) -> Result<bool, ConfigError>;
+    /// Purges tokens that expired more than [`TOKEN_PURGE_AGE`] before `now` (Galène does
+    /// this every 15 minutes); returns how many were removed.
+    fn expire_tokens(&mut self, now: SystemTime) -> Result<usize, ConfigError>;
 }

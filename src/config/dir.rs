@@ -1,0 +1,528 @@
+//! The two [`Directory`] implementations: [`DiskDirectory`] over the real `groups/` and
+//! `data/` directories, and [`MemoryDirectory`] for tests of the rest of the server.
+//!
+//! Both resolve auto-subgroups the same way (galene.md §4.5): for `a/b/c` they try `a/b/c`,
+//! then `a/b`, then `a`; the first description found decides. A parent is used only if it
+//! has `auto-subgroups`; the subgroup inherits everything except `public` (false) and
+//! `description` (cleared), and carries the parent's revision.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::ice::{IceServerEntry, parse_ice_servers, resolve_ice_servers};
+use super::names::valid_group_name;
+use super::token::{TokenFile, sort_by_expiry};
+use super::{
+    ConfigError, Description, Directory, GlobalConfig, GroupEntry, IceServer, Password,
+    PermissionsSpec, StatefulToken, UserEntry,
+};
+
+/// Name of the group served when the groups directory does not exist.
+pub const EMBEDDED_GROUP_NAME: &str = "public";
+
+/// The size and modification time of a file, used to notice changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    /// The stamp of the regular file at `path`; `None` when there is no such file.
+    pub(crate) fn of(path: &Path) -> io::Result<Option<FileStamp>> {
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_file() => Ok(Some(FileStamp {
+                len: meta.len(),
+                modified: meta.modified().ok(),
+            })),
+            Ok(_) => Ok(None),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Galène's ETag, `"<size>-<mtime in Unix nanoseconds>"`.
+    pub(crate) fn etag(&self) -> String {
+        let nanos = self
+            .modified
+            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("\"{}-{nanos}\"", self.len)
+    }
+}
+
+/// Resolves `name` through `load`, which returns the description stored under an exact
+/// name together with its revision.
+fn resolve_group(
+    name: &str,
+    mut load: impl FnMut(&str) -> Result<Option<(Arc<Description>, u64)>, ConfigError>,
+) -> Result<Option<GroupEntry>, ConfigError> {
+    if !valid_group_name(name) {
+        return Ok(None);
+    }
+    let mut candidate = name;
+    loop {
+        if let Some((description, revision)) = load(candidate)? {
+            if candidate == name {
+                return Ok(Some(GroupEntry {
+                    name: name.to_owned(),
+                    description,
+                    is_subgroup: false,
+                    revision,
+                }));
+            }
+            if !description.auto_subgroups {
+                return Ok(None);
+            }
+            let mut inherited = Description::clone(&description);
+            inherited.public = false;
+            inherited.description = None;
+            return Ok(Some(GroupEntry {
+                name: name.to_owned(),
+                description: Arc::new(inherited),
+                is_subgroup: true,
+                revision,
+            }));
+        }
+        match candidate.rsplit_once('/') {
+            Some((parent, _)) => candidate = parent,
+            None => return Ok(None),
+        }
+    }
+}
+
+/// One parsed file and the stamp it was parsed from.
+#[derive(Debug)]
+struct Cached<T> {
+    stamp: FileStamp,
+    value: Result<T, ConfigError>,
+    revision: u64,
+}
+
+/// Returns the parsed content of `path`, re-reading it if its stamp changed. `Ok(None)`
+/// when the file does not exist. Parse errors are logged once, when the file is read.
+fn load_cached<T: Clone>(
+    cache: &mut Option<Cached<T>>,
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, ConfigError>,
+    next_revision: &mut u64,
+) -> Result<Option<(T, u64)>, ConfigError> {
+    let io_error = |err: io::Error| ConfigError::Io(format!("{}: {err}", path.display()));
+    let Some(stamp) = FileStamp::of(path).map_err(io_error)? else {
+        *cache = None;
+        return Ok(None);
+    };
+    if let Some(cached) = cache.as_ref().filter(|c| c.stamp == stamp) {
+        return cached.value.clone().map(|v| Some((v, cached.revision)));
+    }
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            *cache = None;
+            return Ok(None);
+        }
+        Err(err) => return Err(io_error(err)),
+    };
+    let value = parse(&text).map_err(|err| match err {
+        ConfigError::Invalid(why) => ConfigError::Invalid(format!("{}: {why}", path.display())),
+        other => other,
+    });
+    if let Err(err) = &value {
+        log::error!("{err}");
+    }
+    *next_revision += 1;
+    let revision = *next_revision;
+    let result = value.clone().map(|v| Some((v, revision)));
+    *cache = Some(Cached {
+        stamp,
+        value,
+        revision,
+    });
+    result
+}
+
+/// The description of the built-in group used when there is no groups directory: public,
+/// and anyone may join under any name with the `present` preset.
+pub fn embedded_description() -> Description {
+    Description {
+        public: true,
+        description: Some(
+            "Built-in public group: anyone may join under any name. \
+             Create a groups directory to define your own groups."
+                .to_owned(),
+        ),
+        wildcard_user: Some(UserEntry {
+            password: Some(Password::Wildcard),
+            permissions: Some(PermissionsSpec::Preset("present".to_owned())),
+        }),
+        codecs: super::group::DEFAULT_CODECS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
+        ..Description::default()
+    }
+}
+
+/// The configuration as files on disk: `groups/**.json`, `data/config.json`,
+/// `data/ice-servers.json` and `data/var/tokens.jsonl`. Every access checks the file's size
+/// and modification time and re-reads it when they changed.
+///
+/// When the groups directory does not exist at construction, one built-in group,
+/// [`EMBEDDED_GROUP_NAME`], is served instead (see [`embedded_description`]).
+#[derive(Debug)]
+pub struct DiskDirectory {
+    groups_dir: PathBuf,
+    data_dir: PathBuf,
+    embedded: Option<Arc<Description>>,
+    groups: HashMap<PathBuf, Option<Cached<Arc<Description>>>>,
+    config: Option<Cached<Arc<GlobalConfig>>>,
+    ice: Option<Cached<Vec<IceServerEntry>>>,
+    tokens: TokenFile,
+    next_revision: u64,
+}
+
+impl DiskDirectory {
+    /// A directory over `groups_dir` (Galène's `-groups`) and `data_dir` (`-data`).
+    pub fn new(groups_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> DiskDirectory {
+        let groups_dir = groups_dir.into();
+        let data_dir = data_dir.into();
+        let embedded = if groups_dir.is_dir() {
+            None
+        } else {
+            log::warn!(
+                "Groups directory {} does not exist: serving the built-in group \
+                 \"{EMBEDDED_GROUP_NAME}\" (public, anyone may join under any name). \
+                 To define groups, create {} and put one <name>.json file per group in it; \
+                 global settings go to {}, external TURN servers to {}.",
+                groups_dir.display(),
+                groups_dir.display(),
+                data_dir.join("config.json").display(),
+                data_dir.join("ice-servers.json").display(),
+            );
+            Some(Arc::new(embedded_description()))
+        };
+        let tokens = TokenFile::new(data_dir.join("var").join("tokens.jsonl"));
+        DiskDirectory {
+            groups_dir,
+            data_dir,
+            embedded,
+            groups: HashMap::new(),
+            config: None,
+            ice: None,
+            tokens,
+            next_revision: 0,
+        }
+    }
+
+    /// Whether the built-in group is served because the groups directory was missing.
+    pub fn uses_embedded_default(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// The groups directory.
+    pub fn groups_dir(&self) -> &Path {
+        &self.groups_dir
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The file a group with exactly this name is read from (no subgroup resolution).
+    pub fn group_file(&self, name: &str) -> PathBuf {
+        self.groups_dir.join(format!("{name}.json"))
+    }
+
+    /// Whether `data/ice-servers.json` exists (Galène's `-turn auto` starts the built-in
+    /// TURN server only when it does not).
+    pub fn ice_servers_file_exists(&self) -> bool {
+        self.data_dir.join("ice-servers.json").is_file()
+    }
+
+    /// The stateful token store.
+    pub fn token_file(&mut self) -> &mut TokenFile {
+        &mut self.tokens
+    }
+
+    /// Reads (or re-reads) the description stored under exactly `name`.
+    fn load_exact(&mut self, name: &str) -> Result<Option<(Arc<Description>, u64)>, ConfigError> {
+        let path = self.group_file(name);
+        let cache = self.groups.entry(path.clone()).or_default();
+        let result = load_cached(
+            cache,
+            &path,
+            |text| Description::from_json_str(text).map(Arc::new),
+            &mut self.next_revision,
+        );
+        if cache.is_none() {
+            self.groups.remove(&path);
+        }
+        result
+    }
+
+    /// Names of every group file on disk (`a/b.json` → `a/b`), skipping dotfiles and dot
+    /// directories, sorted. Auto-subgroups are not listed.
+    pub fn group_names(&self) -> Vec<String> {
+        if self.embedded.is_some() {
+            return vec![EMBEDDED_GROUP_NAME.to_owned()];
+        }
+        let mut names = Vec::new();
+        walk_group_files(&self.groups_dir, "", &mut names);
+        names.sort();
+        names
+    }
+}
+
+/// Collects group names under `dir` (whose group-name prefix is `prefix`).
+fn walk_group_files(dir: &Path, prefix: &str, names: &mut Vec<String>) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            log::warn!("Cannot read {}: {err}", dir.display());
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            log::debug!("Ignoring non-UTF-8 file name in {}", dir.display());
+            continue;
+        };
+        if file_name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let is_dir = fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            walk_group_files(&path, &format!("{prefix}{file_name}/"), names);
+        } else if let Some(stem) = file_name.strip_suffix(".json") {
+            let name = format!("{prefix}{stem}");
+            if valid_group_name(&name) {
+                names.push(name);
+            }
+        } else {
+            log::debug!("Ignoring {} (not a .json file)", path.display());
+        }
+    }
+}
+
+impl Directory for DiskDirectory {
+    fn group(&mut self, name: &str) -> Result<Option<GroupEntry>, ConfigError> {
+        if let Some(embedded) = &self.embedded {
+            return Ok((name == EMBEDDED_GROUP_NAME).then(|| GroupEntry {
+                name: name.to_owned(),
+                description: Arc::clone(embedded),
+                is_subgroup: false,
+                revision: 0,
+            }));
+        }
+        resolve_group(name, |candidate| self.load_exact(candidate))
+    }
+
+    fn public_group_names(&mut self) -> Vec<String> {
+        let names = self.group_names();
+        if self.embedded.is_some() {
+            return names;
+        }
+        names
+            .into_iter()
+            .filter(|name| match self.load_exact(name) {
+                Ok(Some((description, _))) => description.public,
+                _ => false,
+            })
+            .collect()
+    }
+
+    fn config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError> {
+        let path = self.data_dir.join("config.json");
+        let loaded = load_cached(
+            &mut self.config,
+            &path,
+            |text| GlobalConfig::from_json_str(text).map(Arc::new),
+            &mut self.next_revision,
+        )?;
+        Ok(loaded.map(|(config, _)| config).unwrap_or_default())
+    }
+
+    fn ice_servers(&mut self, now: SystemTime) -> Vec<IceServer> {
+        let path = self.data_dir.join("ice-servers.json");
+        match load_cached(
+            &mut self.ice,
+            &path,
+            parse_ice_servers,
+            &mut self.next_revision,
+        ) {
+            Ok(Some((entries, _))) => resolve_ice_servers(&entries, now),
+            Ok(None) | Err(_) => Vec::new(),
+        }
+    }
+
+    fn token(&mut self, name: &str) -> Option<StatefulToken> {
+        self.tokens.get(name)
+    }
+
+    fn add_token(&mut self, token: StatefulToken) -> Result<(), ConfigError> {
+        self.tokens.add(token)
+    }
+
+    fn update_token(&mut self, token: StatefulToken) -> Result<bool, ConfigError> {
+        self.tokens.update(token)
+    }
+
+    fn tokens_of_group(&mut self, group: &str) -> Vec<StatefulToken> {
+        self.tokens.list(group)
+    }
+
+    fn delete_token(&mut self, name: &str) -> Result<bool, ConfigError> {
+        self.tokens.delete(name)
+    }
+
+    fn expire_tokens(&mut self, now: SystemTime) -> Result<usize, ConfigError> {
+        self.tokens.expire(now)
+    }
+}
+
+/// Everything in memory, for tests. Setting a group again gives it a new revision, which is
+/// how tests simulate a group file being edited on disk.
+#[derive(Debug, Default)]
+pub struct MemoryDirectory {
+    groups: BTreeMap<String, (Arc<Description>, u64)>,
+    config: Arc<GlobalConfig>,
+    config_error: Option<ConfigError>,
+    ice: Vec<IceServerEntry>,
+    tokens: BTreeMap<String, StatefulToken>,
+    next_revision: u64,
+}
+
+impl MemoryDirectory {
+    /// An empty directory: no groups, default config, no ICE servers, no tokens.
+    pub fn new() -> MemoryDirectory {
+        MemoryDirectory::default()
+    }
+
+    /// Defines (or redefines) the group stored under exactly `name`; returns its revision.
+    pub fn set_group(&mut self, name: &str, description: Description) -> u64 {
+        self.next_revision += 1;
+        self.groups
+            .insert(name.to_owned(), (Arc::new(description), self.next_revision));
+        self.next_revision
+    }
+
+    /// Like [`MemoryDirectory::set_group`], parsing a group file's JSON text.
+    pub fn set_group_json(&mut self, name: &str, json: &str) -> Result<u64, ConfigError> {
+        Ok(self.set_group(name, Description::from_json_str(json)?))
+    }
+
+    /// Removes a group (as if its file was deleted); whether it existed.
+    pub fn remove_group(&mut self, name: &str) -> bool {
+        self.groups.remove(name).is_some()
+    }
+
+    /// Replaces the global configuration (and clears any error set before).
+    pub fn set_config(&mut self, config: GlobalConfig) {
+        self.config = Arc::new(config);
+        self.config_error = None;
+    }
+
+    /// Makes [`Directory::config`] fail, as with an invalid `config.json`.
+    pub fn set_config_error(&mut self, error: ConfigError) {
+        self.config_error = Some(error);
+    }
+
+    /// Sets fixed ICE servers.
+    pub fn set_ice_servers(&mut self, servers: &[IceServer]) {
+        self.ice = servers.iter().map(IceServerEntry::from_server).collect();
+    }
+
+    /// Sets ICE servers from the text of an `ice-servers.json` (including `hmac-sha1`).
+    pub fn set_ice_servers_json(&mut self, json: &str) -> Result<(), ConfigError> {
+        self.ice = parse_ice_servers(json)?;
+        Ok(())
+    }
+
+    /// Stores a token, replacing one with the same name.
+    pub fn insert_token(&mut self, token: StatefulToken) {
+        self.tokens.insert(token.token.clone(), token);
+    }
+
+    /// All stored tokens, by name.
+    pub fn tokens(&self) -> impl Iterator<Item = &StatefulToken> {
+        self.tokens.values()
+    }
+}
+
+impl Directory for MemoryDirectory {
+    fn group(&mut self, name: &str) -> Result<Option<GroupEntry>, ConfigError> {
+        resolve_group(name, |candidate| Ok(self.groups.get(candidate).cloned()))
+    }
+
+    fn public_group_names(&mut self) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(name, (description, _))| description.public && valid_group_name(name))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError> {
+        match &self.config_error {
+            Some(err) => Err(err.clone()),
+            None => Ok(Arc::clone(&self.config)),
+        }
+    }
+
+    fn ice_servers(&mut self, now: SystemTime) -> Vec<IceServer> {
+        resolve_ice_servers(&self.ice, now)
+    }
+
+    fn token(&mut self, name: &str) -> Option<StatefulToken> {
+        self.tokens.get(name).cloned()
+    }
+
+    fn add_token(&mut self, token: StatefulToken) -> Result<(), ConfigError> {
+        if token.token.is_empty() {
+            return Err(ConfigError::Invalid("token without a name".into()));
+        }
+        if self.tokens.contains_key(&token.token) {
+            return Err(ConfigError::Invalid("token already exists".into()));
+        }
+        self.insert_token(token);
+        Ok(())
+    }
+
+    fn update_token(&mut self, token: StatefulToken) -> Result<bool, ConfigError> {
+        match self.tokens.get_mut(&token.token) {
+            Some(slot) => {
+                *slot = token;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn tokens_of_group(&mut self, group: &str) -> Vec<StatefulToken> {
+        let mut list: Vec<StatefulToken> = self
+            .tokens
+            .values()
+            .filter(|t| group.is_empty() || t.group == group)
+            .cloned()
+            .collect();
+        sort_by_expiry(&mut list);
+        list
+    }
+
+    fn delete_token(&mut self, name: &str) -> Result<bool, ConfigError> {
+        Ok(self.tokens.remove(name).is_some())
+    }
+
+    fn expire_tokens(&mut self, now: SystemTime) -> Result<usize, ConfigError> {
+        let before = self.tokens.len();
+        self.tokens.retain(|_, t| !t.is_stale(now));
+        Ok(before - self.tokens.len())
+    }
+}
