@@ -24,11 +24,14 @@ use super::{
 /// Name of the group served when the groups directory does not exist.
 pub const EMBEDDED_GROUP_NAME: &str = "public";
 
-/// The size and modification time of a file, used to notice changes.
+/// The size, modification time and inode of a file, used to notice changes. File times are
+/// coarse (a few milliseconds on Linux), so the inode is what reveals a same-size file
+/// replaced by a rename within the same tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileStamp {
     len: u64,
     modified: Option<SystemTime>,
+    inode: u64,
 }
 
 impl FileStamp {
@@ -38,6 +41,7 @@ impl FileStamp {
             Ok(meta) if meta.is_file() => Ok(Some(FileStamp {
                 len: meta.len(),
                 modified: meta.modified().ok(),
+                inode: inode(&meta),
             })),
             Ok(_) => Ok(None),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -53,6 +57,16 @@ impl FileStamp {
             .map_or(0, |d| d.as_nanos());
         format!("\"{}-{nanos}\"", self.len)
     }
+}
+
+#[cfg(unix)]
+fn inode(meta: &fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_meta: &fs::Metadata) -> u64 {
+    0
 }
 
 /// Resolves `name` through `load`, which returns the description stored under an exact
@@ -524,5 +538,285 @@ impl Directory for MemoryDirectory {
         let before = self.tokens.len();
         self.tokens.retain(|_, t| !t.is_stale(now));
         Ok(before - self.tokens.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Credentials, Permission, TOKEN_PURGE_AGE, authenticate};
+    use std::time::Duration;
+
+    /// A fresh directory under the system temporary directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir()
+                .join(format!("sfubox-config-dir-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("groups")).unwrap();
+            fs::create_dir_all(dir.join("data")).unwrap();
+            Scratch(dir)
+        }
+
+        fn write(&self, relative: &str, text: &str) {
+            let path = self.0.join(relative);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+
+        fn directory(&self) -> DiskDirectory {
+            DiskDirectory::new(self.0.join("groups"), self.0.join("data"))
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn disk_groups_and_subgroups() {
+        let s = Scratch::new("groups");
+        s.write("groups/a.json", r#"{"public": true, "displayName": "A"}"#);
+        s.write("groups/b/c.json", r#"{"public": true}"#);
+        s.write(
+            "groups/sub.json",
+            r#"{"auto-subgroups": true, "public": true, "description": "parent"}"#,
+        );
+        s.write("groups/noauto.json", "{}");
+        s.write("groups/.hidden.json", r#"{"public": true}"#);
+        s.write("groups/.dotdir/x.json", r#"{"public": true}"#);
+        s.write("groups/notes.txt", "not a group");
+        let mut dir = s.directory();
+        assert!(!dir.uses_embedded_default());
+
+        let a = dir.group("a").unwrap().unwrap();
+        assert_eq!(a.name, "a");
+        assert!(!a.is_subgroup);
+        assert_eq!(a.description.display_name.as_deref(), Some("A"));
+        assert!(dir.group("b/c").unwrap().is_some());
+        assert!(dir.group("b").unwrap().is_none());
+        assert!(dir.group("missing").unwrap().is_none());
+        assert!(dir.group("../groups/a").unwrap().is_none());
+        assert!(dir.group("/a").unwrap().is_none());
+
+        let parent = dir.group("sub").unwrap().unwrap();
+        let child = dir.group("sub/x/y").unwrap().unwrap();
+        assert_eq!(child.name, "sub/x/y");
+        assert!(child.is_subgroup);
+        assert!(!child.description.public);
+        assert_eq!(child.description.description, None);
+        assert!(child.description.auto_subgroups);
+        assert_eq!(child.revision, parent.revision);
+        assert!(dir.group("noauto/x").unwrap().is_none());
+        // The nearest file decides: b/c exists without auto-subgroups, so b/c/d is unknown.
+        assert!(dir.group("b/c/d").unwrap().is_none());
+
+        assert_eq!(dir.group_names(), ["a", "b/c", "noauto", "sub"]);
+        assert_eq!(dir.public_group_names(), ["a", "b/c", "sub"]);
+        assert_eq!(dir.group_file("b/c"), s.0.join("groups/b/c.json"));
+    }
+
+    #[test]
+    fn disk_reload_invalid_and_delete() {
+        let s = Scratch::new("reload");
+        s.write("groups/g.json", r#"{"displayName": "one"}"#);
+        let mut dir = s.directory();
+        let first = dir.group("g").unwrap().unwrap();
+        let again = dir.group("g").unwrap().unwrap();
+        assert_eq!(first.revision, again.revision);
+        assert!(Arc::ptr_eq(&first.description, &again.description));
+
+        s.write("groups/g.json", r#"{"displayName": "second"}"#);
+        let second = dir.group("g").unwrap().unwrap();
+        assert_ne!(second.revision, first.revision);
+        assert_eq!(second.description.display_name.as_deref(), Some("second"));
+
+        s.write("groups/g.json", r#"{"displayName": "x", "bogus": 1}"#);
+        match dir.group("g") {
+            Err(ConfigError::Invalid(why)) => {
+                assert!(why.contains("g.json") && why.contains("bogus"), "{why}");
+            }
+            other => panic!("expected an invalid file, got {other:?}"),
+        }
+        assert!(dir.group("g").is_err());
+        assert!(dir.public_group_names().is_empty());
+
+        s.write("groups/g.json", r#"{"displayName": "fixed!"}"#);
+        let fixed = dir.group("g").unwrap().unwrap();
+        assert!(fixed.revision > second.revision);
+
+        fs::remove_file(s.0.join("groups/g.json")).unwrap();
+        assert!(dir.group("g").unwrap().is_none());
+    }
+
+    #[test]
+    fn disk_config_and_ice() {
+        let s = Scratch::new("config");
+        let mut dir = s.directory();
+        assert_eq!(*dir.config().unwrap(), GlobalConfig::default());
+        assert!(dir.ice_servers(at(0)).is_empty());
+        assert!(!dir.ice_servers_file_exists());
+
+        s.write("data/config.json", r#"{"canonicalHost": "a.example"}"#);
+        assert_eq!(
+            dir.config().unwrap().canonical_host.as_deref(),
+            Some("a.example")
+        );
+        s.write("data/config.json", r#"{"publicServer": true}"#);
+        assert!(matches!(dir.config(), Err(ConfigError::Invalid(_))));
+        s.write("data/config.json", r#"{"writableGroups": true}"#);
+        assert!(dir.config().unwrap().writable_groups);
+        fs::remove_file(s.0.join("data/config.json")).unwrap();
+        assert!(!dir.config().unwrap().writable_groups);
+
+        s.write(
+            "data/ice-servers.json",
+            r#"[{"urls": ["turn:t.example"], "credential": "k", "credentialType": "hmac-sha1"}]"#,
+        );
+        assert!(dir.ice_servers_file_exists());
+        let servers = dir.ice_servers(at(100));
+        assert_eq!(servers.len(), 1);
+        assert_eq!(servers[0].username.as_deref(), Some("86500"));
+        s.write("data/ice-servers.json", "not json at all");
+        assert!(dir.ice_servers(at(100)).is_empty());
+    }
+
+    #[test]
+    fn disk_tokens() {
+        let s = Scratch::new("tokens");
+        let mut dir = s.directory();
+        let token = StatefulToken {
+            token: "t1".into(),
+            group: "g".into(),
+            include_subgroups: false,
+            username: None,
+            permissions: Some([Permission::Present].into_iter().collect()),
+            expires: Some(at(1000)),
+            not_before: None,
+            issued_at: Some(at(10)),
+            issued_by: Some("vimes".into()),
+        };
+        assert!(dir.token("t1").is_none());
+        dir.add_token(token.clone()).unwrap();
+        assert!(dir.add_token(token.clone()).is_err());
+        assert_eq!(dir.token("t1"), Some(token.clone()));
+        assert!(s.0.join("data/var/tokens.jsonl").is_file());
+        assert_eq!(dir.tokens_of_group("g").len(), 1);
+        assert!(dir.tokens_of_group("h").is_empty());
+        let longer = StatefulToken {
+            expires: Some(at(5000)),
+            ..token.clone()
+        };
+        assert!(dir.update_token(longer.clone()).unwrap());
+        // A second directory over the same files sees the change.
+        let mut other = s.directory();
+        assert_eq!(other.token("t1"), Some(longer));
+        assert_eq!(dir.expire_tokens(at(5000) + TOKEN_PURGE_AGE).unwrap(), 0);
+        assert_eq!(dir.expire_tokens(at(5001) + TOKEN_PURGE_AGE).unwrap(), 1);
+        assert!(other.token("t1").is_none());
+        assert!(!dir.delete_token("t1").unwrap());
+        assert!(dir.token_file().etag().is_none());
+    }
+
+    #[test]
+    fn embedded_default() {
+        let s = Scratch::new("embedded");
+        let mut dir = DiskDirectory::new(s.0.join("no-such-dir"), s.0.join("data"));
+        assert!(dir.uses_embedded_default());
+        assert_eq!(dir.public_group_names(), [EMBEDDED_GROUP_NAME]);
+        assert!(dir.group("other").unwrap().is_none());
+        let group = dir.group(EMBEDDED_GROUP_NAME).unwrap().unwrap();
+        assert!(group.description.public);
+        assert!(group.description.description.is_some());
+        let creds = Credentials {
+            username: Some("anyone"),
+            password: None,
+            token: None,
+        };
+        let joined = authenticate(&group, creds, None, at(0), |_| None).unwrap();
+        assert_eq!(joined.username, "anyone");
+        assert_eq!(joined.permissions.names(), ["present", "message"]);
+        // Config and tokens still come from the data directory.
+        s.write("data/config.json", r#"{"writableGroups": true}"#);
+        assert!(dir.config().unwrap().writable_groups);
+    }
+
+    #[test]
+    fn memory_directory() {
+        let mut dir = MemoryDirectory::new();
+        assert!(dir.group("g").unwrap().is_none());
+        let r1 = dir
+            .set_group_json("g", r#"{"public": true, "auto-subgroups": true}"#)
+            .unwrap();
+        assert!(dir.set_group_json("bad", r#"{"bogus": 1}"#).is_err());
+        let g = dir.group("g").unwrap().unwrap();
+        assert_eq!(g.revision, r1);
+        let sub = dir.group("g/h").unwrap().unwrap();
+        assert!(sub.is_subgroup && !sub.description.public);
+        let r2 = dir.set_group("g", Description::default());
+        assert!(r2 > r1);
+        assert_eq!(dir.group("g").unwrap().unwrap().revision, r2);
+        assert!(dir.group("g/h").unwrap().is_none());
+        dir.set_group(
+            "p",
+            Description {
+                public: true,
+                ..Description::default()
+            },
+        );
+        assert_eq!(dir.public_group_names(), ["p"]);
+        assert!(dir.remove_group("g"));
+        assert!(dir.group("g").unwrap().is_none());
+
+        dir.set_config_error(ConfigError::Invalid("broken".into()));
+        assert!(dir.config().is_err());
+        dir.set_config(GlobalConfig {
+            writable_groups: true,
+            ..GlobalConfig::default()
+        });
+        assert!(dir.config().unwrap().writable_groups);
+
+        let stun = IceServer {
+            urls: vec!["stun:s.example".into()],
+            username: None,
+            credential: None,
+            credential_type: None,
+        };
+        dir.set_ice_servers(std::slice::from_ref(&stun));
+        assert_eq!(dir.ice_servers(at(0)), [stun]);
+        dir.set_ice_servers_json(
+            r#"[{"urls":"turn:x","credential":"k","credentialType":"hmac-sha1"}]"#,
+        )
+        .unwrap();
+        assert_eq!(dir.ice_servers(at(0))[0].username.as_deref(), Some("86400"));
+
+        let token = StatefulToken {
+            token: "t".into(),
+            group: "p".into(),
+            include_subgroups: false,
+            username: None,
+            permissions: None,
+            expires: Some(at(10)),
+            not_before: None,
+            issued_at: None,
+            issued_by: None,
+        };
+        dir.add_token(token.clone()).unwrap();
+        assert!(dir.add_token(token.clone()).is_err());
+        assert!(dir.update_token(token.clone()).unwrap());
+        assert_eq!(dir.tokens_of_group("p"), std::slice::from_ref(&token));
+        assert_eq!(dir.tokens_of_group(""), std::slice::from_ref(&token));
+        assert_eq!(dir.expire_tokens(at(11) + TOKEN_PURGE_AGE).unwrap(), 1);
+        assert!(!dir.delete_token("t").unwrap());
+        dir.insert_token(token);
+        assert_eq!(dir.tokens().count(), 1);
     }
 }

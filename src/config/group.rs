@@ -218,10 +218,15 @@ fn upgrade_patterns(
             } else {
                 desc.wildcard_user = Some(user);
             }
-        } else if desc.users.contains_key(&username) {
-            log::warn!("Group file: duplicate user {username:?}, ignored");
         } else {
-            desc.users.insert(username, user);
+            match desc.users.entry(username) {
+                std::collections::btree_map::Entry::Occupied(existing) => {
+                    log::warn!("Group file: duplicate user {:?}, ignored", existing.key());
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(user);
+                }
+            }
         }
     }
     Ok(())

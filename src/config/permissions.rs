@@ -71,7 +71,9 @@ impl Permissions {
         )
     }
 
-    /// Parses a JSON array of strings (unknown names skipped, like [`Permissions::from_names`]).
+    /// Parses a JSON array of strings from a file or token. Unknown names are skipped, like
+    /// [`Permissions::from_names`], and so is `system`: it marks the server's own recorder
+    /// and must not be granted from outside.
     pub fn from_json(value: &Value) -> Result<Permissions, ConfigError> {
         let Value::Array(items) = value else {
             return Err(invalid("permissions must be an array of strings"));
@@ -83,7 +85,12 @@ impl Permissions {
                 _ => return Err(invalid("permissions must be an array of strings")),
             }
         }
-        Ok(Permissions::from_names(names))
+        let mut permissions = Permissions::from_names(names);
+        if permissions.has(Permission::System) {
+            log::warn!("Ignoring permission \"system\" in a configured permission list");
+            permissions.remove(Permission::System);
+        }
+        Ok(permissions)
     }
 }
 
@@ -187,6 +194,12 @@ mod tests {
         assert_eq!(
             list.unwrap(),
             PermissionsSpec::List([Permission::Present, Permission::Op].into_iter().collect())
+        );
+        assert_eq!(
+            Permissions::from_json(&json!(["system", "op"]))
+                .unwrap()
+                .names(),
+            ["op"]
         );
         assert!(PermissionsSpec::from_json(&json!(3)).is_err());
         assert!(PermissionsSpec::from_json(&json!(["op", 3])).is_err());
