@@ -8,7 +8,7 @@
 //! server sees the files only through the [`Directory`] trait, so the core can be tested with
 //! the in-memory [`MemoryDirectory`].
 //!
-//! Submodules (their public items are re-exported here):
+//! Submodules (their main public items are also re-exported here):
 //!
 //! - `names`: validity of group names and usernames (§4.1).
 //! - `permissions`: permission presets and their per-group expansion (§3.8).
@@ -23,17 +23,17 @@
 //!
 //! Section numbers refer to `galene.md`, the Galène behaviour reference.
 
-mod auth;
-mod dir;
+pub mod auth;
+pub mod dir;
 mod fields;
-mod global;
-mod group;
-mod ice;
-mod jwt;
-mod names;
-mod password;
-mod permissions;
-mod token;
+pub mod global;
+pub mod group;
+pub mod ice;
+pub mod jwt;
+pub mod names;
+pub mod password;
+pub mod permissions;
+pub mod token;
 
 pub use auth::{AuthError, Authenticated, Credentials, authenticate};
 pub use dir::{DiskDirectory, EMBEDDED_GROUP_NAME, MemoryDirectory, embedded_description};
