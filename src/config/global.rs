@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::fields::{Fields, Unknown};
 use super::group::{first_json_value, parse_users};
-use super::{ConfigError, GlobalConfig};
+use super::{ConfigError, Description, GlobalConfig, Permission};
 
 const CONFIG_FIELDS: [&str; 7] = [
     "users",
@@ -44,6 +44,20 @@ impl GlobalConfig {
             proxy_url: f.non_empty_string("proxyURL")?,
             canonical_host: f.non_empty_string("canonicalHost")?,
         })
+    }
+
+    /// Whether `username`/`password` are the credentials of a user with the `admin`
+    /// permission (the global administrator of the admin API and the stats page).
+    pub fn is_admin(&self, username: &str, password: &str) -> bool {
+        let Some(user) = self.users.get(username) else {
+            return false;
+        };
+        let password_ok = user.password.as_ref().is_some_and(|p| p.matches(password));
+        password_ok
+            && user
+                .permissions
+                .as_ref()
+                .is_some_and(|spec| spec.expand(&Description::default()).has(Permission::Admin))
     }
 }
 
@@ -84,6 +98,23 @@ mod tests {
             GlobalConfig::from_json_str(r#"{"writablegroups":true,"CANONICALHOST":"h"}"#).unwrap();
         assert!(c.writable_groups);
         assert_eq!(c.canonical_host.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn admin_check() {
+        let c = GlobalConfig::from_json_str(
+            r#"{"users":{"root":{"password":"pw","permissions":"admin"},
+                         "op":{"password":"pw","permissions":"op"},
+                         "list":{"password":{"type":"wildcard"},"permissions":["admin"]},
+                         "nopw":{"permissions":"admin"}}}"#,
+        )
+        .unwrap();
+        assert!(c.is_admin("root", "pw"));
+        assert!(!c.is_admin("root", "wrong"));
+        assert!(!c.is_admin("op", "pw"));
+        assert!(c.is_admin("list", "anything"));
+        assert!(!c.is_admin("nopw", ""));
+        assert!(!c.is_admin("nobody", "pw"));
     }
 
     #[test]
