@@ -1,1 +1,396 @@
-//! TODO module docs
+//! The runtime: the only code with sockets, TLS, timers and signals.
+//!
+//! Everything runs on one `smol::LocalExecutor` on the calling thread:
+//!
+//! - an accept loop on the `-http` listener spawns one task per connection
+//!   ([`conn`]): TLS handshake (unless `-insecure`), request head, then an HTTP response or
+//!   a WebSocket session;
+//! - one timer task sleeps until [`Engine::poll_timeout`] and calls
+//!   [`Engine::handle_timeout`]; it is woken early whenever the engine was touched, since the
+//!   deadline may have moved;
+//! - on SIGINT/SIGTERM (or the caller's stop future) the engine is told to shut down, the
+//!   resulting close frames are flushed, and the server returns within
+//!   [`Limits::shutdown_grace`].
+//!
+//! # Ownership of the engine
+//!
+//! The sans-IO engine (the [`App`]) lives in an `Rc<RefCell<_>>` shared by all tasks. It is
+//! borrowed only for one synchronous call and the drain of its outputs that follows
+//! ([`Shared::drain`]), and **never across an `.await`**: a borrow held over a suspension
+//! point would make every other task's borrow panic. Outputs go to per-connection queues
+//! bounded at [`Limits::queue_frames`]; a client whose queue is full is disconnected rather
+//! than letting it slow the engine down.
+
+mod conn;
+pub mod files;
+pub mod tls;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use smol::channel::{Receiver, Sender, TrySendError};
+use smol::stream::StreamExt;
+use smol::{Async, LocalExecutor, Timer};
+
+use crate::app::{App, AppOptions, ConnId, ConnOutput};
+use crate::cli::Options;
+use crate::config::dir::DiskDirectory;
+use crate::http::files::{EmbeddedSite, FileSource};
+use crate::http::route::GroupSource;
+
+/// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
+/// exists so the runtime can be exercised with a small fake.
+pub trait Engine: GroupSource {
+    /// Registers a new WebSocket connection.
+    fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
+    /// A text frame arrived.
+    fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str);
+    /// A binary frame arrived.
+    fn handle_binary(&mut self, now: Instant, conn: ConnId, data: &[u8]);
+    /// The connection is gone.
+    fn handle_disconnect(&mut self, now: Instant, conn: ConnId);
+    /// Time passed.
+    fn handle_timeout(&mut self, now: Instant);
+    /// When [`Engine::handle_timeout`] is due next.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// The next frame to send; called until `None` after every `handle_*`.
+    fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)>;
+    /// Lock everything and kick every client with `message`.
+    fn shutdown(&mut self, now: Instant, message: &str);
+}
+
+impl Engine for App {
+    fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
+        self.galene_connect(now, remote)
+    }
+    fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+        App::handle_text(self, now, conn, text)
+    }
+    fn handle_binary(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        App::handle_binary(self, now, conn, data)
+    }
+    fn handle_disconnect(&mut self, now: Instant, conn: ConnId) {
+        App::handle_disconnect(self, now, conn)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        App::handle_timeout(self, now)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        App::poll_timeout(self)
+    }
+    fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
+        App::poll_output(self)
+    }
+    fn shutdown(&mut self, now: Instant, message: &str) {
+        App::shutdown(self, now, message)
+    }
+}
+
+/// Builds the application for these options over the `-groups` and `-data` directories.
+/// Returns it with whether the built-in default group is in use (no groups directory).
+pub fn app_for(options: &Options) -> (App, bool) {
+    let directory = DiskDirectory::new(&options.groups_dir, &options.data_dir);
+    let embedded = directory.uses_embedded_default();
+    let app = App::new(
+        Box::new(directory),
+        AppOptions {
+            relay_only: options.relay_only,
+        },
+        Instant::now(),
+        SystemTime::now(),
+    );
+    (app, embedded)
+}
+
+/// Time and size limits of the runtime. The defaults follow Galène.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time for a client to complete the TLS handshake.
+    pub tls_handshake: Duration,
+    /// Time for a client to send a complete request head (answered with 408 after it).
+    pub request_head: Duration,
+    /// Time to write one HTTP response.
+    pub response_write: Duration,
+    /// Time to write one WebSocket frame; a slower client is disconnected.
+    pub frame_write: Duration,
+    /// Outgoing WebSocket frames queued per connection; a client whose queue is full is
+    /// disconnected.
+    pub queue_frames: usize,
+    /// Largest incoming WebSocket message and frame.
+    pub max_message: usize,
+    /// How long shutdown waits for connections to close.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            tls_handshake: Duration::from_secs(30),
+            request_head: Duration::from_secs(30),
+            response_write: Duration::from_secs(60),
+            frame_write: Duration::from_millis(500),
+            queue_frames: 100,
+            max_message: 1 << 20,
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A bound web server, ready to run.
+pub struct Server<E: Engine> {
+    listener: Async<TcpListener>,
+    tls: Option<futures_rustls::TlsAcceptor>,
+    files: Box<dyn FileSource>,
+    engine: E,
+    limits: Limits,
+}
+
+impl<E: Engine + 'static> Server<E> {
+    /// Binds the `-http` address and prepares TLS (unless `-insecure`) and the static files.
+    /// Fails if the address cannot be bound or the certificate files are unusable.
+    pub fn bind(options: &Options, engine: E) -> io::Result<Server<E>> {
+        let listener = bind_listener(options)?;
+        let tls = if options.insecure {
+            None
+        } else {
+            let config = tls::server_config(&options.data_dir)?;
+            Some(futures_rustls::TlsAcceptor::from(Arc::new(config)))
+        };
+        let files: Box<dyn FileSource> = match &options.static_dir {
+            Some(dir) => Box::new(files::DiskFiles::new(dir)),
+            None => Box::new(EmbeddedSite::new(SystemTime::now())),
+        };
+        Ok(Server {
+            listener: Async::new(listener)?,
+            tls,
+            files,
+            engine,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Replaces the limits (tests use short timeouts).
+    pub fn with_limits(mut self, limits: Limits) -> Server<E> {
+        self.limits = limits;
+        self
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.get_ref().local_addr()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down.
+    pub fn run(self) -> io::Result<()> {
+        let mut signals =
+            async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])?;
+        self.run_until(async move {
+            if let Some(Ok(signal)) = signals.next().await {
+                log::info!("Got {signal:?}, shutting down");
+            }
+        })
+    }
+
+    /// Serves until `stop` completes, then shuts down: every client is kicked with "server is
+    /// shutting down", and the call returns once all connections closed or after
+    /// [`Limits::shutdown_grace`].
+    pub fn run_until(self, stop: impl Future<Output = ()>) -> io::Result<()> {
+        let executor = Rc::new(LocalExecutor::new());
+        let (kick_sender, kick_receiver) = smol::channel::bounded(1);
+        let shared = Rc::new(Shared {
+            engine: RefCell::new(self.engine),
+            conns: RefCell::new(HashMap::new()),
+            timer_kick: kick_sender,
+            files: self.files,
+            tls: self.tls,
+            limits: self.limits,
+        });
+        let listener = self.listener;
+        smol::block_on(executor.run(async {
+            executor
+                .spawn(timer_task(Rc::clone(&shared), kick_receiver))
+                .detach();
+            let accept = accept_loop(&listener, &executor, &shared);
+            smol::future::or(accept, stop).await;
+            shared.shutdown().await;
+        }));
+        Ok(())
+    }
+}
+
+fn bind_listener(options: &Options) -> io::Result<TcpListener> {
+    let port = options.http.port;
+    match &options.http.host {
+        // All interfaces: the IPv6 wildcard is dual-stack on most systems; fall back to IPv4.
+        None => TcpListener::bind(("::", port)).or_else(|_| TcpListener::bind(("0.0.0.0", port))),
+        Some(host) => {
+            let mut last_error = io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{host}: no address"),
+            );
+            for addr in (host.as_str(), port).to_socket_addrs()? {
+                match TcpListener::bind(addr) {
+                    Ok(listener) => return Ok(listener),
+                    Err(e) => last_error = e,
+                }
+            }
+            Err(last_error)
+        }
+    }
+}
+
+/// One connection's outgoing queue, as the engine's outputs see it.
+struct ConnQueue {
+    frames: Sender<ConnOutput>,
+    /// Set when the connection must stop now (queue overflow), without sending what is left.
+    killed: Rc<Cell<bool>>,
+}
+
+/// State shared by every task on the executor.
+struct Shared<E> {
+    /// The engine; see the module docs: never borrowed across an `.await`.
+    engine: RefCell<E>,
+    /// Open WebSocket connections. Whoever removes an entry calls `handle_disconnect`.
+    conns: RefCell<HashMap<ConnId, ConnQueue>>,
+    /// Wakes the timer task after the engine was touched.
+    timer_kick: Sender<()>,
+    files: Box<dyn FileSource>,
+    tls: Option<futures_rustls::TlsAcceptor>,
+    limits: Limits,
+}
+
+impl<E: Engine> Shared<E> {
+    /// Moves every pending output of the engine to the connection queues, disconnects
+    /// clients whose queue overflowed, and wakes the timer task. Synchronous by design.
+    fn drain(&self) {
+        let mut overflowed = Vec::new();
+        loop {
+            let next = self.engine.borrow_mut().poll_output();
+            let Some((id, output)) = next else {
+                if overflowed.is_empty() {
+                    break;
+                }
+                let now = Instant::now();
+                for id in overflowed.drain(..) {
+                    self.engine.borrow_mut().handle_disconnect(now, id);
+                }
+                continue;
+            };
+            let mut conns = self.conns.borrow_mut();
+            let Some(queue) = conns.get(&id) else {
+                continue;
+            };
+            match queue.frames.try_send(output) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    log::warn!(
+                        "{id:?}: {} frames queued, disconnecting the slow client",
+                        self.limits.queue_frames
+                    );
+                    if let Some(queue) = conns.remove(&id) {
+                        queue.killed.set(true);
+                        queue.frames.close();
+                    }
+                    overflowed.push(id);
+                }
+                Err(TrySendError::Closed(_)) => {}
+            }
+        }
+        // Full means a wake-up is already pending.
+        let _ = self.timer_kick.try_send(());
+    }
+
+    /// Registers a new WebSocket connection with the engine.
+    fn open(&self, remote: SocketAddr) -> (ConnId, Receiver<ConnOutput>, Rc<Cell<bool>>) {
+        let id = self
+            .engine
+            .borrow_mut()
+            .connect(Instant::now(), Some(remote));
+        let (frames, receiver) = smol::channel::bounded(self.limits.queue_frames);
+        let killed = Rc::new(Cell::new(false));
+        self.conns.borrow_mut().insert(
+            id,
+            ConnQueue {
+                frames,
+                killed: Rc::clone(&killed),
+            },
+        );
+        self.drain();
+        (id, receiver, killed)
+    }
+
+    /// A connection ended: tell the engine, unless the overflow path already did.
+    fn close(&self, id: ConnId) {
+        let removed = self.conns.borrow_mut().remove(&id);
+        if removed.is_some() {
+            self.engine
+                .borrow_mut()
+                .handle_disconnect(Instant::now(), id);
+            self.drain();
+        }
+    }
+
+    /// Runs one engine input and drains.
+    fn with_engine(&self, f: impl FnOnce(&mut E)) {
+        f(&mut self.engine.borrow_mut());
+        self.drain();
+    }
+
+    async fn shutdown(&self) {
+        self.with_engine(|engine| engine.shutdown(Instant::now(), "server is shutting down"));
+        let deadline = Instant::now() + self.limits.shutdown_grace;
+        while !self.conns.borrow().is_empty() && Instant::now() < deadline {
+            Timer::after(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn accept_loop<E: Engine + 'static>(
+    listener: &Async<TcpListener>,
+    executor: &LocalExecutor<'_>,
+    shared: &Rc<Shared<E>>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                executor
+                    .spawn(conn::connection(Rc::clone(shared), stream, peer))
+                    .detach();
+            }
+            Err(e) => {
+                // Typically out of file descriptors: wait instead of spinning.
+                log::warn!("accept: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn timer_task<E: Engine>(shared: Rc<Shared<E>>, kicks: Receiver<()>) {
+    loop {
+        let deadline = shared.engine.borrow().poll_timeout();
+        let due = async {
+            match deadline {
+                Some(deadline) => {
+                    Timer::at(deadline).await;
+                    true
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let kicked = async {
+            // The sender lives in `shared`, which this task holds: `recv` cannot fail.
+            let _ = kicks.recv().await;
+            false
+        };
+        if smol::future::or(due, kicked).await {
+            shared.with_engine(|engine| engine.handle_timeout(Instant::now()));
+        }
+    }
+}

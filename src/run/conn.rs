@@ -1,0 +1,219 @@
+//! One TCP connection: TLS handshake, request head (bounded in size and time), then either
+//! one HTTP response or a WebSocket session pumped into the engine.
+
+use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use smol::channel::Receiver;
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::stream::StreamExt;
+use smol::{Async, Timer};
+
+use super::{Engine, Shared};
+use crate::app::ConnOutput;
+use crate::http::route::{Routed, route};
+use crate::http::{HeadParse, Response, parse_head, upgrade_response};
+
+/// Runs `future` for at most `limit`; `None` when time ran out.
+async fn within<T>(limit: std::time::Duration, future: impl Future<Output = T>) -> Option<T> {
+    smol::future::or(async { Some(future.await) }, async {
+        Timer::after(limit).await;
+        None
+    })
+    .await
+}
+
+/// Serves one accepted connection to completion.
+pub(super) async fn connection<E: Engine>(
+    shared: Rc<Shared<E>>,
+    stream: Async<TcpStream>,
+    peer: SocketAddr,
+) {
+    // Nagle would delay small WebSocket frames; failure only costs latency.
+    let _ = stream.get_ref().set_nodelay(true);
+    match shared.tls.clone() {
+        None => serve(&shared, stream, peer, false).await,
+        Some(acceptor) => {
+            match within(shared.limits.tls_handshake, acceptor.accept(stream)).await {
+                Some(Ok(tls)) => serve(&shared, tls, peer, true).await,
+                Some(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
+                None => log::debug!("{peer}: TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve<E, S>(shared: &Rc<Shared<E>>, mut stream: S, peer: SocketAddr, tls: bool)
+where
+    E: Engine,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = Instant::now() + shared.limits.request_head;
+    let mut buffer = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    let (request, head_len) = loop {
+        match parse_head(&buffer, tls) {
+            HeadParse::Complete { request, head_len } => break (request, head_len),
+            HeadParse::Invalid(response) => {
+                write_response(shared, &mut stream, &response, false).await;
+                return;
+            }
+            HeadParse::Partial => {}
+        }
+        let read = smol::future::or(async { Some(stream.read(&mut chunk).await) }, async {
+            Timer::at(deadline).await;
+            None
+        })
+        .await;
+        match read {
+            None => {
+                log::debug!("{peer}: request head not complete in time");
+                if !buffer.is_empty() {
+                    let response = Response::text(408, "Request Timeout");
+                    write_response(shared, &mut stream, &response, false).await;
+                }
+                return;
+            }
+            Some(Ok(0)) | Some(Err(_)) => return,
+            // `read` never returns more than the chunk's length.
+            Some(Ok(n)) => buffer.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        }
+    };
+    let routed = {
+        let mut engine = shared.engine.borrow_mut();
+        route(
+            &request,
+            shared.files.as_ref(),
+            &mut *engine,
+            Instant::now(),
+        )
+    };
+    match routed {
+        Routed::Response(response) => {
+            log::debug!(
+                "{peer}: {} {} -> {}",
+                request.method,
+                request.target,
+                response.status
+            );
+            write_response(shared, &mut stream, &response, request.is_head()).await;
+        }
+        Routed::Upgrade { accept_key } => {
+            let head = upgrade_response(&accept_key);
+            let written = within(shared.limits.response_write, async {
+                stream.write_all(&head).await?;
+                stream.flush().await
+            })
+            .await;
+            if !matches!(written, Some(Ok(()))) {
+                return;
+            }
+            let leftover = buffer.get(head_len..).unwrap_or_default().to_vec();
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(shared.limits.max_message))
+                .max_frame_size(Some(shared.limits.max_message));
+            let socket =
+                WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
+                    .await;
+            websocket(shared, socket, peer).await;
+        }
+    }
+}
+
+async fn write_response<E, S>(
+    shared: &Shared<E>,
+    stream: &mut S,
+    response: &Response,
+    head_only: bool,
+) where
+    S: AsyncWrite + Unpin,
+{
+    let mut bytes = Vec::with_capacity(512 + response.body.len());
+    response.encode(head_only, SystemTime::now(), &mut bytes);
+    let _ = within(shared.limits.response_write, async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        stream.close().await
+    })
+    .await;
+}
+
+/// Pumps a WebSocket session: frames in go to the engine, the engine's outputs go out
+/// through the bounded queue. Ends when either side closes or fails.
+async fn websocket<E, S>(shared: &Rc<Shared<E>>, socket: WebSocketStream<S>, peer: SocketAddr)
+where
+    E: Engine,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (id, outputs, killed) = shared.open(peer);
+    log::debug!("{peer}: WebSocket {id:?} open");
+    let (mut sender, mut receiver) = socket.split();
+
+    let reader = async {
+        while let Some(message) = receiver.next().await {
+            match message {
+                Ok(Message::Text(text)) => shared
+                    .with_engine(|engine| engine.handle_text(Instant::now(), id, text.as_str())),
+                Ok(Message::Binary(data)) => {
+                    shared.with_engine(|engine| engine.handle_binary(Instant::now(), id, &data))
+                }
+                Ok(Message::Close(_)) => break,
+                // Pings are answered by tungstenite; pongs and raw frames mean nothing here.
+                Ok(_) => {}
+                Err(e) => {
+                    log::debug!("{peer}: {id:?}: {e}");
+                    break;
+                }
+            }
+        }
+    };
+
+    let writer = async {
+        let writer_outputs: &Receiver<ConnOutput> = &outputs;
+        while let Ok(output) = writer_outputs.recv().await {
+            if killed.get() {
+                break;
+            }
+            let (message, closing) = match output {
+                ConnOutput::Text(text) => (Message::text(text), false),
+                ConnOutput::Close { code, reason } => (
+                    Message::Close(Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    })),
+                    true,
+                ),
+            };
+            match within(shared.limits.frame_write, sender.send(message)).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    log::debug!("{peer}: {id:?}: write failed: {e}");
+                    break;
+                }
+                None => {
+                    log::info!("{peer}: {id:?}: frame write timed out, disconnecting");
+                    break;
+                }
+            }
+            if closing {
+                // Give the client a moment to answer the close frame; the reader ends the
+                // session as soon as it does.
+                Timer::after(shared.limits.shutdown_grace).await;
+                break;
+            }
+        }
+    };
+
+    smol::future::or(reader, writer).await;
+    // Completes the closing handshake when the client started it (or sends our close when
+    // the session ended otherwise); errors mean the socket is gone already.
+    let _ = within(shared.limits.frame_write, sender.close(None)).await;
+    log::debug!("{peer}: WebSocket {id:?} closed");
+    shared.close(id);
+}
