@@ -85,6 +85,8 @@ pub fn parse_jwt(token: &str, keys: &[Value], now: SystemTime) -> Result<Option<
         }
         candidates.push(parse_key(key)?);
     }
+    // The signed input is everything before the second '.', which `split` found, so the
+    // index is in range and on a character boundary.
     let signed = &token[..header64.len() + 1 + claims64.len()];
     let verified = candidates
         .iter()

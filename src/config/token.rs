@@ -402,7 +402,7 @@ fn io_error(path: &Path, err: &io::Error) -> ConfigError {
 }
 
 /// Creates `dir` and its parents with mode `0700`.
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -419,7 +419,7 @@ fn private_mode(options: &mut fs::OpenOptions) {
 
 /// Writes `path` atomically: a `0600` temporary file in the same directory, synced, then
 /// renamed over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_private_dir(dir)?;
     let name = path
