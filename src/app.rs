@@ -4,13 +4,26 @@
 //! feeds it what arrives on sockets and what time it is, and drains what it must send. It
 //! never reads the clock and never touches a socket.
 //!
-//! SKELETON: signatures agreed between modules; bodies are filled in by the core work.
+//! Timers of every connection and of the core are folded into one binary heap of deadlines;
+//! an entry may be stale (its connection's deadline moved), which costs one early wake-up
+//! at most. Binary WebSocket frames are refused with close code 1003 (unsupported data):
+//! Galène clients send only text.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{ConfigError, Directory, GlobalConfig};
+use crate::core::{Core, WallClock};
+use crate::galene::Session;
+
+/// How often the core does its housekeeping (idle groups, reloads).
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// The longest close reason a WebSocket close frame can carry, in bytes.
+const MAX_CLOSE_REASON: usize = 123;
 
 /// A handle for one signalling connection (any protocol). Never reused within a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,83 +85,235 @@ pub enum GroupLookup {
     Found(GroupStatus),
 }
 
+/// Everything queued for the runtime, plus the connections that were closed since the last
+/// look (the facade takes them out of the core).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<(ConnId, ConnOutput)>,
+    closed: Vec<ConnId>,
+}
+
+impl Outbox {
+    /// Queues a text frame.
+    pub fn text(&mut self, conn: ConnId, text: String) {
+        self.queue.push_back((conn, ConnOutput::Text(text)));
+    }
+
+    /// Queues a close frame; the reason is cut to what a close frame can carry.
+    pub fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.queue.push_back((
+            conn,
+            ConnOutput::Close {
+                code,
+                reason: reason[..end].to_owned(),
+            },
+        ));
+        self.closed.push(conn);
+    }
+}
+
+/// What a timer entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The core's periodic housekeeping.
+    Maintenance,
+    /// A connection's own deadline (handshake, liveness, delayed reply).
+    Session(ConnId),
+}
+
+/// A connection and the deadline it has in the heap.
+#[derive(Debug)]
+struct Connection {
+    session: Session,
+    scheduled: Option<Instant>,
+}
+
 /// The sans-IO application.
 pub struct App {
-    _private: (),
+    core: Core,
+    connections: HashMap<ConnId, Connection>,
+    next_conn: u64,
+    out: Outbox,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
 }
 
 impl App {
-    /// Creates the application over a configuration directory.
+    /// Creates the application over a configuration directory. `now` and `wall` are the same
+    /// moment on the monotonic and the wall clock; all wall times derive from them.
     pub fn new(
         directory: Box<dyn Directory>,
         options: AppOptions,
         now: Instant,
         wall: SystemTime,
     ) -> App {
-        let _ = (directory, options, now, wall);
-        todo!()
+        let mut timers = BinaryHeap::new();
+        timers.push(Reverse((now + MAINTENANCE_INTERVAL, Timer::Maintenance)));
+        App {
+            core: Core::new(directory, options.relay_only, WallClock::new(now, wall)),
+            connections: HashMap::new(),
+            next_conn: 0,
+            out: Outbox::default(),
+            timers,
+        }
     }
 
     /// Registers a new Galène WebSocket connection (after the upgrade).
     pub fn galene_connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
-        let _ = (now, remote);
-        todo!()
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        self.core.add_client(conn, remote);
+        self.connections.insert(
+            conn,
+            Connection {
+                session: Session::new(conn, now),
+                scheduled: None,
+            },
+        );
+        self.reschedule(now, conn);
+        conn
     }
 
     /// A text frame arrived on a connection.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
-        let _ = (now, conn, text);
-        todo!()
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection
+                .session
+                .handle_text(now, text, &mut self.core, &mut self.out);
+        }
+        self.reschedule(now, conn);
+        self.flush(now);
     }
 
-    /// A binary frame arrived on a connection.
+    /// A binary frame arrived on a connection: Galène speaks text only, so the connection is
+    /// closed with 1003 (unsupported data).
     pub fn handle_binary(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        let _ = (now, conn, data);
-        todo!()
+        let _ = data;
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection
+                .session
+                .close(1003, "binary messages are not supported", &mut self.out);
+        }
+        self.flush(now);
     }
 
     /// The connection is gone (closed by the peer, an I/O error, or after our own `Close`).
     pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId) {
-        let _ = (now, conn);
-        todo!()
+        self.connections.remove(&conn);
+        self.core.remove_client(now, conn);
+        self.flush(now);
     }
 
     /// Time passed; run whatever timers are due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        while let Some(Reverse((due, timer))) = self.timers.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Maintenance => {
+                    self.core.maintenance(now);
+                    self.timers
+                        .push(Reverse((now + MAINTENANCE_INTERVAL, Timer::Maintenance)));
+                }
+                Timer::Session(conn) => {
+                    let Some(connection) = self.connections.get_mut(&conn) else {
+                        continue;
+                    };
+                    if connection.scheduled != Some(due) {
+                        continue; // stale: a newer entry exists
+                    }
+                    connection.scheduled = None;
+                    connection
+                        .session
+                        .handle_timeout(now, &mut self.core, &mut self.out);
+                    self.reschedule(now, conn);
+                }
+            }
+            self.flush(now);
+        }
     }
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.timers.peek().map(|Reverse((due, _))| *due)
     }
 
     /// The next thing to send. Call until `None` after every `handle_*`.
     pub fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
-        todo!()
+        self.out.queue.pop_front()
     }
 
     /// Looks a group up for the HTTP layer (page, `.status`).
     pub fn group_status(&mut self, now: Instant, name: &str) -> GroupLookup {
-        let _ = (now, name);
-        todo!()
+        let lookup = self.core.group_status(now, name);
+        self.flush(now);
+        lookup
     }
 
     /// Status of every public group, sorted by name.
     pub fn public_groups(&mut self, now: Instant) -> Vec<GroupStatus> {
-        let _ = now;
-        todo!()
+        let groups = self.core.public_groups(now);
+        self.flush(now);
+        groups
     }
 
     /// The global configuration.
     pub fn global_config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError> {
-        todo!()
+        self.core.global_config()
     }
 
     /// Server shutdown: lock every group with `message` and kick every client with it.
     pub fn shutdown(&mut self, now: Instant, message: &str) {
-        let _ = (now, message);
-        todo!()
+        self.core.shutdown(now, message);
+        self.flush(now);
+    }
+
+    /// The protocol-neutral core (read-only), for statistics and tests.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Puts `conn`'s deadline in the heap if it is earlier than the one already there.
+    fn reschedule(&mut self, now: Instant, conn: ConnId) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let Some(deadline) = connection.session.next_deadline() else {
+            connection.scheduled = None;
+            return;
+        };
+        // A deadline in the past would spin; the session has just run its timers.
+        let deadline = deadline.max(now + Duration::from_millis(1));
+        if connection.scheduled.is_none_or(|s| deadline < s) {
+            connection.scheduled = Some(deadline);
+            self.timers.push(Reverse((deadline, Timer::Session(conn))));
+        }
+    }
+
+    /// Renders every pending core event and takes closed connections out of the core
+    /// (which may produce more events), until nothing is left.
+    fn flush(&mut self, now: Instant) {
+        loop {
+            while let Some((to, event)) = self.core.poll_event() {
+                if let Some(connection) = self.connections.get_mut(&to) {
+                    connection.session.render(&event, &self.core, &mut self.out);
+                }
+            }
+            let closed = std::mem::take(&mut self.out.closed);
+            if closed.is_empty() {
+                break;
+            }
+            for conn in closed {
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.scheduled = None;
+                }
+                self.core.remove_client(now, conn);
+            }
+        }
     }
 }
