@@ -5,6 +5,8 @@
 //! `"<our ufrag>:<their ufrag>"`; [`stun_local_ufrag`] reads our half so the stream can be found
 //! by ufrag in O(1).
 
+use str0m::media::Mid;
+
 /// STUN's magic cookie (RFC 5389 §6).
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 /// The USERNAME attribute type.
@@ -41,6 +43,27 @@ pub(crate) fn stun_local_ufrag(datagram: &[u8]) -> Option<&str> {
     None
 }
 
+/// The mids of the audio and video m-lines of an SDP, in order (rejected ones, port 0, left
+/// out).
+pub(crate) fn sdp_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
+    let mut media_open = false;
+    sdp.lines().filter_map(move |line| {
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut words = m.split_ascii_whitespace();
+            let kind = words.next();
+            let port = words.next();
+            media_open = matches!(kind, Some("audio" | "video")) && port != Some("0");
+            return None;
+        }
+        let mid = line.strip_prefix("a=mid:")?.trim();
+        if !media_open || mid.is_empty() {
+            return None;
+        }
+        media_open = false;
+        Some(Mid::from(mid))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +84,16 @@ mod tests {
         msg.extend_from_slice(&[7; 12]);
         msg.extend_from_slice(&attrs);
         msg
+    }
+
+    #[test]
+    fn finds_the_mids_of_media_sections() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:1\r\n\
+                   m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\n";
+        let mids: Vec<Mid> = sdp_mids(sdp).collect();
+        assert_eq!(mids, vec![Mid::from("0"), Mid::from("v")]);
     }
 
     #[test]

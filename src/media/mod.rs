@@ -564,6 +564,17 @@ impl Sfu {
             }
         };
         let before = self.track_infos(id);
+        let answer = answer.to_sdp_string();
+        // str0m announces media only once DTLS is up; the answer names the m-lines now.
+        for mid in demux::sdp_mids(&answer) {
+            let kind = self
+                .peer(id)
+                .and_then(|p| p.rtc.media(mid))
+                .map(|m| m.kind());
+            if let Some(kind) = kind {
+                self.add_up_layers(id, mid, kind);
+            }
+        }
         self.drain(now, id);
         self.remote_description_set(now, id);
         self.refresh_ufrag(id);
@@ -575,7 +586,7 @@ impl Sfu {
             });
         }
         self.run_deferred(now);
-        Ok(answer.to_sdp_string())
+        Ok(answer)
     }
 
     /// Creates the down stream `key` carrying `selection` of the up stream `source`. Returns
@@ -1092,7 +1103,6 @@ impl Sfu {
                     _ => {}
                 }
             }
-            Event::MediaAdded(added) => self.add_up_layers(id, added.mid, added.kind),
             Event::Closed => self
                 .deferred
                 .push_back(Deferred::Remove(id, GoneReason::RemoteClosed)),

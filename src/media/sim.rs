@@ -1,1 +1,599 @@
-//! In-memory network simulation (being written).
+//! An in-memory network for driving a [`Sfu`] with real str0m client peers on a fake clock.
+//!
+//! Used by the engine's tests and by `benches/forward.rs`. Each [`Client`] is a full-ICE str0m
+//! `Rtc` in RTP mode with its own address; its link to the server has a latency and a loss rate
+//! (seeded, so runs repeat). [`Sim::run_until`] jumps time to the next event (a datagram's
+//! arrival, a deadline, a media source's next packet) and handles it, so seconds of media run in
+//! milliseconds. Nothing here reads the clock: the caller supplies the start instant.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::{MediaCodec, MediaError, MediaEvent, Selection, Sfu, SfuConfig, StreamKey};
+
+/// Byte 2 of every simulated video payload names the layer it was sent on.
+pub const LAYER_TAG_OFFSET: usize = 2;
+
+/// Loss and delay of the path between one client and the server (both directions).
+#[derive(Debug, Clone, Copy)]
+pub struct LinkConfig {
+    /// One-way delay.
+    pub latency: Duration,
+    /// Probability in `[0, 1]` that a datagram is lost, each direction.
+    pub loss: f64,
+}
+
+impl LinkConfig {
+    /// A 10 ms, loss-free link.
+    pub const CLEAN: LinkConfig = LinkConfig {
+        latency: Duration::from_millis(10),
+        loss: 0.0,
+    };
+}
+
+/// One RTP packet a client received.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenRtp {
+    /// The m-line it arrived on.
+    pub mid: Mid,
+    /// Audio or video (from the m-line).
+    pub kind: MediaKind,
+    /// Extended sequence number.
+    pub seq: u64,
+    /// RTP timestamp.
+    pub ts: u32,
+    /// Payload type.
+    pub pt: u8,
+    /// The layer tag of the payload (see [`LAYER_TAG_OFFSET`]).
+    pub layer_tag: u8,
+}
+
+/// A simulated browser: one str0m `Rtc` (one PeerConnection).
+pub struct Client {
+    /// Its engine.
+    pub rtc: Rtc,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its path to the server.
+    pub link: LinkConfig,
+    /// DTLS is up.
+    pub connected: bool,
+    /// RTP packets received, in arrival order.
+    pub received: Vec<SeenRtp>,
+    /// Keyframe requests received (PLI/FIR from the server).
+    pub keyframe_requests: usize,
+    deadline: Instant,
+}
+
+/// A periodic RTP sender on a client: a fake VP8 camera or Opus microphone.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The client sending.
+    pub client: usize,
+    /// Its m-line.
+    pub mid: Mid,
+    /// Simulcast rid, if any.
+    pub rid: Option<Rid>,
+    /// Audio (Opus, 50 packets/s) or video (VP8, 30 frames/s).
+    pub kind: MediaKind,
+    /// Packets per video frame.
+    pub packets_per_frame: usize,
+    /// Payload bytes per packet.
+    pub payload_len: usize,
+    /// Written into every payload at [`LAYER_TAG_OFFSET`].
+    pub layer_tag: u8,
+    /// Packets written so far.
+    pub sent: u64,
+    next_at: Instant,
+    seq: u64,
+    ts: u32,
+    keyframe_due: bool,
+}
+
+struct InFlight {
+    at: Instant,
+    order: u64,
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for InFlight {
+    // Earliest first in a max-heap.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.order).cmp(&(self.at, self.order))
+    }
+}
+
+/// A small seeded generator (xorshift64*), enough for loss decisions.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// What a simulated publisher's offer contained.
+#[derive(Debug, Clone, Copy)]
+pub struct Published {
+    /// The audio m-line, if any.
+    pub audio: Option<Mid>,
+    /// The video m-line, if any.
+    pub video: Option<Mid>,
+}
+
+/// The server, its clients, the links between them and the clock.
+pub struct Sim {
+    /// The engine under test.
+    pub sfu: Sfu,
+    /// The server's address.
+    pub sfu_addr: SocketAddr,
+    /// The clients, by index.
+    pub clients: Vec<Client>,
+    /// Media sources.
+    pub sources: Vec<Source>,
+    /// Events the engine produced.
+    pub events: Vec<MediaEvent>,
+    /// Current simulated time.
+    pub now: Instant,
+    /// When false, datagrams from the server to clients are dropped unread (benchmarks
+    /// measuring the server alone); they are still counted.
+    pub deliver_to_clients: bool,
+    /// Datagrams the server sent.
+    pub server_datagrams: u64,
+    probe: Option<fn(bool)>,
+    by_addr: HashMap<SocketAddr, usize>,
+    outgoing: Vec<super::Transmit>,
+    in_flight: BinaryHeap<InFlight>,
+    order: u64,
+    rng: Rng,
+    crypto: Arc<CryptoProvider>,
+    cert: DtlsCert,
+}
+
+impl Sim {
+    /// A server at `sfu_addr` starting at `start`; `seed` drives the loss decisions.
+    pub fn new(start: Instant, sfu_addr: SocketAddr, seed: u64) -> Result<Sim, MediaError> {
+        let sfu = Sfu::new(SfuConfig::new(vec![sfu_addr]))?;
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let cert = crypto
+            .dtls_provider
+            .generate_certificate()
+            .ok_or(MediaError::Crypto)?;
+        Ok(Sim {
+            sfu,
+            sfu_addr,
+            clients: Vec::new(),
+            sources: Vec::new(),
+            events: Vec::new(),
+            now: start,
+            deliver_to_clients: true,
+            server_datagrams: 0,
+            probe: None,
+            by_addr: HashMap::new(),
+            outgoing: Vec::new(),
+            in_flight: BinaryHeap::new(),
+            order: 0,
+            rng: Rng(seed | 1),
+            crypto,
+            cert,
+        })
+    }
+
+    /// Calls `probe(true)` before and `probe(false)` after every call into the engine, so a
+    /// benchmark can time it or count its allocations. Draining the engine's output counts as
+    /// part of the call.
+    pub fn set_engine_probe(&mut self, probe: fn(bool)) {
+        self.probe = Some(probe);
+    }
+
+    /// Adds a client at `addr` behind `link`. Returns its index.
+    pub fn add_client(&mut self, addr: SocketAddr, link: LinkConfig) -> usize {
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_crypto_provider(self.crypto.clone())
+            .set_dtls_cert(self.cert.clone())
+            .build(self.now);
+        if let Ok(c) = Candidate::host(addr, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        self.clients.push(Client {
+            rtc,
+            addr,
+            link,
+            connected: false,
+            received: Vec::new(),
+            keyframe_requests: 0,
+            deadline: self.now,
+        });
+        let index = self.clients.len() - 1;
+        self.by_addr.insert(addr, index);
+        self.drain_client(index);
+        index
+    }
+
+    /// Client `client` publishes stream `key` (audio and/or video, video optionally simulcast
+    /// with `rids`, best first). Does the offer/answer; connection follows in
+    /// [`Sim::run_until`].
+    pub fn publish(
+        &mut self,
+        client: usize,
+        key: StreamKey,
+        audio: bool,
+        video: bool,
+        rids: &[&str],
+    ) -> Result<Published, MediaError> {
+        let c = &mut self.clients[client];
+        let mut api = c.rtc.sdp_api();
+        let audio =
+            audio.then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        let simulcast = (!rids.is_empty()).then(|| {
+            let mut s = Simulcast::new();
+            for rid in rids {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let video = video
+            .then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
+        let Some((offer, pending)) = api.apply() else {
+            return Err(MediaError::NothingSelected);
+        };
+        let answer = self.engine(|sfu, now| {
+            sfu.accept_offer(now, key, &offer.to_sdp_string(), MediaCodec::DEFAULT)
+        })?;
+        let answer =
+            SdpAnswer::from_sdp_string(&answer).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        self.clients[client]
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| MediaError::Negotiation(e.to_string()))?;
+        self.drain_client(client);
+        Ok(Published { audio, video })
+    }
+
+    /// Client `client` receives `source` as down stream `key` with `selection`.
+    pub fn subscribe(
+        &mut self,
+        client: usize,
+        key: StreamKey,
+        source: StreamKey,
+        selection: Selection,
+    ) -> Result<(), MediaError> {
+        let offer = self.engine(|sfu, now| sfu.create_down(now, key, source, selection))?;
+        self.answer_offer(client, key, offer)
+    }
+
+    /// Client `client` answers the server's `offer` for down stream `key` (and any follow-up).
+    pub fn answer_offer(
+        &mut self,
+        client: usize,
+        key: StreamKey,
+        offer: String,
+    ) -> Result<(), MediaError> {
+        let mut offer = Some(offer);
+        while let Some(sdp) = offer.take() {
+            let parsed =
+                SdpOffer::from_sdp_string(&sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+            let answer = self.clients[client]
+                .rtc
+                .sdp_api()
+                .accept_offer(parsed)
+                .map_err(|e| MediaError::Negotiation(e.to_string()))?;
+            self.drain_client(client);
+            let answer = answer.to_sdp_string();
+            offer = self.engine(|sfu, now| sfu.accept_answer(now, key, &answer))?;
+        }
+        Ok(())
+    }
+
+    /// Adds a media source on `client`'s m-line `mid` (and simulcast `rid`), starting now.
+    pub fn add_source(
+        &mut self,
+        client: usize,
+        mid: Mid,
+        rid: Option<&str>,
+        kind: MediaKind,
+        layer_tag: u8,
+    ) -> usize {
+        let (packets_per_frame, payload_len) = match kind {
+            MediaKind::Audio => (1, 120),
+            MediaKind::Video => (3, 1000),
+        };
+        self.sources.push(Source {
+            client,
+            mid,
+            rid: rid.map(Rid::from),
+            kind,
+            packets_per_frame,
+            payload_len,
+            layer_tag,
+            sent: 0,
+            next_at: self.now,
+            seq: 1000 * (self.sources.len() as u64 + 1),
+            ts: 0,
+            keyframe_due: true,
+        });
+        self.sources.len() - 1
+    }
+
+    /// Runs the engine call `f`, then moves its output into the network.
+    pub fn engine<T>(&mut self, f: impl FnOnce(&mut Sfu, Instant) -> T) -> T {
+        if let Some(probe) = self.probe {
+            probe(true);
+        }
+        let result = f(&mut self.sfu, self.now);
+        let mut outgoing = std::mem::take(&mut self.outgoing);
+        while let Some(t) = self.sfu.poll_transmit() {
+            outgoing.push(t);
+        }
+        while let Some(e) = self.sfu.poll_event() {
+            self.events.push(e);
+        }
+        if let Some(probe) = self.probe {
+            probe(false);
+        }
+        for t in outgoing.drain(..) {
+            self.server_datagrams += 1;
+            if self.deliver_to_clients {
+                self.send(t.source, t.destination, t.contents);
+            }
+        }
+        self.outgoing = outgoing;
+        result
+    }
+
+    /// Advances time to `until`, handling every event on the way.
+    pub fn run_until(&mut self, until: Instant) {
+        loop {
+            let next = self.next_event();
+            let Some(next) = next.filter(|n| *n <= until) else {
+                self.now = until;
+                return;
+            };
+            // Never stand still: an engine asking for "now" again gets a tick later.
+            self.now = next.max(self.now);
+            self.step();
+        }
+    }
+
+    /// Runs for `d` from now.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    fn next_event(&mut self) -> Option<Instant> {
+        let mut next = self.in_flight.peek().map(|p| p.at);
+        let mut fold = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(t) = self.sfu.poll_timeout() {
+            fold(t);
+        }
+        for c in &self.clients {
+            fold(c.deadline);
+        }
+        for s in &self.sources {
+            fold(s.next_at);
+        }
+        next
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        while self.in_flight.peek().is_some_and(|p| p.at <= now) {
+            let Some(p) = self.in_flight.pop() else {
+                break;
+            };
+            self.deliver(p);
+        }
+        if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine(|sfu, now| sfu.handle_timeout(now));
+        }
+        for i in 0..self.clients.len() {
+            if self.clients[i].deadline <= now {
+                let _ = self.clients[i].rtc.handle_input(Input::Timeout(now));
+                self.drain_client(i);
+                let c = &mut self.clients[i];
+                if c.deadline <= now {
+                    c.deadline = now + Duration::from_millis(1);
+                }
+            }
+        }
+        for i in 0..self.sources.len() {
+            if self.sources[i].next_at <= now {
+                self.send_from_source(i);
+            }
+        }
+    }
+
+    fn deliver(&mut self, p: InFlight) {
+        if p.to == self.sfu_addr {
+            // Garbage and strays are the engine's problem: it must say no, not panic.
+            let _ = self.engine(|sfu, now| sfu.handle_receive(now, p.from, p.to, &p.data));
+            return;
+        }
+        let Some(&i) = self.by_addr.get(&p.to) else {
+            return;
+        };
+        if let Ok(receive) = Receive::new(Protocol::Udp, p.from, p.to, &p.data) {
+            let _ = self.clients[i]
+                .rtc
+                .handle_input(Input::Receive(self.now, receive));
+            self.drain_client(i);
+        }
+    }
+
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        let client_addr = if from == self.sfu_addr { to } else { from };
+        let Some(&i) = self.by_addr.get(&client_addr) else {
+            return;
+        };
+        let link = self.clients[i].link;
+        if link.loss > 0.0 && self.rng.next_f64() < link.loss {
+            return;
+        }
+        self.order += 1;
+        self.in_flight.push(InFlight {
+            at: self.now + link.latency,
+            order: self.order,
+            from,
+            to,
+            data,
+        });
+    }
+
+    /// Injects a raw datagram to the server, arriving after `delay`.
+    pub fn inject(&mut self, from: SocketAddr, data: Vec<u8>, delay: Duration) {
+        self.order += 1;
+        self.in_flight.push(InFlight {
+            at: self.now + delay,
+            order: self.order,
+            from,
+            to: self.sfu_addr,
+            data,
+        });
+    }
+
+    fn drain_client(&mut self, i: usize) {
+        loop {
+            let out = match self.clients[i].rtc.poll_output() {
+                Ok(out) => out,
+                Err(_) => return,
+            };
+            match out {
+                Output::Timeout(at) => {
+                    self.clients[i].deadline = at;
+                    return;
+                }
+                Output::Transmit(t) => self.send(t.source, t.destination, t.contents.into()),
+                Output::Event(e) => self.client_event(i, e),
+            }
+        }
+    }
+
+    fn client_event(&mut self, i: usize, event: Event) {
+        let c = &mut self.clients[i];
+        match event {
+            Event::Connected => c.connected = true,
+            Event::KeyframeRequest(r) => {
+                c.keyframe_requests += 1;
+                for s in &mut self.sources {
+                    if s.client == i && s.mid == r.mid && (r.rid.is_none() || r.rid == s.rid) {
+                        s.keyframe_due = true;
+                    }
+                }
+            }
+            Event::RtpPacket(p) => {
+                let Some(mid) = c
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&p.header.ssrc)
+                    .map(|s| s.mid())
+                else {
+                    return;
+                };
+                let kind = c
+                    .rtc
+                    .media(mid)
+                    .map(|m| m.kind())
+                    .unwrap_or(MediaKind::Audio);
+                c.received.push(SeenRtp {
+                    mid,
+                    kind,
+                    seq: *p.seq_no,
+                    ts: p.header.timestamp,
+                    pt: *p.header.payload_type,
+                    layer_tag: p.payload.get(LAYER_TAG_OFFSET).copied().unwrap_or(0),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn send_from_source(&mut self, i: usize) {
+        let now = self.now;
+        let s = &mut self.sources[i];
+        let (interval, ts_step, codec) = match s.kind {
+            MediaKind::Audio => (Duration::from_millis(20), 960, Codec::Opus),
+            MediaKind::Video => (Duration::from_micros(33_333), 3000, Codec::Vp8),
+        };
+        s.next_at = now + interval;
+        let client = s.client;
+        if !self.clients[client].connected {
+            return;
+        }
+        let s = &mut self.sources[i];
+        let Some(pt) = self.clients[client]
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        let keyframe = std::mem::take(&mut s.keyframe_due);
+        s.ts = s.ts.wrapping_add(ts_step);
+        let (mid, rid, count, len, tag, ts) = (
+            s.mid,
+            s.rid,
+            s.packets_per_frame,
+            s.payload_len,
+            s.layer_tag,
+            s.ts,
+        );
+        for n in 0..count {
+            let s = &mut self.sources[i];
+            let mut payload = vec![0u8; len.max(LAYER_TAG_OFFSET + 1)];
+            if s.kind == MediaKind::Video {
+                // VP8 descriptor: S bit on the first packet; P bit clear on keyframes.
+                payload[0] = if n == 0 { 0x10 } else { 0x00 };
+                payload[1] = if keyframe { 0x00 } else { 0x01 };
+            }
+            payload[LAYER_TAG_OFFSET] = tag;
+            let seq = s.seq;
+            s.seq += 1;
+            s.sent += 1;
+            let nackable = s.kind == MediaKind::Video;
+            let mut api = self.clients[client].rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
+                return;
+            };
+            tx.write_rtp(
+                RtpWrite::new(pt, seq.into(), ts, now, payload)
+                    .marker(n + 1 == count)
+                    .nackable(nackable),
+            );
+            self.drain_client(client);
+        }
+    }
+}

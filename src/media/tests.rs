@@ -1,1 +1,426 @@
-//! System tests.
+//! Whole-engine tests: real str0m peers around a [`Sfu`], in memory, on a fake clock.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::media::MediaKind;
+
+use super::sim::{LinkConfig, SeenRtp, Sim};
+use super::*;
+
+const PUB: StreamKey = StreamKey(1);
+
+fn addr(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, last], port))
+}
+
+/// The one clock read of the tests: the base of the fake clock.
+fn sim(seed: u64) -> Sim {
+    Sim::new(Instant::now(), addr(1, 8443), seed).expect("engine starts")
+}
+
+/// A VP8+Opus publisher on client 0 with running sources; returns the sim.
+fn with_publisher(seed: u64, rids: &[&str]) -> Sim {
+    let mut s = sim(seed);
+    let p = s.add_client(addr(2, 5000), LinkConfig::CLEAN);
+    let mids = s.publish(p, PUB, true, true, rids).expect("publish");
+    s.add_source(
+        p,
+        mids.audio.expect("audio m-line"),
+        None,
+        MediaKind::Audio,
+        0,
+    );
+    let video = mids.video.expect("video m-line");
+    if rids.is_empty() {
+        s.add_source(p, video, None, MediaKind::Video, 0);
+    } else {
+        for (i, rid) in rids.iter().enumerate() {
+            s.add_source(p, video, Some(rid), MediaKind::Video, i as u8 + 1);
+        }
+    }
+    s
+}
+
+/// Received / expected for one kind: distinct sequence numbers over the span they cover.
+fn delivery(seen: &[SeenRtp], kind: MediaKind) -> (usize, u64) {
+    let seqs: BTreeSet<u64> = seen
+        .iter()
+        .filter(|p| p.kind == kind)
+        .map(|p| p.seq)
+        .collect();
+    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+        return (0, 0);
+    };
+    (seqs.len(), last - first + 1)
+}
+
+fn ratio(seen: &[SeenRtp], kind: MediaKind) -> f64 {
+    let (got, expected) = delivery(seen, kind);
+    if expected == 0 {
+        return 0.0;
+    }
+    got as f64 / expected as f64
+}
+
+#[test]
+fn three_subscribers_receive_everything() {
+    let mut s = with_publisher(1, &[]);
+    let subs: Vec<usize> = (0..3)
+        .map(|i| s.add_client(addr(10 + i, 6000), LinkConfig::CLEAN))
+        .collect();
+    for (i, &c) in subs.iter().enumerate() {
+        s.subscribe(c, StreamKey(100 + i as u64), PUB, Selection::ALL)
+            .expect("subscribe");
+    }
+    s.run_for(Duration::from_secs(5));
+    assert!(s.events.contains(&MediaEvent::Connected { stream: PUB }));
+    for &c in &subs {
+        let seen = &s.clients[c].received;
+        let (video, _) = delivery(seen, MediaKind::Video);
+        let (audio, _) = delivery(seen, MediaKind::Audio);
+        assert!(video > 300, "client {c}: {video} video packets");
+        assert!(audio > 150, "client {c}: {audio} audio packets");
+        assert!(ratio(seen, MediaKind::Video) >= 0.99);
+        assert!(ratio(seen, MediaKind::Audio) >= 0.99);
+        // Galène's fixed payload types towards receivers.
+        assert!(seen.iter().all(|p| match p.kind {
+            MediaKind::Video => p.pt == 96,
+            MediaKind::Audio => p.pt == 111,
+        }));
+    }
+    assert_eq!(s.sfu.counts().subscriptions, 6);
+}
+
+#[test]
+fn nack_repairs_video_on_a_lossy_link() {
+    let mut s = with_publisher(7, &[]);
+    let lossy = s.add_client(
+        addr(20, 6000),
+        LinkConfig {
+            latency: Duration::from_millis(20),
+            loss: 0.05,
+        },
+    );
+    s.subscribe(lossy, StreamKey(200), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(12));
+    let seen = &s.clients[lossy].received;
+    let video = ratio(seen, MediaKind::Video);
+    let audio = ratio(seen, MediaKind::Audio);
+    println!(
+        "5% loss: video {video:.4} received/expected (NACK/RTX), audio {audio:.4} (no repair)"
+    );
+    assert!(delivery(seen, MediaKind::Video).0 > 500);
+    // Audio shows the raw loss; video is repaired by retransmissions from the history.
+    assert!(audio < 0.98, "audio {audio}");
+    assert!(video >= 0.995, "video {video}");
+}
+
+#[test]
+fn a_late_subscriber_makes_the_publisher_send_a_keyframe() {
+    let mut s = with_publisher(3, &[]);
+    let early = s.add_client(addr(30, 6000), LinkConfig::CLEAN);
+    s.subscribe(early, StreamKey(300), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(3));
+    let before = s.clients[0].keyframe_requests;
+    assert!(before >= 1, "the first subscriber asked for a keyframe");
+    let late = s.add_client(addr(31, 6000), LinkConfig::CLEAN);
+    s.subscribe(late, StreamKey(301), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(2));
+    assert!(s.clients[0].keyframe_requests > before);
+    let first_video = s.clients[late]
+        .received
+        .iter()
+        .find(|p| p.kind == MediaKind::Video);
+    assert!(first_video.is_some(), "the late subscriber gets video");
+}
+
+#[test]
+fn simulcast_layers_follow_the_selection_and_switch_continuously() {
+    let mut s = with_publisher(5, &["h", "l"]);
+    let low = s.add_client(addr(40, 6000), LinkConfig::CLEAN);
+    let high = s.add_client(addr(41, 6000), LinkConfig::CLEAN);
+    let low_sel = Selection {
+        audio: true,
+        video: VideoChoice::Low,
+    };
+    s.subscribe(low, StreamKey(400), PUB, low_sel)
+        .expect("subscribe low");
+    s.subscribe(high, StreamKey(401), PUB, Selection::ALL)
+        .expect("subscribe high");
+    s.run_for(Duration::from_secs(3));
+    let tags = |c: usize, s: &Sim| -> BTreeSet<u8> {
+        s.clients[c]
+            .received
+            .iter()
+            .filter(|p| p.kind == MediaKind::Video)
+            .map(|p| p.layer_tag)
+            .collect()
+    };
+    assert_eq!(tags(low, &s), BTreeSet::from([2]), "video-low gets rid l");
+    assert_eq!(tags(high, &s), BTreeSet::from([1]), "video gets rid h");
+    assert!(
+        s.events
+            .iter()
+            .any(|e| matches!(e, MediaEvent::UpTracks { tracks, .. }
+            if tracks.iter().filter(|t| t.kind == TrackKind::Video).count() == 2)),
+        "both rids announced"
+    );
+
+    // video-low -> video: no renegotiation, the switch happens at an h keyframe.
+    let offer = s
+        .engine(|sfu, now| sfu.set_selection(now, StreamKey(400), Selection::ALL))
+        .expect("switch");
+    assert_eq!(offer, None);
+    s.run_for(Duration::from_secs(2));
+    let video: Vec<&SeenRtp> = s.clients[low]
+        .received
+        .iter()
+        .filter(|p| p.kind == MediaKind::Video)
+        .collect();
+    let last_low = video
+        .iter()
+        .rposition(|p| p.layer_tag == 2)
+        .expect("l seen");
+    assert!(video[last_low + 1..].iter().all(|p| p.layer_tag == 1));
+    assert!(video.len() > last_low + 30, "h flows after the switch");
+    for pair in video.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "continuous sequence numbers");
+        assert!(
+            pair[1].ts.wrapping_sub(pair[0].ts) < 90_000,
+            "timestamps move forward"
+        );
+    }
+    // The old layer no longer feeds the switched track.
+    assert_eq!(s.sfu.counts().subscriptions, 4);
+}
+
+#[test]
+fn replacing_the_source_keeps_the_receiver_continuous() {
+    let mut s = with_publisher(9, &[]);
+    let second = s.add_client(addr(3, 5000), LinkConfig::CLEAN);
+    let mids = s
+        .publish(second, StreamKey(2), true, true, &[])
+        .expect("publish second");
+    s.add_source(
+        second,
+        mids.audio.expect("audio"),
+        None,
+        MediaKind::Audio,
+        7,
+    );
+    s.add_source(
+        second,
+        mids.video.expect("video"),
+        None,
+        MediaKind::Video,
+        7,
+    );
+    let rx = s.add_client(addr(50, 6000), LinkConfig::CLEAN);
+    s.subscribe(rx, StreamKey(500), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(2));
+    let offer = s
+        .engine(|sfu, now| sfu.replace_source(now, StreamKey(500), StreamKey(2)))
+        .expect("replace");
+    assert_eq!(offer, None);
+    s.run_for(Duration::from_secs(2));
+    for kind in [MediaKind::Audio, MediaKind::Video] {
+        let seen: Vec<&SeenRtp> = s.clients[rx]
+            .received
+            .iter()
+            .filter(|p| p.kind == kind)
+            .collect();
+        assert!(
+            seen.iter().any(|p| p.layer_tag == 7),
+            "{kind:?} from the new source"
+        );
+        for pair in seen.windows(2) {
+            assert_eq!(pair[1].seq, pair[0].seq + 1, "{kind:?} continuous");
+        }
+    }
+}
+
+#[test]
+fn closing_streams_leaves_nothing_behind() {
+    let mut s = with_publisher(11, &[]);
+    let a = s.add_client(addr(60, 6000), LinkConfig::CLEAN);
+    let b = s.add_client(addr(61, 6000), LinkConfig::CLEAN);
+    s.subscribe(a, StreamKey(600), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.subscribe(b, StreamKey(601), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(2));
+    let counts = s.sfu.counts();
+    assert_eq!(counts.streams, 3);
+    assert_eq!(counts.ufrags, 3);
+    assert_eq!(counts.routes, 3);
+    assert_eq!(counts.subscriptions, 4);
+
+    s.engine(|sfu, now| sfu.close_stream(now, StreamKey(600)))
+        .expect("close down");
+    let counts = s.sfu.counts();
+    assert_eq!(
+        (counts.streams, counts.subscriptions, counts.routes),
+        (2, 2, 2)
+    );
+    // The publisher goes: its receiver's tracks lose their source, nothing dangles.
+    s.engine(|sfu, now| sfu.close_stream(now, PUB))
+        .expect("close up");
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(s.sfu.counts().subscriptions, 0);
+    s.engine(|sfu, now| sfu.close_stream(now, StreamKey(601)))
+        .expect("close down");
+    let counts = s.sfu.counts();
+    assert_eq!(
+        (
+            counts.streams,
+            counts.timers,
+            counts.routes,
+            counts.ufrags,
+            counts.subscriptions
+        ),
+        (0, 0, 0, 0, 0)
+    );
+    assert_eq!(s.sfu.poll_timeout(), None);
+    assert_eq!(
+        s.engine(|sfu, now| sfu.close_stream(now, PUB)),
+        Err(MediaError::UnknownStream(PUB))
+    );
+}
+
+#[test]
+fn bad_input_is_refused_without_panicking() {
+    let mut s = with_publisher(13, &[]);
+    let rx = s.add_client(addr(70, 6000), LinkConfig::CLEAN);
+    s.subscribe(rx, StreamKey(700), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(1));
+    let known = addr(2, 5000);
+    let stranger = addr(99, 9999);
+    let mut seed = 0x1234_5678_9abc_def1_u64;
+    for len in 0..600 {
+        let mut junk = Vec::with_capacity(len);
+        for _ in 0..len {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            junk.push(seed as u8);
+        }
+        // Make some of it look like RTP/RTCP, DTLS and STUN to reach deeper parsers.
+        if let Some(first) = junk.first_mut() {
+            *first = [0x80, 0x16, 0x00, 0x90, *first][len % 5];
+        }
+        for from in [known, stranger] {
+            let now = s.now;
+            let dst = s.sfu_addr;
+            let _ = s.sfu.handle_receive(now, from, dst, &junk);
+        }
+    }
+    let dst = s.sfu_addr;
+    let now = s.now;
+    assert_eq!(
+        s.sfu
+            .handle_receive(now, stranger, dst, &[0x80, 0x60, 0, 1]),
+        Err(MediaError::Unroutable)
+    );
+    // Media still flows after the junk.
+    let before = s.clients[rx].received.len();
+    s.run_for(Duration::from_secs(1));
+    assert!(s.clients[rx].received.len() > before + 50);
+
+    let r = s.engine(|sfu, now| sfu.accept_offer(now, StreamKey(9), "v=0\r\nbroken", &[]));
+    assert!(matches!(r, Err(MediaError::BadSdp(_))), "{r:?}");
+    let r = s.engine(|sfu, now| sfu.accept_answer(now, StreamKey(700), "nonsense"));
+    assert!(matches!(r, Err(MediaError::BadSdp(_))), "{r:?}");
+    let r = s.engine(|sfu, now| sfu.add_remote_candidate(now, StreamKey(700), "candidate:x"));
+    assert!(matches!(r, Err(MediaError::BadCandidate(_))), "{r:?}");
+    let r =
+        s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), StreamKey(700), Selection::ALL));
+    assert_eq!(r, Err(MediaError::WrongDirection(StreamKey(700))));
+    let r =
+        s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), StreamKey(42), Selection::ALL));
+    assert_eq!(r, Err(MediaError::UnknownStream(StreamKey(42))));
+    let nothing = Selection {
+        audio: false,
+        video: VideoChoice::None,
+    };
+    let r = s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), PUB, nothing));
+    assert_eq!(r, Err(MediaError::NothingSelected));
+    let r = s.engine(|sfu, now| sfu.accept_offer(now, StreamKey(700), "v=0", &[]));
+    assert!(r.is_err());
+    let r = s.engine(|sfu, now| sfu.restart_ice(now, PUB));
+    assert_eq!(r, Err(MediaError::WrongDirection(PUB)));
+    // Failed commands left nothing behind.
+    assert_eq!(s.sfu.counts().streams, 2);
+}
+
+#[test]
+fn ice_failure_of_an_up_stream_is_reported() {
+    let mut s = with_publisher(17, &[]);
+    s.run_for(Duration::from_secs(1));
+    assert!(s.events.contains(&MediaEvent::Connected { stream: PUB }));
+    s.clients[0].link.loss = 1.0;
+    s.run_for(Duration::from_secs(30));
+    assert!(s.events.contains(&MediaEvent::UpIceFailed { stream: PUB }));
+}
+
+#[test]
+fn down_ice_restart_reconnects() {
+    let mut s = with_publisher(19, &[]);
+    let rx = s.add_client(addr(80, 6000), LinkConfig::CLEAN);
+    s.subscribe(rx, StreamKey(800), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(1));
+    let ufrags_before = s.sfu.counts().ufrags;
+    let offer = s
+        .engine(|sfu, now| sfu.restart_ice(now, StreamKey(800)))
+        .expect("restart")
+        .expect("an offer");
+    s.answer_offer(rx, StreamKey(800), offer).expect("answer");
+    let before = s.clients[rx].received.len();
+    s.run_for(Duration::from_secs(2));
+    assert!(s.clients[rx].received.len() > before + 100);
+    assert_eq!(s.sfu.counts().ufrags, ufrags_before, "old ufrag replaced");
+}
+
+#[test]
+fn trickled_candidates_wait_for_the_answer() {
+    let mut s = with_publisher(23, &[]);
+    let offer = s
+        .engine(|sfu, now| sfu.create_down(now, StreamKey(900), PUB, Selection::ALL))
+        .expect("offer");
+    let r = s.engine(|sfu, now| {
+        sfu.add_remote_candidate(
+            now,
+            StreamKey(900),
+            "candidate:1 1 udp 2113929471 10.0.0.90 6000 typ host",
+        )
+    });
+    assert_eq!(r, Ok(()));
+    let rx = s.add_client(addr(90, 6000), LinkConfig::CLEAN);
+    s.answer_offer(rx, StreamKey(900), offer).expect("answer");
+    s.run_for(Duration::from_secs(2));
+    assert!(s.clients[rx].received.len() > 100);
+    // Queued while the offer was pending: a selection change comes back as a new offer later.
+    let r = s.engine(|sfu, now| {
+        sfu.set_selection(
+            now,
+            StreamKey(900),
+            Selection {
+                audio: false,
+                video: VideoChoice::High,
+            },
+        )
+    });
+    let offer = r.expect("selection").expect("audio m-line goes inactive");
+    s.answer_offer(rx, StreamKey(900), offer).expect("answer");
+    let audio_before = delivery(&s.clients[rx].received, MediaKind::Audio).0;
+    s.run_for(Duration::from_secs(1));
+    let audio_after = delivery(&s.clients[rx].received, MediaKind::Audio).0;
+    assert!(audio_after <= audio_before + 2, "audio stopped");
+}
