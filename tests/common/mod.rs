@@ -367,6 +367,12 @@ impl TestServer {
         }
     }
 
+    /// Asks the server to shut down (as on SIGTERM) without waiting for it; dropping the
+    /// `TestServer` waits.
+    pub fn request_stop(&mut self) {
+        drop(self.stop.take());
+    }
+
     /// The DER of the certificate the server presents now.
     pub fn peer_certificate(&self) -> Vec<u8> {
         match self.connect() {
