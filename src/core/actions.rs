@@ -23,11 +23,12 @@ pub struct OutgoingMessage {
     pub kind: MessageKind,
     /// The client-supplied id, if any.
     pub id: Option<String>,
-    /// `source` as the client gave it (already checked against its id when not empty).
+    /// `source` as the client gave it (already checked against its id; filled in when
+    /// empty).
     pub source: String,
     /// The recipient's client id; empty for everybody.
     pub dest: String,
-    /// `username` as the client gave it.
+    /// `username` as the client gave it (already checked; filled in when absent).
     pub username: Option<String>,
     /// The sub-kind (`""`, `me`, `caption`, ...).
     pub subkind: String,
@@ -185,6 +186,10 @@ impl Core {
     }
 
     /// Forwards a chat line or user message. Broadcast chat is stored in the history.
+    ///
+    /// Unlike Galène, an empty `source` or an absent `username` is filled in with the
+    /// sender's own: Galène forwards them empty, which makes the message look as if the
+    /// server had sent it (galene.md §3.3).
     pub fn send_message(
         &mut self,
         now: Instant,
@@ -198,10 +203,16 @@ impl Core {
             Permission::Message
         };
         self.require(conn, needed)?;
-        let privileged = self
-            .clients
-            .get(&conn)
-            .is_some_and(|c| c.has(Permission::Op));
+        let (privileged, own_id, own_username) = match self.clients.get(&conn) {
+            Some(c) => (c.has(Permission::Op), c.id.clone(), c.username.clone()),
+            None => (false, String::new(), None),
+        };
+        let source = if message.source.is_empty() {
+            own_id
+        } else {
+            message.source
+        };
+        let username = message.username.or(own_username);
         let time = self.clock.at(now);
         let broadcast = message.dest.is_empty();
         let id = match message.id {
@@ -212,9 +223,9 @@ impl Core {
         let forwarded = Arc::new(ForwardedMessage {
             kind: message.kind,
             id,
-            source: message.source,
+            source,
             dest: message.dest,
-            username: message.username,
+            username,
             privileged,
             time,
             subkind: message.subkind,

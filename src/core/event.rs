@@ -164,11 +164,11 @@ pub struct ForwardedMessage {
     pub kind: MessageKind,
     /// The message id (client supplied, or generated for broadcast chat).
     pub id: Option<String>,
-    /// The sender's client id, as the sender gave it.
+    /// The sender's client id.
     pub source: String,
     /// The recipient's client id, empty for a broadcast.
     pub dest: String,
-    /// The sender's username, as the sender gave it.
+    /// The sender's username.
     pub username: Option<String>,
     /// Whether the sender is an operator.
     pub privileged: bool,

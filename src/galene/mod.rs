@@ -12,5 +12,8 @@ pub mod parse;
 pub mod render;
 pub mod session;
 
+#[cfg(test)]
+mod tests;
+
 pub use msg::Message;
 pub use session::{Dialect, Session};

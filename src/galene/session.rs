@@ -11,7 +11,9 @@
 //!   and the connection stays open (Galène disconnects);
 //! - liveness uses exact deadlines instead of a 10 s polling tick: a ping is sent 20 s after
 //!   the last frame received, and the connection is dropped (1011) 45 s after it;
-//! - `request` before joining is a user error (`join a group first`, close 1000).
+//! - `request` before joining is a user error (`join a group first`, close 1000);
+//! - chat and user messages without `source`/`username` get the sender's (see
+//!   [`Core::send_message`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
