@@ -220,6 +220,7 @@ impl<E: Engine + 'static> Server<E> {
             smol::future::or(accept, stop).await;
             shared.shutdown().await;
         }));
+        log::info!("Server stopped");
         Ok(())
     }
 }
@@ -343,7 +344,12 @@ impl<E: Engine> Shared<E> {
     }
 
     async fn shutdown(&self) {
+        log::debug!("Shutting down the engine");
         self.with_engine(|engine| engine.shutdown(Instant::now(), "server is shutting down"));
+        log::debug!(
+            "Waiting for {} connections to close",
+            self.conns.borrow().len()
+        );
         let deadline = Instant::now() + self.limits.shutdown_grace;
         while !self.conns.borrow().is_empty() && Instant::now() < deadline {
             Timer::after(Duration::from_millis(10)).await;
@@ -392,5 +398,226 @@ async fn timer_task<E: Engine>(shared: Rc<Shared<E>>, kicks: Receiver<()>) {
         if smol::future::or(due, kicked).await {
             shared.with_engine(|engine| engine.handle_timeout(Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{GroupLookup, GroupStatus};
+    use crate::config::{ConfigError, GlobalConfig};
+    use std::collections::VecDeque;
+    use std::sync::mpsc;
+
+    /// What the fake engine saw, reported to the test thread.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Connect(ConnId),
+        Text(ConnId, String),
+        Disconnect(ConnId),
+        Timeout,
+        Shutdown,
+    }
+
+    /// Echoes text frames; `flood N` answers with N frames of 64 KiB; `timer` arms a
+    /// deadline 50 ms ahead.
+    struct FakeEngine {
+        next_id: u64,
+        outputs: VecDeque<(ConnId, ConnOutput)>,
+        open: Vec<ConnId>,
+        deadline: Option<Instant>,
+        seen: mpsc::Sender<Seen>,
+    }
+
+    impl GroupSource for FakeEngine {
+        fn group_status(&mut self, _now: Instant, _name: &str) -> GroupLookup {
+            GroupLookup::Found(GroupStatus::default())
+        }
+        fn public_groups(&mut self, _now: Instant) -> Vec<GroupStatus> {
+            Vec::new()
+        }
+        fn global_config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError> {
+            Ok(Arc::default())
+        }
+    }
+
+    impl Engine for FakeEngine {
+        fn connect(&mut self, _now: Instant, _remote: Option<SocketAddr>) -> ConnId {
+            self.next_id += 1;
+            let id = ConnId(self.next_id);
+            self.open.push(id);
+            let _ = self.seen.send(Seen::Connect(id));
+            id
+        }
+        fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+            let _ = self.seen.send(Seen::Text(conn, text.to_owned()));
+            if let Some(count) = text.strip_prefix("flood ") {
+                let frame = "x".repeat(64 * 1024);
+                for _ in 0..count.parse::<usize>().unwrap_or(0) {
+                    self.outputs
+                        .push_back((conn, ConnOutput::Text(frame.clone())));
+                }
+            } else if text == "timer" {
+                self.deadline = Some(now + Duration::from_millis(50));
+            } else {
+                self.outputs
+                    .push_back((conn, ConnOutput::Text(text.to_owned())));
+            }
+        }
+        fn handle_binary(&mut self, _now: Instant, _conn: ConnId, _data: &[u8]) {}
+        fn handle_disconnect(&mut self, _now: Instant, conn: ConnId) {
+            self.open.retain(|c| *c != conn);
+            let _ = self.seen.send(Seen::Disconnect(conn));
+        }
+        fn handle_timeout(&mut self, now: Instant) {
+            if self.deadline.is_some_and(|d| d <= now) {
+                self.deadline = None;
+                let _ = self.seen.send(Seen::Timeout);
+            }
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.deadline
+        }
+        fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
+            self.outputs.pop_front()
+        }
+        fn shutdown(&mut self, _now: Instant, message: &str) {
+            let _ = self.seen.send(Seen::Shutdown);
+            for conn in &self.open {
+                self.outputs.push_back((
+                    *conn,
+                    ConnOutput::Close {
+                        code: 1000,
+                        reason: message.to_owned(),
+                    },
+                ));
+            }
+        }
+    }
+
+    struct Running {
+        addr: SocketAddr,
+        seen: mpsc::Receiver<Seen>,
+        stop: Option<smol::channel::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            drop(self.stop.take());
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn start() -> Running {
+        let (seen_sender, seen) = mpsc::channel();
+        let (addr_sender, addr_receiver) = mpsc::channel();
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let thread = std::thread::spawn(move || {
+            let options = Options {
+                http: crate::cli::parse_http_address("127.0.0.1:0").unwrap(),
+                insecure: true,
+                ..Options::default()
+            };
+            let engine = FakeEngine {
+                next_id: 0,
+                outputs: VecDeque::new(),
+                open: Vec::new(),
+                deadline: None,
+                seen: seen_sender,
+            };
+            let server = Server::bind(&options, engine).unwrap();
+            addr_sender.send(server.local_addr().unwrap()).unwrap();
+            server
+                .run_until(async move {
+                    let _ = stopped.recv().await;
+                })
+                .unwrap();
+        });
+        Running {
+            addr: addr_receiver.recv().unwrap(),
+            seen,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    type Client = async_tungstenite::WebSocketStream<Async<std::net::TcpStream>>;
+
+    fn connect(addr: SocketAddr) -> Client {
+        smol::block_on(async {
+            let tcp = Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+            let (socket, _) = async_tungstenite::client_async(format!("ws://{addr}/ws"), tcp)
+                .await
+                .unwrap();
+            socket
+        })
+    }
+
+    fn next_seen(running: &Running) -> Seen {
+        running.seen.recv_timeout(Duration::from_secs(5)).unwrap()
+    }
+
+    #[test]
+    fn frames_go_both_ways_and_disconnect_is_reported_once() {
+        let running = start();
+        let mut client = connect(running.addr);
+        assert_eq!(next_seen(&running), Seen::Connect(ConnId(1)));
+        smol::block_on(client.send(async_tungstenite::tungstenite::Message::text("hi"))).unwrap();
+        assert_eq!(next_seen(&running), Seen::Text(ConnId(1), "hi".into()));
+        let echo = smol::block_on(client.next()).unwrap().unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), "hi");
+        smol::block_on(client.close(None)).unwrap();
+        assert_eq!(next_seen(&running), Seen::Disconnect(ConnId(1)));
+        assert!(
+            running
+                .seen
+                .recv_timeout(Duration::from_millis(200))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn timer_task_follows_the_engine_deadline() {
+        let running = start();
+        let mut client = connect(running.addr);
+        next_seen(&running);
+        smol::block_on(client.send(async_tungstenite::tungstenite::Message::text("timer")))
+            .unwrap();
+        assert_eq!(next_seen(&running), Seen::Text(ConnId(1), "timer".into()));
+        assert_eq!(next_seen(&running), Seen::Timeout);
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_is_disconnected() {
+        let running = start();
+        let mut client = connect(running.addr);
+        next_seen(&running);
+        // 1000 frames of 64 KiB: far more than the socket buffers and the 100-frame queue.
+        smol::block_on(client.send(async_tungstenite::tungstenite::Message::text("flood 1000")))
+            .unwrap();
+        assert_eq!(
+            next_seen(&running),
+            Seen::Text(ConnId(1), "flood 1000".into())
+        );
+        assert_eq!(next_seen(&running), Seen::Disconnect(ConnId(1)));
+        drop(client);
+    }
+
+    #[test]
+    fn stopping_shuts_the_engine_down_and_closes_clients() {
+        let mut running = start();
+        let mut client = connect(running.addr);
+        next_seen(&running);
+        drop(running.stop.take());
+        assert_eq!(next_seen(&running), Seen::Shutdown);
+        let close = smol::block_on(client.next()).unwrap().unwrap();
+        let async_tungstenite::tungstenite::Message::Close(Some(frame)) = close else {
+            panic!("expected a close frame, got {close:?}");
+        };
+        assert_eq!(frame.reason.as_str(), "server is shutting down");
+        assert_eq!(next_seen(&running), Seen::Disconnect(ConnId(1)));
     }
 }
