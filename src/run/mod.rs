@@ -124,7 +124,8 @@ pub struct Limits {
     pub queue_frames: usize,
     /// Largest incoming WebSocket message and frame.
     pub max_message: usize,
-    /// How long shutdown waits for connections to close.
+    /// How long shutdown waits for connections to close, and how long a connection waits
+    /// for the client's answer to our close frame.
     pub shutdown_grace: Duration,
 }
 
@@ -137,7 +138,8 @@ impl Default for Limits {
             frame_write: Duration::from_millis(500),
             queue_frames: 100,
             max_message: 1 << 20,
-            shutdown_grace: Duration::from_secs(2),
+            // Below Galène's 2 s so that the whole shutdown fits in 2 s.
+            shutdown_grace: Duration::from_millis(1500),
         }
     }
 }
