@@ -303,13 +303,14 @@ impl Session {
         core: &mut Core,
         out: &mut Outbox,
     ) -> Result<(), Failure> {
-        let (own_id, own_username, present) = match core.client(self.conn) {
+        let (own_id, own_username, present, joined) = match core.client(self.conn) {
             Some(client) => (
                 client.id().to_owned(),
                 client.username().unwrap_or("").to_owned(),
                 client.has(Permission::Present),
+                client.group().is_some(),
             ),
-            None => (String::new(), String::new(), false),
+            None => (String::new(), String::new(), false, false),
         };
         if !message.source.is_empty() && message.source != own_id {
             return Err(Failure::protocol("spoofed client id"));
@@ -392,6 +393,10 @@ impl Session {
                 };
                 let result = core.send_message(now, self.conn, outgoing);
                 self.outcome(result, &own_id, out)
+            }
+            "useraction" | "groupaction" if !joined => {
+                let refusal = ActionError::Report("join a group first".into());
+                self.outcome(Err(refusal), &own_id, out)
             }
             "useraction" => {
                 let action = match message.kind.as_str() {

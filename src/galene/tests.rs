@@ -827,7 +827,12 @@ fn user_action_errors_do_not_disconnect() {
     assert_eq!(h.closed(boss), None);
     let d = h.client("d");
     h.send(d, json!({"type": "useraction", "kind": "op", "dest": "c"}));
-    assert_eq!(h.take(d), [error_message("d", "join a group first")]);
+    h.send(
+        d,
+        json!({"type": "useraction", "kind": "dance", "dest": "c"}),
+    );
+    h.send(d, json!({"type": "groupaction", "kind": "juggle"}));
+    assert_eq!(h.take(d), vec![error_message("d", "join a group first"); 3]);
 }
 
 #[test]
