@@ -2,7 +2,7 @@
 //!
 //! The router asks a [`FileSource`] for cleaned, relative paths (`"index.html"`,
 //! `"third-party/x/y.css"`, `""` for the root). Two sources exist: [`EmbeddedSite`], the
-//! placeholder site compiled into the binary from `static/`, and the `-static` directory on
+//! web client compiled into the binary from `static/` (by `build.rs`), and the `-static` directory on
 //! disk, which is I/O and therefore lives in `run/`.
 
 use std::borrow::Cow;
@@ -41,31 +41,10 @@ struct EmbeddedFile {
     body: &'static [u8],
 }
 
-/// The files of `static/`, compiled in. Keep this list in step with the directory.
-const EMBEDDED_FILES: &[EmbeddedFile] = &[
-    EmbeddedFile {
-        path: "index.html",
-        body: include_bytes!("../../static/index.html"),
-    },
-    EmbeddedFile {
-        path: "galene.html",
-        body: include_bytes!("../../static/galene.html"),
-    },
-    EmbeddedFile {
-        path: "404.html",
-        body: include_bytes!("../../static/404.html"),
-    },
-    EmbeddedFile {
-        path: "sfubox.css",
-        body: include_bytes!("../../static/sfubox.css"),
-    },
-    EmbeddedFile {
-        path: "sfubox.js",
-        body: include_bytes!("../../static/sfubox.js"),
-    },
-];
+/// The files of `static/`, compiled in by `build.rs`, sorted by path.
+const EMBEDDED_FILES: &[EmbeddedFile] = include!(concat!(env!("OUT_DIR"), "/embedded_site.rs"));
 
-/// The placeholder site compiled into the binary. Its files all carry the same modification
+/// The web client compiled into the binary. Its files all carry the same modification
 /// time, given at construction (the server's start), so caches revalidate after a restart.
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddedSite {
@@ -84,17 +63,20 @@ impl FileSource for EmbeddedSite {
         if path.is_empty() {
             return FileLookup::Directory;
         }
-        if let Some(file) = EMBEDDED_FILES.iter().find(|f| f.path == path) {
+        // The table is sorted, so a file is found by binary search and a directory `d` is a
+        // prefix of the first entry at or after `d/`.
+        if let Ok(index) = EMBEDDED_FILES.binary_search_by(|f| f.path.cmp(path)) {
+            let file = &EMBEDDED_FILES[index];
             return FileLookup::File(StaticFile {
                 body: Cow::Borrowed(file.body),
                 modified: self.modified,
             });
         }
-        let prefix_of_a_file = EMBEDDED_FILES.iter().any(|f| {
-            f.path
-                .strip_prefix(path)
-                .is_some_and(|rest| rest.starts_with('/'))
-        });
+        let directory = format!("{path}/");
+        let first_after = EMBEDDED_FILES.partition_point(|f| f.path < directory.as_str());
+        let prefix_of_a_file = EMBEDDED_FILES
+            .get(first_after)
+            .is_some_and(|f| f.path.starts_with(&directory));
         if prefix_of_a_file {
             FileLookup::Directory
         } else {
