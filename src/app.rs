@@ -301,7 +301,7 @@ impl App {
         loop {
             while let Some((to, event)) = self.core.poll_event() {
                 if let Some(connection) = self.connections.get_mut(&to) {
-                    connection.session.render(&event, &self.core, &mut self.out);
+                    connection.session.render(&event, &mut self.out);
                 }
             }
             let closed = std::mem::take(&mut self.out.closed);

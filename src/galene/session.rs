@@ -66,6 +66,8 @@ enum Phase {
 #[derive(Debug)]
 struct Open {
     dialect: Dialect,
+    /// The client id announced in the handshake.
+    id: String,
 }
 
 /// A reply held back (a failed join answers after 200 ms), with the frames that arrived
@@ -131,6 +133,14 @@ impl Session {
         }
     }
 
+    /// The client id announced in the handshake (empty before it).
+    pub fn own_id(&self) -> &str {
+        match &self.phase {
+            Phase::Open(open) => &open.id,
+            _ => "",
+        }
+    }
+
     /// When [`Session::handle_timeout`] must run next; `None` once closed.
     pub fn next_deadline(&self) -> Option<Instant> {
         let liveness = match &self.phase {
@@ -164,7 +174,7 @@ impl Session {
         self.pinged = false;
         if let Some(deferred) = &mut self.deferred {
             if deferred.frames.len() >= MAX_DEFERRED_FRAMES {
-                self.fail(Failure::Internal("too many messages".into()), core, out);
+                self.fail(Failure::Internal("too many messages".into()), out);
             } else {
                 deferred.frames.push_back(text.to_owned());
             }
@@ -214,14 +224,11 @@ impl Session {
     }
 
     /// Renders one core event for this client.
-    pub fn render(&mut self, event: &Event, core: &Core, out: &mut Outbox) {
+    pub fn render(&mut self, event: &Event, out: &mut Outbox) {
         if self.is_closed() {
             return;
         }
-        let own_id = core
-            .client(self.conn)
-            .map(|c| c.id().to_owned())
-            .unwrap_or_default();
+        let own_id = self.own_id().to_owned();
         let dialect = self.dialect();
         if let Event::Kicked {
             by_id,
@@ -243,14 +250,14 @@ impl Session {
 
     fn process(&mut self, now: Instant, text: &str, core: &mut Core, out: &mut Outbox) {
         if text.len() > MAX_MESSAGE_SIZE {
-            self.fail(Failure::Internal("message too large".into()), core, out);
+            self.fail(Failure::Internal("message too large".into()), out);
             return;
         }
         let message = match Message::parse(text) {
             Ok(message) => message,
             Err(err) => {
                 log::debug!("{:?}: malformed message: {err}", self.conn);
-                self.fail(Failure::Internal("malformed message".into()), core, out);
+                self.fail(Failure::Internal("malformed message".into()), out);
                 return;
             }
         };
@@ -266,7 +273,7 @@ impl Session {
             Phase::Open(open) => {
                 let dialect = open.dialect;
                 if let Err(failure) = self.dispatch(now, message, dialect, core, out) {
-                    self.fail(failure, core, out);
+                    self.fail(failure, out);
                 }
             }
         }
@@ -278,7 +285,10 @@ impl Session {
             Some(versions) => (Dialect::V2, !versions.iter().any(|v| v == "2")),
         };
         core.set_client_id(self.conn, message.id.clone());
-        self.phase = Phase::Open(Open { dialect });
+        self.phase = Phase::Open(Open {
+            dialect,
+            id: message.id.clone(),
+        });
         let mut reply = Message::new("handshake");
         if dialect == Dialect::V2 {
             reply.version = Some(vec!["2".to_owned()]);
@@ -303,14 +313,14 @@ impl Session {
         core: &mut Core,
         out: &mut Outbox,
     ) -> Result<(), Failure> {
-        let (own_id, own_username, present, joined) = match core.client(self.conn) {
+        let own_id = self.own_id().to_owned();
+        let (own_username, present, joined) = match core.client(self.conn) {
             Some(client) => (
-                client.id().to_owned(),
                 client.username().unwrap_or("").to_owned(),
                 client.has(Permission::Present),
                 client.group().is_some(),
             ),
-            None => (String::new(), String::new(), false, false),
+            None => (String::new(), false, false),
         };
         if !message.source.is_empty() && message.source != own_id {
             return Err(Failure::protocol("spoofed client id"));
@@ -329,7 +339,7 @@ impl Session {
                     Dialect::Seed => parse::seed_request(message.request.as_ref()),
                 }
                 .map_err(|_| Failure::Internal("bad request".into()))?;
-                self.outcome(core.set_request(self.conn, request), &own_id, out)
+                self.outcome(core.set_request(self.conn, request), out)
             }
             "requestStream" => Err(Failure::Internal("unknown stream id".into())),
             "offer" => {
@@ -392,11 +402,11 @@ impl Session {
                     value: message.value,
                 };
                 let result = core.send_message(now, self.conn, outgoing);
-                self.outcome(result, &own_id, out)
+                self.outcome(result, out)
             }
             "useraction" | "groupaction" if !joined => {
                 let refusal = ActionError::Report("join a group first".into());
-                self.outcome(Err(refusal), &own_id, out)
+                self.outcome(Err(refusal), out)
             }
             "useraction" => {
                 let action = match message.kind.as_str() {
@@ -416,11 +426,11 @@ impl Session {
                     "setdata" | "setstatus" => UserAction::SetData(message.value),
                     _ => {
                         let unknown = ActionError::Report("unknown user action".into());
-                        return self.outcome(Err(unknown), &own_id, out);
+                        return self.outcome(Err(unknown), out);
                     }
                 };
                 let result = core.user_action(now, self.conn, &message.dest, action);
-                self.outcome(result, &own_id, out)
+                self.outcome(result, out)
             }
             "groupaction" => {
                 let action = match message.kind.as_str() {
@@ -446,11 +456,11 @@ impl Session {
                     "listtokens" => GroupAction::ListTokens,
                     _ => {
                         let unknown = ActionError::Report("unknown group action".into());
-                        return self.outcome(Err(unknown), &own_id, out);
+                        return self.outcome(Err(unknown), out);
                     }
                 };
                 let result = core.group_action(now, self.conn, action);
-                self.outcome(result, &own_id, out)
+                self.outcome(result, out)
             }
             "ping" => {
                 out.text(self.conn, Message::new("pong").to_json());
@@ -470,12 +480,8 @@ impl Session {
     ) -> Result<(), Failure> {
         match message.kind.as_str() {
             "leave" => {
-                let own_id = core
-                    .client(self.conn)
-                    .map(|c| c.id().to_owned())
-                    .unwrap_or_default();
                 let result = core.leave(now, self.conn, &message.group);
-                self.outcome(result, &own_id, out)
+                self.outcome(result, out)
             }
             "join" => {
                 if core.client(self.conn).and_then(|c| c.group()).is_some() {
@@ -508,16 +514,12 @@ impl Session {
     }
 
     /// Reports a refused request, or turns a fatal one into a failure.
-    fn outcome(
-        &mut self,
-        result: Result<(), ActionError>,
-        own_id: &str,
-        out: &mut Outbox,
-    ) -> Result<(), Failure> {
+    fn outcome(&self, result: Result<(), ActionError>, out: &mut Outbox) -> Result<(), Failure> {
         match result {
             Ok(()) => Ok(()),
             Err(ActionError::Report(text)) => {
-                out.text(self.conn, render::notice(own_id, "error", &text).to_json());
+                let notice = render::notice(self.own_id(), "error", &text);
+                out.text(self.conn, notice.to_json());
                 Ok(())
             }
             Err(ActionError::Fatal(text)) => Err(Failure::User(text)),
@@ -525,11 +527,8 @@ impl Session {
     }
 
     /// Ends the session as galene.md §3.3 says for `failure`.
-    fn fail(&mut self, failure: Failure, core: &Core, out: &mut Outbox) {
-        let own_id = core
-            .client(self.conn)
-            .map(|c| c.id().to_owned())
-            .unwrap_or_default();
+    fn fail(&mut self, failure: Failure, out: &mut Outbox) {
+        let own_id = self.own_id().to_owned();
         match failure {
             Failure::Protocol(text) => {
                 out.text(self.conn, render::notice(&own_id, "error", &text).to_json());
