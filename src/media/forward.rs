@@ -474,6 +474,6 @@ mod tests {
         assert_eq!(t.select(Some(src(0))).as_slice(), &[src(2)]);
         assert_eq!(t.select(None).as_slice(), &[src(0)]);
         assert_eq!(t.current, None);
-        assert!(t.forget_up(PeerId::new(9, 9)) == false);
+        assert!(!t.forget_up(PeerId::new(9, 9)));
     }
 }
