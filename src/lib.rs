@@ -6,6 +6,8 @@
 //! - [`http`]: a sans-IO HTTP front: request heads in, responses out.
 //! - [`galene`]: the Galène WebSocket protocol (version "2" and the seed dialect) as a thin
 //!   adapter over [`core`].
+//! - [`gst`]: the GStreamer webrtc examples' signalling protocol (registration, 1-1 sessions,
+//!   rooms), a sans-IO hub of its own.
 //! - [`core`]: groups, clients, permissions, chat history; sans-IO, driven with `now`.
 //! - [`media`]: the sans-IO media engine: one str0m `Rtc` per stream, RTP forwarding.
 //! - [`config`]: the files on disk and the rules that interpret them.
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod galene;
+pub mod gst;
 pub mod http;
 pub mod media;
 pub mod run;
