@@ -8,6 +8,10 @@
 //! an entry may be stale (its connection's deadline moved), which costs one early wake-up
 //! at most. Binary WebSocket frames are refused with close code 1003 (unsupported data):
 //! Galène clients send only text.
+//!
+//! Connections of the GStreamer examples' protocol ([`crate::gst`]) get their ids from the
+//! same counter and live in a [`Hub`] of their own, which keeps its own timers and outputs;
+//! there, binary frames are forwarded within a session.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -18,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::{ConfigError, Directory, GlobalConfig};
 use crate::core::{Core, WallClock};
 use crate::galene::Session;
+use crate::gst::{self, Hub};
 
 /// How often the core does its housekeeping (idle groups, reloads).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -34,6 +39,10 @@ pub struct ConnId(pub u64);
 pub enum ConnOutput {
     /// Send one text frame.
     Text(String),
+    /// Send one binary frame.
+    Binary(Vec<u8>),
+    /// Send a WebSocket ping; the pong comes back through [`App::handle_pong`].
+    Ping,
     /// Send a close frame with this code and reason, then close the socket. Nothing more will
     /// be output for this connection.
     Close {
@@ -139,6 +148,7 @@ pub struct App {
     next_conn: u64,
     out: Outbox,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    gst: Hub,
 }
 
 impl App {
@@ -158,6 +168,7 @@ impl App {
             next_conn: 0,
             out: Outbox::default(),
             timers,
+            gst: Hub::new(),
         }
     }
 
@@ -177,31 +188,49 @@ impl App {
         conn
     }
 
+    /// Registers a new connection of the GStreamer examples' protocol (after the upgrade).
+    pub fn gst_connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        log::debug!("{conn:?}: GStreamer signalling connection from {remote:?}");
+        self.gst.handle_connect(now, conn);
+        conn
+    }
+
     /// A text frame arrived on a connection.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection
                 .session
                 .handle_text(now, text, &mut self.core, &mut self.out);
+        } else {
+            self.gst.handle_text(now, conn, text);
         }
         self.reschedule(now, conn);
         self.flush(now);
     }
 
     /// A binary frame arrived on a connection: Galène speaks text only, so the connection is
-    /// closed with 1003 (unsupported data).
+    /// closed with 1003 (unsupported data); the GStreamer protocol forwards it in a session.
     pub fn handle_binary(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        let _ = data;
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection
                 .session
                 .close(1003, "binary messages are not supported", &mut self.out);
+        } else {
+            self.gst.handle_binary(now, conn, data);
         }
         self.flush(now);
     }
 
+    /// A pong arrived on a connection (GStreamer protocol keepalive; Galène uses text pings).
+    pub fn handle_pong(&mut self, now: Instant, conn: ConnId) {
+        self.gst.handle_pong(now, conn);
+    }
+
     /// The connection is gone (closed by the peer, an I/O error, or after our own `Close`).
     pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId) {
+        self.gst.handle_disconnect(now, conn);
         self.connections.remove(&conn);
         self.core.remove_client(now, conn);
         self.flush(now);
@@ -209,6 +238,7 @@ impl App {
 
     /// Time passed; run whatever timers are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.gst.handle_timeout(now);
         while let Some(Reverse((due, timer))) = self.timers.peek().copied() {
             if due > now {
                 break;
@@ -240,12 +270,26 @@ impl App {
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((due, _))| *due)
+        let own = self.timers.peek().map(|Reverse((due, _))| *due);
+        match (own, self.gst.poll_timeout()) {
+            (Some(own), Some(gst)) => Some(own.min(gst)),
+            (own, gst) => own.or(gst),
+        }
     }
 
     /// The next thing to send. Call until `None` after every `handle_*`.
     pub fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
-        self.out.queue.pop_front()
+        if let Some(next) = self.out.queue.pop_front() {
+            return Some(next);
+        }
+        let (conn, output) = self.gst.poll_output()?;
+        let output = match output {
+            gst::Output::Text(text) => ConnOutput::Text(text),
+            gst::Output::Binary(data) => ConnOutput::Binary(data),
+            gst::Output::Ping => ConnOutput::Ping,
+            gst::Output::Close { code, reason } => ConnOutput::Close { code, reason },
+        };
+        Some((conn, output))
     }
 
     /// Looks a group up for the HTTP layer (page, `.status`).
@@ -269,6 +313,7 @@ impl App {
 
     /// Server shutdown: lock every group with `message` and kick every client with it.
     pub fn shutdown(&mut self, now: Instant, message: &str) {
+        self.gst.shutdown(now);
         self.core.shutdown(now, message);
         self.flush(now);
     }
@@ -276,6 +321,11 @@ impl App {
     /// The protocol-neutral core (read-only), for statistics and tests.
     pub fn core(&self) -> &Core {
         &self.core
+    }
+
+    /// The GStreamer signalling hub (read-only), for statistics and tests.
+    pub fn gst(&self) -> &Hub {
+        &self.gst
     }
 
     /// Puts `conn`'s deadline in the heap if it is earlier than the one already there.

@@ -112,6 +112,9 @@ impl Harness {
                 ConnOutput::Close { code, reason } => {
                     self.closed.insert(conn, (code, reason));
                 }
+                unexpected @ (ConnOutput::Binary(_) | ConnOutput::Ping) => {
+                    panic!("Galène sent {unexpected:?} on {conn:?}")
+                }
             }
         }
     }

@@ -26,8 +26,9 @@ pub const INVALID_PEER_UID: &str = "invalid peer uid";
 pub const REGISTRATION_TIMEOUT: &str = "registration timeout";
 /// Close reason: a keepalive ping got no answer in time (the websockets library's text).
 pub const KEEPALIVE_TIMEOUT: &str = "keepalive ping timeout";
-/// Close reason: a message above the size limit.
-pub const MESSAGE_TOO_BIG: &str = "message too big";
+/// Close reason: a message above the size limit (empty, as the original's websockets 13.1
+/// and Gorilla send it).
+pub const MESSAGE_TOO_BIG: &str = "";
 /// Close reason: the server shuts down.
 pub const SHUTTING_DOWN: &str = "server is shutting down";
 

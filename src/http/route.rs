@@ -51,8 +51,22 @@ pub enum Routed {
     Upgrade {
         /// The `Sec-WebSocket-Accept` value.
         accept_key: String,
+        /// The signalling protocol the connection speaks.
+        signalling: Signalling,
     },
 }
+
+/// Which signalling protocol a WebSocket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signalling {
+    /// Galène's, on `/ws`.
+    Galene,
+    /// The GStreamer webrtc examples' ([`crate::gst`]), on every other path.
+    Gst,
+}
+
+/// The health check of the GStreamer examples' server, answered `200 OK` with `OK\n`.
+pub const HEALTH_PATH: &str = "/health";
 
 /// The `Content-Security-Policy` of static files; the group's `authServer` is inserted at
 /// the start of `connect-src` on group pages.
@@ -70,6 +84,14 @@ pub fn route(
         return respond(Response::text(400, "Bad Request"));
     };
     let path = target.path.as_str();
+    if path == HEALTH_PATH {
+        return respond(Response::text(200, "OK"));
+    }
+    // The GStreamer examples' clients upgrade on any path (usually none): every upgrade that
+    // is not Galène's speaks their protocol, before any path cleaning or redirect.
+    if path != "/ws" && has_token(request, "upgrade", "websocket") {
+        return websocket(request, groups, Signalling::Gst);
+    }
     let clean = canonical(path);
     if clean != path {
         let mut location = encode_path(&clean);
@@ -80,7 +102,7 @@ pub fn route(
         return respond(Response::redirect(301, &location));
     }
     match path {
-        "/ws" => websocket(request, groups),
+        "/ws" => websocket(request, groups, Signalling::Galene),
         "/public-groups.json" => respond(public_groups(request, groups, now)),
         "/group" => respond(Response::redirect(301, "/group/")),
         "/galene-api" => respond(Response::redirect(301, "/galene-api/")),
@@ -338,8 +360,10 @@ fn has_token(request: &Request, header: &str, token: &str) -> bool {
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
-/// `/ws` (§2.7): checks the handshake and the origin, in the order Gorilla does.
-fn websocket(request: &Request, groups: &mut dyn GroupSource) -> Routed {
+/// `/ws` (§2.7): checks the handshake and the origin, in the order Gorilla does. The
+/// GStreamer examples' server checks no origin (its JS page may be served from elsewhere), so
+/// neither do we for [`Signalling::Gst`].
+fn websocket(request: &Request, groups: &mut dyn GroupSource, signalling: Signalling) -> Routed {
     if !has_token(request, "connection", "upgrade") || !has_token(request, "upgrade", "websocket") {
         return respond(Response::text(
             400,
@@ -356,7 +380,7 @@ fn websocket(request: &Request, groups: &mut dyn GroupSource) -> Routed {
         response.set_header("Sec-WebSocket-Version", "13");
         return respond(response);
     }
-    if !origin_allowed(request, groups) {
+    if signalling == Signalling::Galene && !origin_allowed(request, groups) {
         return respond(Response::text(403, "websocket: request origin not allowed"));
     }
     let key = request.header("sec-websocket-key").unwrap_or("").trim();
@@ -371,6 +395,7 @@ fn websocket(request: &Request, groups: &mut dyn GroupSource) -> Routed {
     }
     Routed::Upgrade {
         accept_key: async_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
+        signalling,
     }
 }
 
@@ -789,7 +814,8 @@ mod tests {
         assert_eq!(
             upgrade(&mut groups, &[]),
             Routed::Upgrade {
-                accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+                accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+                signalling: Signalling::Galene,
             }
         );
         let same_host = [("Origin", "https://H.ORG")];
@@ -809,5 +835,63 @@ mod tests {
         );
         assert_eq!(status_of(upgrade(&mut groups, &[("Upgrade", "h2c")])), 400);
         assert_eq!(get("/ws").status, 400);
+    }
+
+    /// A WebSocket upgrade request for `target` with `extra` headers.
+    fn upgrade_at(groups: &mut FakeGroups, target: &str, extra: &[(&str, &str)]) -> Routed {
+        let mut headers = vec![
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        headers.extend_from_slice(extra);
+        route(
+            &request("GET", target, &headers),
+            &site(),
+            groups,
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn upgrades_on_other_paths_speak_the_gst_protocol() {
+        let mut groups = FakeGroups::default();
+        let gst = Routed::Upgrade {
+            accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+            signalling: Signalling::Gst,
+        };
+        for target in ["/", "/some/other/path?x=1", "//x/../y", "/ws/", "/group/a/"] {
+            assert_eq!(upgrade_at(&mut groups, target, &[]), gst, "{target}");
+        }
+        // No origin rule, unlike Galène's endpoint.
+        let other = [("Origin", "https://elsewhere.example")];
+        assert_eq!(upgrade_at(&mut groups, "/", &other), gst);
+        assert_eq!(status_of(upgrade_at(&mut groups, "/ws", &other)), 403);
+        // The handshake itself is still checked.
+        let old_version = [("Sec-WebSocket-Version", "8")];
+        assert_eq!(status_of(upgrade_at(&mut groups, "/", &old_version)), 400);
+        // Without an upgrade, `/` is the site as before.
+        assert_eq!(get("/").status, 200);
+    }
+
+    #[test]
+    fn health_check() {
+        let mut groups = FakeGroups::default();
+        for routed in [
+            route(
+                &request("GET", "/health", &[]),
+                &site(),
+                &mut groups,
+                Instant::now(),
+            ),
+            upgrade_at(&mut groups, "/health", &[]),
+        ] {
+            let Routed::Response(response) = routed else {
+                panic!("upgraded /health");
+            };
+            assert_eq!(response.status, 200);
+            assert_eq!(&response.body[..], b"OK\n");
+        }
     }
 }

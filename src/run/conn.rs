@@ -1,6 +1,7 @@
 //! One TCP connection: TLS handshake, request head (bounded in size and time), then either
 //! one HTTP response or a WebSocket session pumped into the engine.
 
+use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
@@ -17,7 +18,7 @@ use smol::{Async, Timer};
 
 use super::{Engine, Shared};
 use crate::app::ConnOutput;
-use crate::http::route::{Routed, route};
+use crate::http::route::{Routed, Signalling, route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
 
 /// Runs `future` for at most `limit`; `None` when time ran out.
@@ -104,7 +105,10 @@ where
             );
             write_response(shared, &mut stream, &response, request.is_head()).await;
         }
-        Routed::Upgrade { accept_key } => {
+        Routed::Upgrade {
+            accept_key,
+            signalling,
+        } => {
             let head = upgrade_response(&accept_key);
             let written = within(shared.limits.response_write, async {
                 stream.write_all(&head).await?;
@@ -121,7 +125,7 @@ where
             let socket =
                 WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
                     .await;
-            websocket(shared, socket, peer).await;
+            websocket(shared, socket, peer, signalling).await;
         }
     }
 }
@@ -146,14 +150,21 @@ async fn write_response<E, S>(
 
 /// Pumps a WebSocket session: frames in go to the engine, the engine's outputs go out
 /// through the bounded queue. Ends when either side closes or fails.
-async fn websocket<E, S>(shared: &Rc<Shared<E>>, socket: WebSocketStream<S>, peer: SocketAddr)
-where
+async fn websocket<E, S>(
+    shared: &Rc<Shared<E>>,
+    socket: WebSocketStream<S>,
+    peer: SocketAddr,
+    signalling: Signalling,
+) where
     E: Engine,
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (id, outputs, killed) = shared.open(peer);
+    let (id, outputs, killed) = shared.open(peer, signalling);
     log::debug!("{peer}: WebSocket {id:?} open");
     let (mut sender, mut receiver) = socket.split();
+    // Set when the client sent a message above the limit: we close with 1009, as Gorilla
+    // and Python's websockets do.
+    let oversize = Cell::new(false);
 
     let reader = async {
         while let Some(message) = receiver.next().await {
@@ -164,10 +175,17 @@ where
                     shared.with_engine(|engine| engine.handle_binary(Instant::now(), id, &data))
                 }
                 Ok(Message::Close(_)) => break,
-                // Pings are answered by tungstenite; pongs and raw frames mean nothing here.
+                Ok(Message::Pong(_)) => {
+                    shared.with_engine(|engine| engine.handle_pong(Instant::now(), id))
+                }
+                // Pings are answered by tungstenite; raw frames mean nothing here.
                 Ok(_) => {}
                 Err(e) => {
                     log::debug!("{peer}: {id:?}: {e}");
+                    oversize.set(matches!(
+                        e,
+                        async_tungstenite::tungstenite::Error::Capacity(_)
+                    ));
                     break;
                 }
             }
@@ -182,6 +200,8 @@ where
             }
             let (message, closing) = match output {
                 ConnOutput::Text(text) => (Message::text(text), false),
+                ConnOutput::Binary(data) => (Message::binary(data), false),
+                ConnOutput::Ping => (Message::Ping(Default::default()), false),
                 ConnOutput::Close { code, reason } => (
                     Message::Close(Some(CloseFrame {
                         code: CloseCode::from(code),
@@ -213,7 +233,11 @@ where
     smol::future::or(reader, writer).await;
     // Completes the closing handshake when the client started it (or sends our close when
     // the session ended otherwise); errors mean the socket is gone already.
-    let _ = within(shared.limits.frame_write, sender.close(None)).await;
+    let too_big = oversize.get().then(|| CloseFrame {
+        code: CloseCode::Size,
+        reason: "".into(),
+    });
+    let _ = within(shared.limits.frame_write, sender.close(too_big)).await;
     log::debug!("{peer}: WebSocket {id:?} closed");
     shared.close(id);
 }

@@ -42,17 +42,23 @@ use crate::app::{App, AppOptions, ConnId, ConnOutput};
 use crate::cli::Options;
 use crate::config::dir::DiskDirectory;
 use crate::http::files::{EmbeddedSite, FileSource};
-use crate::http::route::GroupSource;
+use crate::http::route::{GroupSource, Signalling};
 
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
 /// exists so the runtime can be exercised with a small fake.
 pub trait Engine: GroupSource {
     /// Registers a new WebSocket connection.
     fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
+    /// Registers a new WebSocket connection of the GStreamer examples' protocol.
+    fn connect_gst(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
     /// A text frame arrived.
     fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str);
     /// A binary frame arrived.
     fn handle_binary(&mut self, now: Instant, conn: ConnId, data: &[u8]);
+    /// A pong arrived (the answer to a [`ConnOutput::Ping`]). Ignored unless overridden.
+    fn handle_pong(&mut self, now: Instant, conn: ConnId) {
+        let _ = (now, conn);
+    }
     /// The connection is gone.
     fn handle_disconnect(&mut self, now: Instant, conn: ConnId);
     /// Time passed.
@@ -68,6 +74,12 @@ pub trait Engine: GroupSource {
 impl Engine for App {
     fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
         self.galene_connect(now, remote)
+    }
+    fn connect_gst(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
+        self.gst_connect(now, remote)
+    }
+    fn handle_pong(&mut self, now: Instant, conn: ConnId) {
+        App::handle_pong(self, now, conn)
     }
     fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
         App::handle_text(self, now, conn, text)
@@ -310,11 +322,18 @@ impl<E: Engine> Shared<E> {
     }
 
     /// Registers a new WebSocket connection with the engine.
-    fn open(&self, remote: SocketAddr) -> (ConnId, Receiver<ConnOutput>, Rc<Cell<bool>>) {
-        let id = self
-            .engine
-            .borrow_mut()
-            .connect(Instant::now(), Some(remote));
+    fn open(
+        &self,
+        remote: SocketAddr,
+        signalling: Signalling,
+    ) -> (ConnId, Receiver<ConnOutput>, Rc<Cell<bool>>) {
+        let id = {
+            let mut engine = self.engine.borrow_mut();
+            match signalling {
+                Signalling::Galene => engine.connect(Instant::now(), Some(remote)),
+                Signalling::Gst => engine.connect_gst(Instant::now(), Some(remote)),
+            }
+        };
         let (frames, receiver) = smol::channel::bounded(self.limits.queue_frames);
         let killed = Rc::new(Cell::new(false));
         self.conns.borrow_mut().insert(
@@ -450,6 +469,9 @@ mod tests {
             self.open.push(id);
             let _ = self.seen.send(Seen::Connect(id));
             id
+        }
+        fn connect_gst(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
+            self.connect(now, remote)
         }
         fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
             let _ = self.seen.send(Seen::Text(conn, text.to_owned()));
