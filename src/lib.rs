@@ -8,6 +8,8 @@
 //!   adapter over [`core`].
 //! - [`gst`]: the GStreamer webrtc examples' signalling protocol (registration, 1-1 sessions,
 //!   rooms), a sans-IO hub of its own.
+//! - [`camus`]: the Camus chat protocol (rooms, peer-to-peer signalling relay), a sans-IO hub
+//!   of its own.
 //! - [`core`]: groups, clients, permissions, chat history; sans-IO, driven with `now`.
 //! - [`media`]: the sans-IO media engine: one str0m `Rtc` per stream, RTP forwarding.
 //! - [`config`]: the files on disk and the rules that interpret them.
@@ -17,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod camus;
 pub mod cli;
 pub mod config;
 pub mod core;

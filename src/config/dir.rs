@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::camus::{CamusRooms, parse_camus_rooms};
 use super::ice::{IceServerEntry, parse_ice_servers, resolve_ice_servers};
 use super::names::valid_group_name;
 use super::token::{TokenFile, sort_by_expiry};
@@ -195,6 +196,7 @@ pub struct DiskDirectory {
     groups: HashMap<PathBuf, Option<Cached<Arc<Description>>>>,
     config: Option<Cached<Arc<GlobalConfig>>>,
     ice: Option<Cached<Vec<IceServerEntry>>>,
+    camus: Option<Cached<Arc<CamusRooms>>>,
     tokens: TokenFile,
     next_revision: u64,
 }
@@ -227,6 +229,7 @@ impl DiskDirectory {
             groups: HashMap::new(),
             config: None,
             ice: None,
+            camus: None,
             tokens,
             next_revision: 0,
         }
@@ -399,6 +402,23 @@ impl Directory for DiskDirectory {
     fn expire_tokens(&mut self, now: SystemTime) -> Result<usize, ConfigError> {
         self.tokens.expire(now)
     }
+
+    fn camus_rooms(&mut self) -> Result<Arc<CamusRooms>, ConfigError> {
+        let path = self.data_dir.join("camus-rooms.json");
+        let embedded = self.embedded.is_some();
+        let loaded = load_cached(
+            &mut self.camus,
+            &path,
+            |text| parse_camus_rooms(text).map(|file| Arc::new(file.resolve(embedded))),
+            &mut self.next_revision,
+        )?;
+        Ok(loaded.map(|(rooms, _)| rooms).unwrap_or_else(|| {
+            Arc::new(CamusRooms {
+                auto_create: embedded,
+                rooms: Vec::new(),
+            })
+        }))
+    }
 }
 
 /// Everything in memory, for tests. Setting a group again gives it a new revision, which is
@@ -410,6 +430,8 @@ pub struct MemoryDirectory {
     config_error: Option<ConfigError>,
     ice: Vec<IceServerEntry>,
     tokens: BTreeMap<String, StatefulToken>,
+    camus: Arc<CamusRooms>,
+    camus_error: Option<ConfigError>,
     next_revision: u64,
 }
 
@@ -467,6 +489,17 @@ impl MemoryDirectory {
     /// All stored tokens, by name.
     pub fn tokens(&self) -> impl Iterator<Item = &StatefulToken> {
         self.tokens.values()
+    }
+
+    /// Sets the Camus rooms (and clears any error set before).
+    pub fn set_camus_rooms(&mut self, rooms: CamusRooms) {
+        self.camus = Arc::new(rooms);
+        self.camus_error = None;
+    }
+
+    /// Makes [`Directory::camus_rooms`] fail, as with an invalid `camus-rooms.json`.
+    pub fn set_camus_rooms_error(&mut self, error: ConfigError) {
+        self.camus_error = Some(error);
     }
 }
 
@@ -538,6 +571,13 @@ impl Directory for MemoryDirectory {
         let before = self.tokens.len();
         self.tokens.retain(|_, t| !t.is_stale(now));
         Ok(before - self.tokens.len())
+    }
+
+    fn camus_rooms(&mut self) -> Result<Arc<CamusRooms>, ConfigError> {
+        match &self.camus_error {
+            Some(err) => Err(err.clone()),
+            None => Ok(Arc::clone(&self.camus)),
+        }
     }
 }
 
@@ -747,6 +787,34 @@ mod tests {
         // Config and tokens still come from the data directory.
         s.write("data/config.json", r#"{"writableGroups": true}"#);
         assert!(dir.config().unwrap().writable_groups);
+    }
+
+    #[test]
+    fn disk_camus_rooms() {
+        let s = Scratch::new("camus");
+        let mut dir = s.directory();
+        let none = dir.camus_rooms().unwrap();
+        assert!(!none.auto_create && none.rooms.is_empty());
+        let mut embedded = DiskDirectory::new(s.0.join("no-such-dir"), s.0.join("data"));
+        assert!(embedded.camus_rooms().unwrap().auto_create);
+
+        s.write(
+            "data/camus-rooms.json",
+            r#"{"rooms": [{"name": "Lobby", "public": true}]}"#,
+        );
+        let rooms = dir.camus_rooms().unwrap();
+        assert!(!rooms.auto_create);
+        assert_eq!(rooms.rooms[0].slug, "lobby");
+        assert!(embedded.camus_rooms().unwrap().auto_create);
+
+        s.write(
+            "data/camus-rooms.json",
+            r#"{"auto-create": true, "rooms": 1}"#,
+        );
+        assert!(dir.camus_rooms().is_err());
+        s.write("data/camus-rooms.json", r#"{"auto-create": true}"#);
+        assert!(dir.camus_rooms().unwrap().auto_create);
+        assert!(dir.camus_rooms().unwrap().rooms.is_empty());
     }
 
     #[test]

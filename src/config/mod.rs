@@ -20,10 +20,12 @@
 //! - `jwt`: JWT verification with a group's `authKeys` (§5.2).
 //! - `auth`: the authentication decision, [`authenticate`] (§5.1).
 //! - `dir`: [`DiskDirectory`] and [`MemoryDirectory`], with auto-subgroups (§4.4, §4.5).
+//! - `camus`: the Camus chat rooms, `data/camus-rooms.json` (not part of Galène).
 //!
 //! Section numbers refer to `galene.md`, the Galène behaviour reference.
 
 pub mod auth;
+pub mod camus;
 pub mod dir;
 mod fields;
 pub mod global;
@@ -36,6 +38,7 @@ pub mod permissions;
 pub mod token;
 
 pub use auth::{AuthError, Authenticated, Credentials, authenticate};
+pub use camus::{CamusRoom, CamusRooms};
 pub use dir::{DiskDirectory, EMBEDDED_GROUP_NAME, MemoryDirectory, embedded_description};
 pub use fields::{format_time, parse_time};
 pub use group::{DEFAULT_CODECS, DEFAULT_MAX_HISTORY_AGE, KNOWN_CODECS};
@@ -367,4 +370,9 @@ pub trait Directory {
     /// Purges tokens that expired more than [`TOKEN_PURGE_AGE`] before `now` (Galène does
     /// this every 15 minutes); returns how many were removed.
     fn expire_tokens(&mut self, now: SystemTime) -> Result<usize, ConfigError>;
+    /// The Camus chat rooms (`data/camus-rooms.json`, see [`camus`]). The default, for
+    /// directories without such a file, is no rooms and no creation on first use.
+    fn camus_rooms(&mut self) -> Result<Arc<CamusRooms>, ConfigError> {
+        Ok(Arc::default())
+    }
 }
