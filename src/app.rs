@@ -12,6 +12,10 @@
 //! Connections of the GStreamer examples' protocol ([`crate::gst`]) get their ids from the
 //! same counter and live in a [`Hub`] of their own, which keeps its own timers and outputs;
 //! there, binary frames are forwarded within a session.
+//!
+//! Camus connections ([`crate::camus`]) likewise live in a hub of their own; the HTTP layer
+//! asks the facade about Camus room pages and upgrades, and the hub reads rooms and ICE
+//! servers through the core's configuration directory.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -23,6 +27,7 @@ use crate::config::{ConfigError, Directory, GlobalConfig};
 use crate::core::{Core, WallClock};
 use crate::galene::Session;
 use crate::gst::{self, Hub};
+use crate::camus;
 
 /// How often the core does its housekeeping (idle groups, reloads).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -149,6 +154,7 @@ pub struct App {
     out: Outbox,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     gst: Hub,
+    camus: camus::Hub,
 }
 
 impl App {
@@ -169,6 +175,7 @@ impl App {
             out: Outbox::default(),
             timers,
             gst: Hub::new(),
+            camus: camus::Hub::new(random_key(wall), WallClock::new(now, wall)),
         }
     }
 
@@ -197,12 +204,62 @@ impl App {
         conn
     }
 
+    /// Registers a new Camus connection (after an upgrade [`App::camus_admit`] allowed).
+    pub fn camus_connect(
+        &mut self,
+        now: Instant,
+        remote: Option<SocketAddr>,
+        admission: camus::Admission,
+    ) -> ConnId {
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        log::debug!("{conn:?}: Camus connection from {remote:?}");
+        self.camus.handle_connect(now, conn, admission);
+        conn
+    }
+
+    /// What a Camus room page request gets (see [`camus::Hub::page`]).
+    pub fn camus_page(
+        &mut self,
+        now: Instant,
+        slug: &str,
+        passes: &[&str],
+        password: Option<&str>,
+    ) -> camus::Page {
+        self.camus.page(
+            now,
+            slug,
+            passes.iter().copied(),
+            password,
+            self.core.directory(),
+        )
+    }
+
+    /// Decides a Camus WebSocket upgrade (see [`camus::Hub::admit`]).
+    pub fn camus_admit(
+        &mut self,
+        now: Instant,
+        slug: &str,
+        passes: &[&str],
+    ) -> Result<camus::Admission, camus::Refusal> {
+        self.camus
+            .admit(now, slug, passes.iter().copied(), self.core.directory())
+    }
+
+    /// The public Camus rooms.
+    pub fn camus_public_rooms(&mut self) -> Result<Vec<camus::PublicRoom>, ConfigError> {
+        self.camus.public_rooms(self.core.directory())
+    }
+
     /// A text frame arrived on a connection.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection
                 .session
                 .handle_text(now, text, &mut self.core, &mut self.out);
+        } else if self.camus.contains(conn) {
+            self.camus
+                .handle_text(now, conn, text, self.core.directory());
         } else {
             self.gst.handle_text(now, conn, text);
         }
@@ -217,6 +274,8 @@ impl App {
             connection
                 .session
                 .close(1003, "binary messages are not supported", &mut self.out);
+        } else if self.camus.contains(conn) {
+            self.camus.handle_binary(now, conn, data.len());
         } else {
             self.gst.handle_binary(now, conn, data);
         }
@@ -231,6 +290,7 @@ impl App {
     /// The connection is gone (closed by the peer, an I/O error, or after our own `Close`).
     pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId) {
         self.gst.handle_disconnect(now, conn);
+        self.camus.handle_disconnect(now, conn);
         self.connections.remove(&conn);
         self.core.remove_client(now, conn);
         self.flush(now);
@@ -239,6 +299,7 @@ impl App {
     /// Time passed; run whatever timers are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.gst.handle_timeout(now);
+        self.camus.handle_timeout(now);
         while let Some(Reverse((due, timer))) = self.timers.peek().copied() {
             if due > now {
                 break;
@@ -271,9 +332,13 @@ impl App {
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = self.timers.peek().map(|Reverse((due, _))| *due);
-        match (own, self.gst.poll_timeout()) {
+        let gst = match (own, self.gst.poll_timeout()) {
             (Some(own), Some(gst)) => Some(own.min(gst)),
             (own, gst) => own.or(gst),
+        };
+        match (gst, self.camus.poll_timeout()) {
+            (Some(earlier), Some(camus)) => Some(earlier.min(camus)),
+            (earlier, camus) => earlier.or(camus),
         }
     }
 
@@ -281,6 +346,13 @@ impl App {
     pub fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
         if let Some(next) = self.out.queue.pop_front() {
             return Some(next);
+        }
+        if let Some((conn, output)) = self.camus.poll_output() {
+            let output = match output {
+                camus::Output::Text(text) => ConnOutput::Text(text),
+                camus::Output::Close { code, reason } => ConnOutput::Close { code, reason },
+            };
+            return Some((conn, output));
         }
         let (conn, output) = self.gst.poll_output()?;
         let output = match output {
@@ -314,6 +386,7 @@ impl App {
     /// Server shutdown: lock every group with `message` and kick every client with it.
     pub fn shutdown(&mut self, now: Instant, message: &str) {
         self.gst.shutdown(now);
+        self.camus.shutdown(message);
         self.core.shutdown(now, message);
         self.flush(now);
     }
@@ -326,6 +399,11 @@ impl App {
     /// The GStreamer signalling hub (read-only), for statistics and tests.
     pub fn gst(&self) -> &Hub {
         &self.gst
+    }
+
+    /// The Camus hub (read-only), for statistics and tests.
+    pub fn camus(&self) -> &camus::Hub {
+        &self.camus
     }
 
     /// Puts `conn`'s deadline in the heap if it is earlier than the one already there.
@@ -366,4 +444,22 @@ impl App {
             }
         }
     }
+}
+
+/// A fresh secret for the Camus hub (client ids, room passes) from the system's random
+/// source. Should that ever fail, the key is derived from the start time instead, with an
+/// error in the log: ids stay unique, but passes become guessable.
+fn random_key(wall: SystemTime) -> [u8; 32] {
+    use ring::rand::SecureRandom as _;
+    let mut key = [0u8; 32];
+    if ring::rand::SystemRandom::new().fill(&mut key).is_err() {
+        log::error!("no system randomness: Camus room passes are weak until restart");
+        let nanos = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let digest = ring::digest::digest(&ring::digest::SHA256, &nanos.to_le_bytes());
+        // A SHA-256 digest is exactly 32 bytes.
+        key.copy_from_slice(digest.as_ref());
+    }
+    key
 }

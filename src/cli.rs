@@ -64,6 +64,9 @@ pub struct Options {
     pub relay_only: bool,
     /// `-mdns`: gather mDNS candidates (accepted and ignored).
     pub mdns: bool,
+    /// `-camus-client`: the Camus web client's `static/` directory (served under `/static/`
+    /// for the Camus room pages); `None` when not given.
+    pub camus_client: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -82,6 +85,7 @@ impl Default for Options {
             turn: "auto".to_owned(),
             relay_only: false,
             mdns: false,
+            camus_client: None,
         }
     }
 }
@@ -124,6 +128,10 @@ pub fn usage(program: &str) -> String {
          \x20 -turn address        built-in TURN server: \"\", :port, IP:port or auto (default \"auto\"; not implemented yet)\n\
          \x20 -relay-only          force ICE transport policy relay (default false)\n\
          \x20 -mdns                gather mDNS candidates (default false; accepted and ignored)\n\
+         \x20 -camus-client directory\n\
+         \x20                      Camus chat client: the static/ directory of an unpacked camus-chat\n\
+         \x20                      wheel, served for the room pages /chat/<room> and /room/<room>\n\
+         \x20                      (default: none; rooms are in data/camus-rooms.json)\n\
          \x20 -help                print this help\n"
     )
 }
@@ -176,7 +184,7 @@ where
 }
 
 /// Flags that take a value.
-const VALUE_FLAGS: [&str; 7] = [
+const VALUE_FLAGS: [&str; 8] = [
     "http",
     "static",
     "data",
@@ -184,6 +192,7 @@ const VALUE_FLAGS: [&str; 7] = [
     "recordings",
     "udp-range",
     "turn",
+    "camus-client",
 ];
 
 fn bool_flag<'a>(options: &'a mut Options, name: &str) -> Option<&'a mut bool> {
@@ -213,6 +222,7 @@ fn set_value(options: &mut Options, name: &str, value: String) -> Result<(), Cli
         "recordings" => options.recordings_dir = PathBuf::from(value),
         "udp-range" => options.udp_ports = parse_udp_range(&value)?,
         "turn" => options.turn = value,
+        "camus-client" => options.camus_client = Some(PathBuf::from(value)),
         _ => return Err(CliError(format!("flag provided but not defined: -{name}"))),
     }
     Ok(())
@@ -343,6 +353,12 @@ mod tests {
 
     #[test]
     fn boolean_flags_take_go_booleans_inline_only() {
+        assert_eq!(
+            run(&["-camus-client", "/c/static"]).camus_client,
+            Some(PathBuf::from("/c/static"))
+        );
+        assert_eq!(run(&[]).camus_client, None);
+        assert!(usage("sfubox").contains("-camus-client directory"));
         assert!(!run(&["-insecure=false"]).insecure);
         assert!(run(&["-insecure=T"]).insecure);
         assert!(!run(&["-insecure=0"]).insecure);

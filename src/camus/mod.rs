@@ -7,6 +7,7 @@
 //! - [`limit`]: per-connection size and rate limits.
 //! - [`pass`]: client ids and the password passes (cookies) of protected rooms.
 //! - [`hub`]: the sans-IO state of all Camus connections and rooms.
+//! - [`page`]: the HTML of the room page, the password form and `/public`.
 //!
 //! Rooms come from `data/camus-rooms.json` ([`crate::config::camus`]); ICE servers from the
 //! same `data/ice-servers.json` as Galène's.
@@ -14,6 +15,7 @@
 pub mod hub;
 pub mod limit;
 pub mod msg;
+pub mod page;
 pub mod pass;
 
 #[cfg(test)]

@@ -158,6 +158,12 @@ impl Core {
         self.clock.at(now)
     }
 
+    /// The configuration directory, for the other protocols' adapters (Camus rooms, ICE
+    /// servers).
+    pub fn directory(&mut self) -> &mut dyn Directory {
+        self.directory.as_mut()
+    }
+
     /// The next event to deliver. Drain after every call.
     pub fn poll_event(&mut self) -> Option<(ConnId, Event)> {
         self.events.pop_front()

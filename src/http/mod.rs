@@ -9,6 +9,7 @@
 //! Every response closes the connection (`Connection: close`): browsers open a new one as
 //! needed and the server stays simple.
 
+pub mod camus;
 pub mod date;
 pub mod files;
 pub mod path;

@@ -57,12 +57,15 @@ pub enum Routed {
 }
 
 /// Which signalling protocol a WebSocket speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signalling {
     /// Galène's, on `/ws`.
     Galene,
     /// The GStreamer webrtc examples' ([`crate::gst`]), on every other path.
     Gst,
+    /// Camus's ([`crate::camus`]), on `/chat/<slug>/ws` and `/room/<slug>/ws`, admitted to
+    /// a room (see [`super::camus`]).
+    Camus(crate::camus::Admission),
 }
 
 /// The health check of the GStreamer examples' server, answered `200 OK` with `OK\n`.
@@ -188,7 +191,12 @@ fn with_security_headers(mut response: Response, auth_server: Option<&str>) -> R
 
 /// Serves a file with `ETag`, `Last-Modified` and `Cache-Control`, answering conditional
 /// requests (`If-None-Match`, then `If-Modified-Since`) like Go's `ServeContent`.
-fn serve_file(request: &Request, path: &str, content_type: &str, file: &StaticFile) -> Response {
+pub(crate) fn serve_file(
+    request: &Request,
+    path: &str,
+    content_type: &str,
+    file: &StaticFile,
+) -> Response {
     let nanos = file
         .modified
         .duration_since(UNIX_EPOCH)
@@ -363,7 +371,11 @@ fn has_token(request: &Request, header: &str, token: &str) -> bool {
 /// `/ws` (§2.7): checks the handshake and the origin, in the order Gorilla does. The
 /// GStreamer examples' server checks no origin (its JS page may be served from elsewhere), so
 /// neither do we for [`Signalling::Gst`].
-fn websocket(request: &Request, groups: &mut dyn GroupSource, signalling: Signalling) -> Routed {
+pub(crate) fn websocket(
+    request: &Request,
+    groups: &mut dyn GroupSource,
+    signalling: Signalling,
+) -> Routed {
     if !has_token(request, "connection", "upgrade") || !has_token(request, "upgrade", "websocket") {
         return respond(Response::text(
             400,
@@ -380,7 +392,7 @@ fn websocket(request: &Request, groups: &mut dyn GroupSource, signalling: Signal
         response.set_header("Sec-WebSocket-Version", "13");
         return respond(response);
     }
-    if signalling == Signalling::Galene && !origin_allowed(request, groups) {
+    if signalling != Signalling::Gst && !origin_allowed(request, groups) {
         return respond(Response::text(403, "websocket: request origin not allowed"));
     }
     let key = request.header("sec-websocket-key").unwrap_or("").trim();

@@ -18,6 +18,7 @@ use smol::{Async, Timer};
 
 use super::{Engine, Shared};
 use crate::app::ConnOutput;
+use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
 use crate::http::route::{Routed, Signalling, route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
 
@@ -86,14 +87,51 @@ where
             Some(Ok(n)) => buffer.extend_from_slice(chunk.get(..n).unwrap_or_default()),
         }
     };
+    // A POST body (a Camus password form) is read whole, within the same deadline.
+    let body_len = if request.method == "POST" {
+        match request.header("content-length").map(|v| v.trim().parse::<usize>()) {
+            None => 0,
+            Some(Ok(len)) if len <= MAX_FORM_BODY => len,
+            Some(Ok(_)) => {
+                let response = Response::text(413, "Content Too Large");
+                write_response(shared, &mut stream, &response, false).await;
+                return;
+            }
+            Some(Err(_)) => {
+                let response = Response::text(400, "Bad Request");
+                write_response(shared, &mut stream, &response, false).await;
+                return;
+            }
+        }
+    } else {
+        0
+    };
+    while buffer.len() < head_len + body_len {
+        let read = smol::future::or(async { Some(stream.read(&mut chunk).await) }, async {
+            Timer::at(deadline).await;
+            None
+        })
+        .await;
+        match read {
+            Some(Ok(n)) if n > 0 => buffer.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            _ => {
+                log::debug!("{peer}: request body not complete in time");
+                return;
+            }
+        }
+    }
+    let body = buffer.get(head_len..head_len + body_len).unwrap_or_default();
     let routed = {
         let mut engine = shared.engine.borrow_mut();
-        route(
+        let now = Instant::now();
+        camus_route(
             &request,
-            shared.files.as_ref(),
+            body,
+            shared.camus_client.as_ref(),
             &mut *engine,
-            Instant::now(),
+            now,
         )
+        .unwrap_or_else(|| route(&request, shared.files.as_ref(), &mut *engine, now))
     };
     match routed {
         Routed::Response(response) => {

@@ -42,15 +42,23 @@ use crate::app::{App, AppOptions, ConnId, ConnOutput};
 use crate::cli::Options;
 use crate::config::dir::DiskDirectory;
 use crate::http::files::{EmbeddedSite, FileSource};
-use crate::http::route::{GroupSource, Signalling};
+use crate::http::camus::{CamusClient, CamusSource};
+use crate::http::route::Signalling;
 
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
 /// exists so the runtime can be exercised with a small fake.
-pub trait Engine: GroupSource {
+pub trait Engine: CamusSource {
     /// Registers a new WebSocket connection.
     fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
     /// Registers a new WebSocket connection of the GStreamer examples' protocol.
     fn connect_gst(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
+    /// Registers a new Camus WebSocket connection, admitted to a room before the upgrade.
+    fn connect_camus(
+        &mut self,
+        now: Instant,
+        remote: Option<SocketAddr>,
+        admission: crate::camus::Admission,
+    ) -> ConnId;
     /// A text frame arrived.
     fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str);
     /// A binary frame arrived.
@@ -77,6 +85,14 @@ impl Engine for App {
     }
     fn connect_gst(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
         self.gst_connect(now, remote)
+    }
+    fn connect_camus(
+        &mut self,
+        now: Instant,
+        remote: Option<SocketAddr>,
+        admission: crate::camus::Admission,
+    ) -> ConnId {
+        self.camus_connect(now, remote, admission)
     }
     fn handle_pong(&mut self, now: Instant, conn: ConnId) {
         App::handle_pong(self, now, conn)
@@ -161,6 +177,7 @@ pub struct Server<E: Engine> {
     listener: Async<TcpListener>,
     tls: Option<futures_rustls::TlsAcceptor>,
     files: Box<dyn FileSource>,
+    camus_client: Option<CamusClient>,
     engine: E,
     limits: Limits,
 }
@@ -180,10 +197,33 @@ impl<E: Engine + 'static> Server<E> {
             Some(dir) => Box::new(files::DiskFiles::new(dir)),
             None => Box::new(EmbeddedSite::new(SystemTime::now())),
         };
+        let camus_client = match &options.camus_client {
+            None => None,
+            Some(dir) => {
+                let client = CamusClient::detect(Box::new(files::DiskFiles::new(dir)))
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!(
+                                "-camus-client {}: no dist/index.js or dist/chat.js in it \
+                                 (give the static/ directory of an unpacked camus-chat wheel)",
+                                dir.display()
+                            ),
+                        )
+                    })?;
+                log::info!(
+                    "Camus client: {} ({})",
+                    dir.display(),
+                    client.script()
+                );
+                Some(client)
+            }
+        };
         Ok(Server {
             listener: Async::new(listener)?,
             tls,
             files,
+            camus_client,
             engine,
             limits: Limits::default(),
         })
@@ -222,6 +262,7 @@ impl<E: Engine + 'static> Server<E> {
             conns: RefCell::new(HashMap::new()),
             timer_kick: kick_sender,
             files: self.files,
+            camus_client: self.camus_client,
             tls: self.tls,
             limits: self.limits,
         });
@@ -276,6 +317,8 @@ struct Shared<E> {
     /// Wakes the timer task after the engine was touched.
     timer_kick: Sender<()>,
     files: Box<dyn FileSource>,
+    /// The Camus client bundle (`-camus-client`), if any.
+    camus_client: Option<CamusClient>,
     tls: Option<futures_rustls::TlsAcceptor>,
     limits: Limits,
 }
@@ -332,6 +375,9 @@ impl<E: Engine> Shared<E> {
             match signalling {
                 Signalling::Galene => engine.connect(Instant::now(), Some(remote)),
                 Signalling::Gst => engine.connect_gst(Instant::now(), Some(remote)),
+                Signalling::Camus(admission) => {
+                    engine.connect_camus(Instant::now(), Some(remote), admission)
+                }
             }
         };
         let (frames, receiver) = smol::channel::bounded(self.limits.queue_frames);
@@ -427,6 +473,7 @@ mod tests {
     use super::*;
     use crate::app::{GroupLookup, GroupStatus};
     use crate::config::{ConfigError, GlobalConfig};
+    use crate::http::route::GroupSource;
     use std::collections::VecDeque;
     use std::sync::mpsc;
 
@@ -462,6 +509,8 @@ mod tests {
         }
     }
 
+    impl CamusSource for FakeEngine {}
+
     impl Engine for FakeEngine {
         fn connect(&mut self, _now: Instant, _remote: Option<SocketAddr>) -> ConnId {
             self.next_id += 1;
@@ -469,6 +518,14 @@ mod tests {
             self.open.push(id);
             let _ = self.seen.send(Seen::Connect(id));
             id
+        }
+        fn connect_camus(
+            &mut self,
+            now: Instant,
+            remote: Option<SocketAddr>,
+            _admission: crate::camus::Admission,
+        ) -> ConnId {
+            self.connect(now, remote)
         }
         fn connect_gst(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
             self.connect(now, remote)
