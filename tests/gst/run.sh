@@ -5,12 +5,15 @@
 #
 #   1. 1-1 call, the caller offers;
 #   2. 1-1 call with OFFER_REQUEST, the callee offers;
-#   3. a room with three peers.
+#   3. a room with three peers;
+#   4. headless Chromium with a page of ours (tests/gst/page/, served by sfubox with -static)
+#      calls a GStreamer peer (tests/gst/browser-call.mjs).
 #
 # libnice gathers no candidates on loopback, so the peers talk over a veth pair: the host
 # side (10.77.0.1/24) holds sfubox and one peer, a network namespace (10.77.0.2/24) the
 # others. Everything stays on this machine; the namespace and the veth pair are removed on
-# exit. Needs root (ip netns). Installs the Debian packages it needs when they are missing.
+# exit. Needs root (ip netns). Installs the Debian packages it needs when they are missing;
+# Chromium and playwright-core are the browser tests' (tests/web).
 #
 # Usage: tests/gst/run.sh [--no-build]   (uses $CARGO_TARGET_DIR, default target/)
 set -euo pipefail
@@ -62,6 +65,10 @@ install_packages() {
 }
 
 install_packages
+if [ ! -d tests/web/node_modules/playwright-core ]; then
+  log "installing tests/web's node modules"
+  npm ci --prefix tests/web --silent
+fi
 if [ "${1:-}" != "--no-build" ]; then
   log "building sfubox"
   cargo build --quiet --bin sfubox
@@ -81,7 +88,7 @@ ip netns exec "$NS" ip link set lo up
 mkdir -p "$WORK/data" "$WORK/groups"
 log "sfubox on https://$HOST_ADDR:$PORT (self-signed certificate)"
 RUST_LOG=${RUST_LOG:-info} "$SFUBOX" -http "$HOST_ADDR:$PORT" -data "$WORK/data" \
-  -groups "$WORK/groups" >"$WORK/sfubox.log" 2>&1 &
+  -groups "$WORK/groups" -static "$PWD/tests/gst/page" >"$WORK/sfubox.log" 2>&1 &
 SERVER_PID=$!
 URL="wss://$HOST_ADDR:$PORT"
 for _ in $(seq 100); do
@@ -112,7 +119,7 @@ expect_pass() {
   for entry in "$@"; do
     local pid=${entry%%:*} id=${entry#*:}
     if wait "$pid"; then
-      echo "   $id: $(grep -c 'MEDIA OK' "$WORK/$id.log") remote(s) decoded; $(grep RESULT "$WORK/$id.log" | tr '\n' ' ')"
+      echo "   $id: $(grep -E 'RESULT|^\[browser\] \{' "$WORK/$id.log" | tr '\n' ' ')"
     else
       ok=0
       echo "   $id FAILED; its log:"
@@ -147,9 +154,15 @@ sleep 1
 peer ns carol --room party --expect-peers 2 & p3=$!
 expect_pass "three-peer room" "$p1:alice" "$p2:bob" "$p3:carol"
 
+log "browser peer: headless Chromium on the host calls a GStreamer peer in the namespace"
+peer ns gstpeer & p1=$!
+sleep 1
+node tests/gst/browser-call.mjs "https://$HOST_ADDR:$PORT" gstpeer >"$WORK/browser.log" 2>&1 & p2=$!
+expect_pass "browser call" "$p1:gstpeer" "$p2:browser"
+
 if [ $FAILED != 0 ]; then
   echo "-- sfubox log (last 60 lines):"
   tail -n 60 "$WORK/sfubox.log"
   exit 1
 fi
-echo "3 passed, 0 failed"
+echo "4 passed, 0 failed"
