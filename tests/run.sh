@@ -30,3 +30,6 @@ cargo clippy --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo test --all-targets
+
+echo "== GStreamer examples' signalling: real webrtcbin and browser calls (tests/gst/run.sh)"
+tests/gst/run.sh
