@@ -334,10 +334,10 @@ impl Hub {
             self.reply(conn, Reply::InvalidRoomId(room));
             return;
         }
-        let members = self.rooms.entry(room.to_owned()).or_default();
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
+        let members = self.rooms.entry(room.to_owned()).or_default();
         let uids: Vec<&str> = members
             .iter()
             .filter_map(|member| self.peers.get(member))
