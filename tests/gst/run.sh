@@ -50,7 +50,7 @@ trap cleanup EXIT
 install_packages() {
   local packages=(gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0
-    gir1.2-gstreamer-1.0 python3-gi python3-gst-1.0 python3-websockets iproute2)
+    gir1.2-gstreamer-1.0 python3-gi python3-gst-1.0 python3-websockets iproute2 chromium)
   local missing=()
   for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
