@@ -23,11 +23,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{ConfigError, Directory, GlobalConfig};
-use crate::core::{Core, WallClock};
-use crate::galene::Session;
-use crate::gst::{self, Hub};
 use crate::camus;
+use crate::config::{ConfigError, Directory, GlobalConfig};
+use crate::core::{Core, Event, JoinedKind, WallClock};
+use crate::galene::Session;
+use crate::galene::media::Media;
+use crate::gst::{self, Hub};
+use crate::media::{MediaError, SfuConfig, Transmit};
 
 /// How often the core does its housekeeping (idle groups, reloads).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -155,6 +157,10 @@ pub struct App {
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     gst: Hub,
     camus: camus::Hub,
+    /// Galène's streams and the media engine ([`App::enable_media`]).
+    media: Media,
+    /// `media`'s next deadline, as of the last call (the engine's needs `&mut`).
+    media_deadline: Option<Instant>,
 }
 
 impl App {
@@ -176,7 +182,40 @@ impl App {
             timers,
             gst: Hub::new(),
             camus: camus::Hub::new(random_key(wall), WallClock::new(now, wall)),
+            media: Media::new(),
+            media_deadline: None,
         }
+    }
+
+    /// Starts the media engine: Galène clients may publish and receive from now on. The
+    /// configuration names the media socket's addresses (host candidates).
+    pub fn enable_media(&mut self, config: SfuConfig) -> Result<(), MediaError> {
+        self.media.enable(config)
+    }
+
+    /// A datagram arrived on the media socket (`destination`: the local address it was
+    /// sent to).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        self.media
+            .handle_datagram(now, &mut self.core, source, destination, data);
+        self.flush(now);
+    }
+
+    /// The next datagram to send on the media socket. Call until `None` after every
+    /// `handle_*`.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.media.poll_transmit()
+    }
+
+    /// Galène's streams (read-only), for statistics and tests.
+    pub fn media(&self) -> &Media {
+        &self.media
     }
 
     /// Registers a new Galène WebSocket connection (after the upgrade).
@@ -254,9 +293,13 @@ impl App {
     /// A text frame arrived on a connection.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
         if let Some(connection) = self.connections.get_mut(&conn) {
-            connection
-                .session
-                .handle_text(now, text, &mut self.core, &mut self.out);
+            connection.session.handle_text(
+                now,
+                text,
+                &mut self.core,
+                &mut self.media,
+                &mut self.out,
+            );
         } else if self.camus.contains(conn) {
             self.camus
                 .handle_text(now, conn, text, self.core.directory());
@@ -292,6 +335,7 @@ impl App {
         self.gst.handle_disconnect(now, conn);
         self.camus.handle_disconnect(now, conn);
         self.connections.remove(&conn);
+        self.media.remove_client(now, &mut self.core, conn, false);
         self.core.remove_client(now, conn);
         self.flush(now);
     }
@@ -300,6 +344,8 @@ impl App {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.gst.handle_timeout(now);
         self.camus.handle_timeout(now);
+        self.media.handle_timeout(now, &mut self.core);
+        self.flush(now);
         while let Some(Reverse((due, timer))) = self.timers.peek().copied() {
             if due > now {
                 break;
@@ -319,9 +365,12 @@ impl App {
                         continue; // stale: a newer entry exists
                     }
                     connection.scheduled = None;
-                    connection
-                        .session
-                        .handle_timeout(now, &mut self.core, &mut self.out);
+                    connection.session.handle_timeout(
+                        now,
+                        &mut self.core,
+                        &mut self.media,
+                        &mut self.out,
+                    );
                     self.reschedule(now, conn);
                 }
             }
@@ -336,9 +385,13 @@ impl App {
             (Some(own), Some(gst)) => Some(own.min(gst)),
             (own, gst) => own.or(gst),
         };
-        match (gst, self.camus.poll_timeout()) {
+        let camus = match (gst, self.camus.poll_timeout()) {
             (Some(earlier), Some(camus)) => Some(earlier.min(camus)),
             (earlier, camus) => earlier.or(camus),
+        };
+        match (camus, self.media_deadline) {
+            (Some(earlier), Some(media)) => Some(earlier.min(media)),
+            (earlier, media) => earlier.or(media),
         }
     }
 
@@ -431,7 +484,22 @@ impl App {
                 if let Some(connection) = self.connections.get_mut(&to) {
                     connection.session.render(&event, &mut self.out);
                 }
+                // Leaving a group, losing `present` or being kicked ends streams.
+                match &event {
+                    Event::Joined(joined) if joined.kind == JoinedKind::Leave => {
+                        self.media.remove_client(now, &mut self.core, to, true);
+                    }
+                    Event::Joined(joined) if joined.kind == JoinedKind::Change => {
+                        self.media.permissions_changed(now, &mut self.core, to);
+                    }
+                    Event::Kicked { .. } => {
+                        self.media.remove_client(now, &mut self.core, to, false);
+                    }
+                    _ => {}
+                }
+                self.render_stream_notices();
             }
+            self.render_stream_notices();
             let closed = std::mem::take(&mut self.out.closed);
             if closed.is_empty() {
                 break;
@@ -440,7 +508,18 @@ impl App {
                 if let Some(connection) = self.connections.get_mut(&conn) {
                     connection.scheduled = None;
                 }
+                self.media.remove_client(now, &mut self.core, conn, false);
                 self.core.remove_client(now, conn);
+            }
+        }
+        self.media_deadline = self.media.poll_timeout();
+    }
+
+    /// Renders what the media side has for clients through their sessions.
+    fn render_stream_notices(&mut self) {
+        while let Some((to, notice)) = self.media.poll_notice() {
+            if let Some(connection) = self.connections.get_mut(&to) {
+                connection.session.render_stream(&notice, &mut self.out);
             }
         }
     }

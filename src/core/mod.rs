@@ -449,6 +449,14 @@ impl Core {
         }
     }
 
+    /// The connections that are members of group `name` (none when it is not in memory).
+    pub fn members(&self, name: &str) -> &[ConnId] {
+        self.groups
+            .get(name)
+            .map(Group::members)
+            .unwrap_or_default()
+    }
+
     /// Number of groups in memory (for tests and statistics).
     pub fn group_count(&self) -> usize {
         self.groups.len()

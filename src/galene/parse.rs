@@ -20,25 +20,30 @@ pub fn stream_request(value: Option<&Value>) -> Result<StreamRequest, BadShape> 
         None => {}
         Some(Value::Object(map)) => {
             for (label, wanted) in map {
-                let Value::Array(words) = wanted else {
-                    return Err(BadShape);
-                };
-                let mut selection = TrackSelection::default();
-                for word in words {
-                    match word.as_str() {
-                        Some("audio") => selection.audio = true,
-                        Some("video") => selection.video = true,
-                        Some("video-low") => selection.video_low = true,
-                        Some(other) => log::debug!("Ignoring requested track kind {other:?}"),
-                        None => return Err(BadShape),
-                    }
-                }
-                by_label.insert(label.clone(), selection);
+                by_label.insert(label.clone(), track_list(wanted)?);
             }
         }
         Some(_) => return Err(BadShape),
     }
     Ok(StreamRequest::ByStreamLabel(by_label))
+}
+
+/// A `requestStream` list of `audio`, `video`, `video-low`; unknown words are ignored.
+pub fn track_list(value: &Value) -> Result<TrackSelection, BadShape> {
+    let Value::Array(words) = value else {
+        return Err(BadShape);
+    };
+    let mut selection = TrackSelection::default();
+    for word in words {
+        match word.as_str() {
+            Some("audio") => selection.audio = true,
+            Some("video") => selection.video = true,
+            Some("video-low") => selection.video_low = true,
+            Some(other) => log::debug!("Ignoring requested track kind {other:?}"),
+            None => return Err(BadShape),
+        }
+    }
+    Ok(selection)
 }
 
 /// A seed-dialect `request`: track label → `true`. Absent means nothing; `false` means not

@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::app::{ConnId, Outbox};
-use crate::config::Permission;
 use crate::core::{
     ActionError, Core, Event, GroupAction, JoinFailure, JoinRequest, MessageKind,
     NOT_AUTHORISED_DELAY, OutgoingMessage, PermissionChange, UserAction,
 };
 
+use super::media::{Media, StreamNotice};
 use super::msg::Message;
 use super::parse;
 use super::render;
@@ -166,7 +166,14 @@ impl Session {
     }
 
     /// One text frame from the client.
-    pub fn handle_text(&mut self, now: Instant, text: &str, core: &mut Core, out: &mut Outbox) {
+    pub fn handle_text(
+        &mut self,
+        now: Instant,
+        text: &str,
+        core: &mut Core,
+        media: &mut Media,
+        out: &mut Outbox,
+    ) {
         if self.is_closed() {
             return;
         }
@@ -180,11 +187,17 @@ impl Session {
             }
             return;
         }
-        self.process(now, text, core, out);
+        self.process(now, text, core, media, out);
     }
 
     /// Runs the timers that are due.
-    pub fn handle_timeout(&mut self, now: Instant, core: &mut Core, out: &mut Outbox) {
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        core: &mut Core,
+        media: &mut Media,
+        out: &mut Outbox,
+    ) {
         match &self.phase {
             Phase::Closed => return,
             Phase::AwaitingHandshake => {
@@ -218,7 +231,7 @@ impl Session {
                     again.frames.extend(frames.drain(..));
                     break;
                 }
-                self.process(now, &frame, core, out);
+                self.process(now, &frame, core, media, out);
             }
         }
     }
@@ -248,7 +261,67 @@ impl Session {
         }
     }
 
-    fn process(&mut self, now: Instant, text: &str, core: &mut Core, out: &mut Outbox) {
+    /// Renders one stream notice for this client.
+    pub fn render_stream(&mut self, notice: &StreamNotice, out: &mut Outbox) {
+        if self.is_closed() {
+            return;
+        }
+        let message = match notice {
+            StreamNotice::Answer { id, sdp } => {
+                let mut m = Message::new("answer");
+                m.id = id.clone();
+                m.sdp = sdp.clone();
+                m
+            }
+            StreamNotice::Offer(offer) => {
+                let mut m = Message::new("offer");
+                m.id = offer.id.clone();
+                match self.dialect() {
+                    Dialect::V2 => m.label = offer.label.clone(),
+                    Dialect::Seed => {
+                        m.labels = Some(
+                            offer
+                                .track_labels
+                                .iter()
+                                .map(|(mid, label)| (mid.clone(), Value::String(label.clone())))
+                                .collect(),
+                        )
+                    }
+                }
+                m.replace = offer.replace.clone().unwrap_or_default();
+                m.source = offer.source.clone();
+                m.username = offer.username.clone();
+                m.sdp = offer.sdp.clone();
+                m
+            }
+            StreamNotice::Close { id } => {
+                let mut m = Message::new("close");
+                m.id = id.clone();
+                m
+            }
+            StreamNotice::Abort { id } => {
+                let mut m = Message::new("abort");
+                m.id = id.clone();
+                m
+            }
+            StreamNotice::Renegotiate { id } => {
+                let mut m = Message::new("renegotiate");
+                m.id = id.clone();
+                m
+            }
+            StreamNotice::Error(text) => render::notice(self.own_id(), "error", text),
+        };
+        out.text(self.conn, message.to_json());
+    }
+
+    fn process(
+        &mut self,
+        now: Instant,
+        text: &str,
+        core: &mut Core,
+        media: &mut Media,
+        out: &mut Outbox,
+    ) {
         if text.len() > MAX_MESSAGE_SIZE {
             self.fail(Failure::Internal("message too large".into()), out);
             return;
@@ -272,7 +345,7 @@ impl Session {
             }
             Phase::Open(open) => {
                 let dialect = open.dialect;
-                if let Err(failure) = self.dispatch(now, message, dialect, core, out) {
+                if let Err(failure) = self.dispatch(now, message, dialect, core, media, out) {
                     self.fail(failure, out);
                 }
             }
@@ -311,16 +384,16 @@ impl Session {
         message: Message,
         dialect: Dialect,
         core: &mut Core,
+        media: &mut Media,
         out: &mut Outbox,
     ) -> Result<(), Failure> {
         let own_id = self.own_id().to_owned();
-        let (own_username, present, joined) = match core.client(self.conn) {
+        let (own_username, joined) = match core.client(self.conn) {
             Some(client) => (
                 client.username().unwrap_or("").to_owned(),
-                client.has(Permission::Present),
                 client.group().is_some(),
             ),
-            None => (String::new(), false, false),
+            None => (String::new(), false),
         };
         if !message.source.is_empty() && message.source != own_id {
             return Err(Failure::protocol("spoofed client id"));
@@ -339,50 +412,72 @@ impl Session {
                     Dialect::Seed => parse::seed_request(message.request.as_ref()),
                 }
                 .map_err(|_| Failure::Internal("bad request".into()))?;
-                self.outcome(core.set_request(self.conn, request), out)
+                self.outcome(core.set_request(self.conn, request), out)?;
+                media.request_changed(now, core, self.conn);
+                Ok(())
             }
-            "requestStream" => Err(Failure::Internal("unknown stream id".into())),
+            "requestStream" => {
+                let requested = match &message.request {
+                    None | Some(Value::Null) => None,
+                    Some(value) => Some(
+                        parse::track_list(value)
+                            .map_err(|_| Failure::Internal("bad request".into()))?,
+                    ),
+                };
+                media
+                    .request_stream(now, core, self.conn, &message.id, requested)
+                    .map_err(|_| Failure::Internal("unknown stream id".into()))
+            }
             "offer" => {
                 require_id(&message)?;
-                let mut abort = Message::new("abort");
-                abort.id = message.id.clone();
-                out.text(self.conn, abort.to_json());
-                let text = if present {
-                    "publishing is not available on this server yet"
-                } else {
-                    "not authorised"
-                };
-                out.text(self.conn, render::notice(&own_id, "error", text).to_json());
-                Ok(())
-            }
-            "answer" | "abort" => {
-                require_id(&message)?;
-                // No down stream exists: tell the client to drop it.
-                let mut close = Message::new("close");
-                close.id = message.id;
-                out.text(self.conn, close.to_json());
-                Ok(())
-            }
-            "renegotiate" | "close" => {
-                require_id(&message)?;
-                log::debug!(
-                    "{:?}: {} for unknown stream {:?}",
+                let labels: Vec<(String, String)> = message
+                    .labels
+                    .iter()
+                    .flatten()
+                    .filter_map(|(mid, label)| Some((mid.clone(), label.as_str()?.to_owned())))
+                    .collect();
+                media.offer(
+                    now,
+                    core,
                     self.conn,
-                    message.kind_of,
-                    message.id
+                    &message.id,
+                    &message.label,
+                    labels,
+                    &message.replace,
+                    &message.sdp,
                 );
+                Ok(())
+            }
+            "answer" => {
+                require_id(&message)?;
+                media.answer(now, core, self.conn, &message.id, &message.sdp);
+                Ok(())
+            }
+            "abort" => {
+                require_id(&message)?;
+                media.abort(now, core, self.conn, &message.id);
+                Ok(())
+            }
+            "renegotiate" => {
+                require_id(&message)?;
+                media.renegotiate(now, core, self.conn, &message.id);
+                Ok(())
+            }
+            "close" => {
+                require_id(&message)?;
+                media.close(now, core, self.conn, &message.id);
                 Ok(())
             }
             "ice" => {
                 require_id(&message)?;
-                if message.candidate.is_none() {
+                let Some(candidate) = &message.candidate else {
                     return Err(Failure::protocol("null candidate"));
-                }
-                log::debug!(
-                    "{:?}: candidate for unknown stream {:?}",
-                    self.conn,
-                    message.id
-                );
+                };
+                let text = candidate
+                    .get("candidate")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                media.ice(now, core, self.conn, &message.id, text);
                 Ok(())
             }
             "chat" | "usermessage" => {

@@ -1392,7 +1392,7 @@ fn offers_are_refused_without_disconnecting() {
         h.take(c),
         [
             json!({"type": "abort", "id": "s2"}),
-            error_message("c", "publishing is not available on this server yet")
+            error_message("c", "publishing is not available on this server")
         ]
     );
     h.send(c, json!({"type": "answer", "id": "d1", "sdp": "v=0"}));
