@@ -95,6 +95,9 @@ impl Default for Options {
 pub enum Command {
     /// Run the server with these options.
     Run(Options),
+    /// `-check-config`: validate the `-groups` and `-data` directories of these options,
+    /// print a report and exit (0 when there is no error, 1 otherwise).
+    CheckConfig(Options),
     /// Print [`usage`] and exit successfully.
     Help,
 }
@@ -132,6 +135,7 @@ pub fn usage(program: &str) -> String {
          \x20                      Camus chat client: the static/ directory of an unpacked camus-chat\n\
          \x20                      wheel, served for the room pages /chat/<room> and /room/<room>\n\
          \x20                      (default: none; rooms are in data/camus-rooms.json)\n\
+         \x20 -check-config        check the groups and data directories, print a report and exit\n\
          \x20 -help                print this help\n"
     )
 }
@@ -143,6 +147,7 @@ where
     S: Into<String>,
 {
     let mut options = Options::default();
+    let mut check_config = false;
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
         let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
@@ -158,7 +163,11 @@ where
         if name == "help" || name == "h" {
             return Ok(Command::Help);
         }
-        if let Some(target) = bool_flag(&mut options, name) {
+        let target = match name {
+            "check-config" => Some(&mut check_config),
+            _ => bool_flag(&mut options, name),
+        };
+        if let Some(target) = target {
             *target = match inline_value {
                 None => true,
                 Some(value) => parse_bool(&value).ok_or_else(|| {
@@ -179,6 +188,9 @@ where
                 .ok_or_else(|| CliError(format!("flag needs an argument: -{name}")))?,
         };
         set_value(&mut options, name, value)?;
+    }
+    if check_config {
+        return Ok(Command::CheckConfig(options));
     }
     Ok(Command::Run(options))
 }
@@ -402,6 +414,23 @@ mod tests {
             run(&["--udp-range=7000"]).udp_ports,
             Some(UdpPorts::Single(7000))
         );
+    }
+
+    #[test]
+    fn check_config_is_a_boolean_command_flag() {
+        let Ok(Command::CheckConfig(options)) = parse(["-check-config", "-groups", "/g"]) else {
+            panic!("-check-config not recognised");
+        };
+        assert_eq!(options.groups_dir, PathBuf::from("/g"));
+        assert!(matches!(
+            parse(["--check-config=true"]),
+            Ok(Command::CheckConfig(_))
+        ));
+        assert!(matches!(
+            parse(["-check-config=false"]),
+            Ok(Command::Run(_))
+        ));
+        assert!(usage("sfubox").contains("-check-config"));
     }
 
     #[test]

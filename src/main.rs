@@ -14,6 +14,18 @@ fn main() -> ExitCode {
             print!("{}", cli::usage(&program));
             return ExitCode::SUCCESS;
         }
+        Ok(Command::CheckConfig(options)) => {
+            // Warnings of the parsers (skipped entries) go to stderr above the report.
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+                .init();
+            let report = run::check::check_config(&options.groups_dir, &options.data_dir);
+            print!("{report}");
+            return if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
         Err(error) => {
             eprintln!("{program}: {error}");
             eprintln!("Run {program} -help for the list of flags.");

@@ -89,7 +89,10 @@ where
     };
     // A POST body (a Camus password form) is read whole, within the same deadline.
     let body_len = if request.method == "POST" {
-        match request.header("content-length").map(|v| v.trim().parse::<usize>()) {
+        match request
+            .header("content-length")
+            .map(|v| v.trim().parse::<usize>())
+        {
             None => 0,
             Some(Ok(len)) if len <= MAX_FORM_BODY => len,
             Some(Ok(_)) => {
@@ -120,7 +123,9 @@ where
             }
         }
     }
-    let body = buffer.get(head_len..head_len + body_len).unwrap_or_default();
+    let body = buffer
+        .get(head_len..head_len + body_len)
+        .unwrap_or_default();
     let routed = {
         let mut engine = shared.engine.borrow_mut();
         let now = Instant::now();
@@ -198,6 +203,8 @@ async fn websocket<E, S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (id, outputs, killed) = shared.open(peer, signalling);
+    // Tells the engine the connection is gone however this function ends, a panic included.
+    let _closer = CloseOnDrop { shared, id };
     log::debug!("{peer}: WebSocket {id:?} open");
     let (mut sender, mut receiver) = socket.split();
     // Set when the client sent a message above the limit: we close with 1009, as Gorilla
@@ -277,5 +284,16 @@ async fn websocket<E, S>(
     });
     let _ = within(shared.limits.frame_write, sender.close(too_big)).await;
     log::debug!("{peer}: WebSocket {id:?} closed");
-    shared.close(id);
+}
+
+/// Calls [`Shared::close`] for a connection when dropped.
+struct CloseOnDrop<'a, E: Engine> {
+    shared: &'a Shared<E>,
+    id: crate::app::ConnId,
+}
+
+impl<E: Engine> Drop for CloseOnDrop<'_, E> {
+    fn drop(&mut self) {
+        self.shared.close(self.id);
+    }
 }

@@ -20,9 +20,21 @@
 //! point would make every other task's borrow panic. Outputs go to per-connection queues
 //! bounded at [`Limits::queue_frames`]; a client whose queue is full is disconnected rather
 //! than letting it slow the engine down.
+//!
+//! # Limits and panics
+//!
+//! Every accepted connection takes a slot in a [`limits::ConnectionTable`]
+//! ([`Limits::max_connections`] in total, [`Limits::max_connections_per_ip`] per address);
+//! without one it is closed at once. A panic while serving one connection (in the engine
+//! or in the connection's own code) unwinds to that connection's task only: the task logs
+//! it, the engine is told the connection is gone, and every other meeting goes on. More
+//! than [`limits::PanicBudget::MAX_PANICS`] panics a minute end the process (exit code 70)
+//! for the service manager to restart it, since the shared state is then suspect.
 
+pub mod check;
 mod conn;
 pub mod files;
+pub mod limits;
 pub mod tls;
 
 use std::cell::{Cell, RefCell};
@@ -41,8 +53,8 @@ use smol::{Async, LocalExecutor, Timer};
 use crate::app::{App, AppOptions, ConnId, ConnOutput};
 use crate::cli::Options;
 use crate::config::dir::DiskDirectory;
-use crate::http::files::{EmbeddedSite, FileSource};
 use crate::http::camus::{CamusClient, CamusSource};
+use crate::http::files::{EmbeddedSite, FileSource};
 use crate::http::route::Signalling;
 
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
@@ -155,6 +167,11 @@ pub struct Limits {
     /// How long shutdown waits for connections to close, and how long a connection waits
     /// for the client's answer to our close frame.
     pub shutdown_grace: Duration,
+    /// Open TCP connections (HTTP and WebSocket together); one more is refused.
+    pub max_connections: usize,
+    /// Open TCP connections from one IPv4 address or IPv6 /64; loopback is exempt (a
+    /// reverse proxy on the same machine brings every client from there).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -168,6 +185,8 @@ impl Default for Limits {
             max_message: 1 << 20,
             // Below Galène's 2 s so that the whole shutdown fits in 2 s.
             shutdown_grace: Duration::from_millis(1500),
+            max_connections: 1000,
+            max_connections_per_ip: 100,
         }
     }
 }
@@ -200,8 +219,8 @@ impl<E: Engine + 'static> Server<E> {
         let camus_client = match &options.camus_client {
             None => None,
             Some(dir) => {
-                let client = CamusClient::detect(Box::new(files::DiskFiles::new(dir)))
-                    .ok_or_else(|| {
+                let client =
+                    CamusClient::detect(Box::new(files::DiskFiles::new(dir))).ok_or_else(|| {
                         io::Error::new(
                             io::ErrorKind::NotFound,
                             format!(
@@ -211,11 +230,7 @@ impl<E: Engine + 'static> Server<E> {
                             ),
                         )
                     })?;
-                log::info!(
-                    "Camus client: {} ({})",
-                    dir.display(),
-                    client.script()
-                );
+                log::info!("Camus client: {} ({})", dir.display(), client.script());
                 Some(client)
             }
         };
@@ -265,6 +280,7 @@ impl<E: Engine + 'static> Server<E> {
             camus_client: self.camus_client,
             tls: self.tls,
             limits: self.limits,
+            panics: RefCell::new(limits::PanicBudget::default()),
         });
         let listener = self.listener;
         smol::block_on(executor.run(async {
@@ -321,6 +337,8 @@ struct Shared<E> {
     camus_client: Option<CamusClient>,
     tls: Option<futures_rustls::TlsAcceptor>,
     limits: Limits,
+    /// Panics caught in connection tasks and timers.
+    panics: RefCell<limits::PanicBudget>,
 }
 
 impl<E: Engine> Shared<E> {
@@ -410,6 +428,20 @@ impl<E: Engine> Shared<E> {
         self.drain();
     }
 
+    /// Logs a panic caught while doing `what`; exits the process when the panic budget is
+    /// spent (the service manager restarts it).
+    fn caught_panic(&self, what: &str, payload: &(dyn std::any::Any + Send)) {
+        log::error!("panic while {what}: {}", limits::panic_message(payload));
+        if !self.panics.borrow_mut().record(Instant::now()) {
+            log::error!(
+                "more than {} panics within {:?}: exiting to be restarted",
+                limits::PanicBudget::MAX_PANICS,
+                limits::PanicBudget::WINDOW
+            );
+            std::process::exit(70);
+        }
+    }
+
     async fn shutdown(&self) {
         log::debug!("Shutting down the engine");
         self.with_engine(|engine| engine.shutdown(Instant::now(), "server is shutting down"));
@@ -429,11 +461,44 @@ async fn accept_loop<E: Engine + 'static>(
     executor: &LocalExecutor<'_>,
     shared: &Rc<Shared<E>>,
 ) {
+    let table = Rc::new(RefCell::new(limits::ConnectionTable::new(
+        shared.limits.max_connections,
+        shared.limits.max_connections_per_ip,
+    )));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let permit = match limits::ConnectionPermit::acquire(&table, peer.ip()) {
+                    Ok(permit) => permit,
+                    Err(refusal) => {
+                        if let Some(line) =
+                            table
+                                .borrow_mut()
+                                .refusal_log_line(Instant::now(), peer, refusal)
+                        {
+                            log::warn!("{line}");
+                        }
+                        if shared.tls.is_none() {
+                            // One non-blocking attempt; a client that cannot take 200 bytes
+                            // now just sees the connection close.
+                            use std::io::Write as _;
+                            let _ = stream.get_ref().write(limits::REFUSAL_RESPONSE);
+                        }
+                        continue;
+                    }
+                };
+                let serve =
+                    std::panic::AssertUnwindSafe(conn::connection(Rc::clone(shared), stream, peer));
+                let shared = Rc::clone(shared);
                 executor
-                    .spawn(conn::connection(Rc::clone(shared), stream, peer))
+                    .spawn(async move {
+                        use futures_util::FutureExt as _;
+                        if let Err(payload) = serve.catch_unwind().await {
+                            let what = format!("serving {peer} (only that connection was dropped)");
+                            shared.caught_panic(&what, payload.as_ref());
+                        }
+                        drop(permit);
+                    })
                     .detach();
             }
             Err(e) => {
@@ -463,7 +528,12 @@ async fn timer_task<E: Engine>(shared: Rc<Shared<E>>, kicks: Receiver<()>) {
             false
         };
         if smol::future::or(due, kicked).await {
-            shared.with_engine(|engine| engine.handle_timeout(Instant::now()));
+            let run = std::panic::AssertUnwindSafe(|| {
+                shared.with_engine(|engine| engine.handle_timeout(Instant::now()))
+            });
+            if let Err(payload) = std::panic::catch_unwind(run) {
+                shared.caught_panic("running timers", payload.as_ref());
+            }
         }
     }
 }
@@ -540,6 +610,8 @@ mod tests {
                 }
             } else if text == "timer" {
                 self.deadline = Some(now + Duration::from_millis(50));
+            } else if text == "panic" {
+                panic!("the fake engine panics on request");
             } else {
                 self.outputs
                     .push_back((conn, ConnOutput::Text(text.to_owned())));
@@ -685,6 +757,34 @@ mod tests {
         );
         assert_eq!(next_seen(&running), Seen::Disconnect(ConnId(1)));
         drop(client);
+    }
+
+    #[test]
+    fn a_panic_for_one_client_drops_only_that_client() {
+        use async_tungstenite::tungstenite::Message;
+        let running = start();
+        let mut victim = connect(running.addr);
+        assert_eq!(next_seen(&running), Seen::Connect(ConnId(1)));
+        let mut bystander = connect(running.addr);
+        assert_eq!(next_seen(&running), Seen::Connect(ConnId(2)));
+
+        smol::block_on(victim.send(Message::text("panic"))).unwrap();
+        assert_eq!(next_seen(&running), Seen::Text(ConnId(1), "panic".into()));
+        assert_eq!(next_seen(&running), Seen::Disconnect(ConnId(1)));
+        // The victim's socket is closed; it gets no more frames.
+        let after = smol::block_on(victim.next());
+        assert!(!matches!(after, Some(Ok(Message::Text(_)))), "{after:?}");
+
+        smol::block_on(bystander.send(Message::text("still here"))).unwrap();
+        assert_eq!(
+            next_seen(&running),
+            Seen::Text(ConnId(2), "still here".into())
+        );
+        let echo = smol::block_on(bystander.next()).unwrap().unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), "still here");
+        // New connections are still accepted.
+        let _late = connect(running.addr);
+        assert_eq!(next_seen(&running), Seen::Connect(ConnId(3)));
     }
 
     #[test]
