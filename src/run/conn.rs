@@ -234,6 +234,10 @@ async fn websocket<E, S>(
                     break;
                 }
             }
+            // Frames already buffered would otherwise all be handled in one go, and the
+            // outputs they cause (to this and other connections) could fill bounded queues
+            // whose writers never got to run: let the writers drain between frames.
+            smol::future::yield_now().await;
         }
     };
 

@@ -54,6 +54,7 @@ pub struct Setup {
     files: Vec<(String, Vec<u8>)>,
     create_groups_dir: bool,
     static_dir: bool,
+    camus_client: bool,
     limits: Limits,
     relay_only: bool,
 }
@@ -68,6 +69,7 @@ impl Setup {
             files: Vec::new(),
             create_groups_dir: true,
             static_dir: false,
+            camus_client: false,
             limits: test_limits(),
             relay_only: false,
         }
@@ -105,6 +107,14 @@ impl Setup {
         self.static_dir = true;
         self.files
             .push((format!("static/{path}"), content.to_vec()));
+        self
+    }
+
+    /// Serves a Camus client directory (`-camus-client`) with these files in it (it needs a
+    /// `dist/chat.js` or `dist/index.js`).
+    pub fn camus_client_file(mut self, path: &str, content: &[u8]) -> Setup {
+        self.camus_client = true;
+        self.files.push((format!("camus/{path}"), content.to_vec()));
         self
     }
 
@@ -204,6 +214,7 @@ impl TestServer {
             groups_dir: root.join("groups"),
             recordings_dir: root.join("recordings"),
             relay_only: setup.relay_only,
+            camus_client: setup.camus_client.then(|| root.join("camus")),
             ..Options::default()
         };
         let limits = setup.limits;
@@ -347,9 +358,15 @@ impl TestServer {
     /// Opens a WebSocket on `/ws` with extra request headers (e.g. `Origin`); `Err(status)`
     /// when the server answers with an HTTP error instead of upgrading.
     pub fn ws_connect_with(&self, headers: &[(&str, &str)]) -> Result<WsClient, u16> {
+        self.ws_connect_at("/ws", headers)
+    }
+
+    /// Opens a WebSocket on `path` with extra request headers; `Err(status)` when the
+    /// server answers with an HTTP error instead of upgrading.
+    pub fn ws_connect_at(&self, path: &str, headers: &[(&str, &str)]) -> Result<WsClient, u16> {
         let stream = self.connect();
         let scheme = if self.tls { "wss" } else { "ws" };
-        let mut request = format!("{scheme}://{}/ws", self.host())
+        let mut request = format!("{scheme}://{}{path}", self.host())
             .into_client_request()
             .expect("a valid WebSocket URL");
         for (name, value) in headers {

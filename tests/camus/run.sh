@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Browser test of the Camus endpoints with both published client bundles.
+#
+# Fetches camus-chat 0.2.3 and 0.3.1 from PyPI (wheels only, no dependencies, into a scratch
+# directory: nothing of Camus is committed), unpacks each wheel's static/ directory, builds
+# sfubox, and runs tests/camus/browser.mjs once per bundle with Debian's Chromium through
+# playwright-core (set up in tests/web; no browser is downloaded).
+#
+# Environment: SFUBOX_BIN (skip the build), CHROMIUM (default /usr/bin/chromium),
+# CAMUS_VERSIONS (default "0.2.3 0.3.1").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+versions=${CAMUS_VERSIONS:-"0.2.3 0.3.1"}
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/sfubox-camus-bundles.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+
+if [ ! -d tests/web/node_modules/playwright-core ]; then
+  npm ci --prefix tests/web --no-audit --no-fund
+fi
+
+if [ -z "${SFUBOX_BIN:-}" ]; then
+  cargo build --quiet --bin sfubox
+  SFUBOX_BIN="${CARGO_TARGET_DIR:-target}/debug/sfubox"
+fi
+
+status=0
+for version in $versions; do
+  echo "== camus-chat $version"
+  pip download --quiet --no-deps --only-binary=:all: "camus-chat==$version" -d "$scratch/$version"
+  wheel=$(ls "$scratch/$version"/camus_chat-"$version"-*.whl)
+  python3 -m zipfile -e "$wheel" "$scratch/$version/unpacked"
+  static="$scratch/$version/unpacked/camus/static"
+  echo "bundle: $(cd "$static" && ls dist/*.js)"
+  if ! node tests/camus/browser.mjs "$SFUBOX_BIN" "$static" "$version"; then
+    status=1
+  fi
+done
+exit $status
