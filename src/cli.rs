@@ -56,8 +56,12 @@ pub struct Options {
     pub groups_dir: PathBuf,
     /// `-recordings`: recordings directory (default `./recordings/`).
     pub recordings_dir: PathBuf,
-    /// `-udp-range`: UDP ports for media; `None` lets the system choose.
+    /// `-udp-range`: the UDP port (or the first free one of a range) of the one media
+    /// socket; `None` means the HTTP port's number (any free port if that one is taken).
     pub udp_ports: Option<UdpPorts>,
+    /// `-public-ip`: addresses to announce to browsers besides the local ones (a box behind
+    /// a 1:1 NAT or a port forward).
+    pub public_ips: Vec<std::net::IpAddr>,
     /// `-turn`: built-in TURN server address (default `auto`; not implemented yet).
     pub turn: String,
     /// `-relay-only`: force ICE transport policy `relay`.
@@ -82,6 +86,7 @@ impl Default for Options {
             groups_dir: PathBuf::from("./groups/"),
             recordings_dir: PathBuf::from("./recordings/"),
             udp_ports: None,
+            public_ips: Vec::new(),
             turn: "auto".to_owned(),
             relay_only: false,
             mdns: false,
@@ -127,7 +132,10 @@ pub fn usage(program: &str) -> String {
          \x20 -groups directory    group description directory (default \"./groups/\")\n\
          \x20 -recordings directory\n\
          \x20                      recordings directory (default \"./recordings/\"; recording is not implemented yet)\n\
-         \x20 -udp-range N|N1-N2   UDP port or port range for media (default: any port)\n\
+         \x20 -udp-range N|N1-N2   UDP port for media, shared by every stream; with a range, the first\n\
+         \x20                      free port of it (default: the HTTP port's number, else any port)\n\
+         \x20 -public-ip IP[,IP]   also announce these addresses to browsers, for a server behind a\n\
+         \x20                      1:1 NAT or port forwarding (forward the UDP port too)\n\
          \x20 -turn address        built-in TURN server: \"\", :port, IP:port or auto (default \"auto\"; not implemented yet)\n\
          \x20 -relay-only          force ICE transport policy relay (default false)\n\
          \x20 -mdns                gather mDNS candidates (default false; accepted and ignored)\n\
@@ -196,7 +204,7 @@ where
 }
 
 /// Flags that take a value.
-const VALUE_FLAGS: [&str; 8] = [
+const VALUE_FLAGS: [&str; 9] = [
     "http",
     "static",
     "data",
@@ -205,6 +213,7 @@ const VALUE_FLAGS: [&str; 8] = [
     "udp-range",
     "turn",
     "camus-client",
+    "public-ip",
 ];
 
 fn bool_flag<'a>(options: &'a mut Options, name: &str) -> Option<&'a mut bool> {
@@ -235,6 +244,16 @@ fn set_value(options: &mut Options, name: &str, value: String) -> Result<(), Cli
         "udp-range" => options.udp_ports = parse_udp_range(&value)?,
         "turn" => options.turn = value,
         "camus-client" => options.camus_client = Some(PathBuf::from(value)),
+        "public-ip" => {
+            for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let ip = part.parse().map_err(|_| {
+                    CliError(format!(
+                        "invalid value {part:?} for -public-ip: not an IP address"
+                    ))
+                })?;
+                options.public_ips.push(ip);
+            }
+        }
         _ => return Err(CliError(format!("flag provided but not defined: -{name}"))),
     }
     Ok(())
@@ -431,6 +450,22 @@ mod tests {
             Ok(Command::Run(_))
         ));
         assert!(usage("sfubox").contains("-check-config"));
+    }
+
+    #[test]
+    fn public_ip_takes_addresses_separated_by_commas() {
+        let Ok(Command::Run(options)) = parse(["-public-ip", "203.0.113.7,2001:db8::1"]) else {
+            panic!("-public-ip not accepted");
+        };
+        assert_eq!(
+            options.public_ips,
+            [
+                "203.0.113.7".parse::<std::net::IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+        assert!(parse(["-public-ip=example.org"]).is_err());
+        assert!(usage("sfubox").contains("-public-ip"));
     }
 
     #[test]

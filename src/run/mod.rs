@@ -36,6 +36,7 @@ mod conn;
 pub mod files;
 pub mod limits;
 pub mod tls;
+pub mod udp;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -60,6 +61,27 @@ use crate::http::route::Signalling;
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
 /// exists so the runtime can be exercised with a small fake.
 pub trait Engine: CamusSource {
+    /// Starts the media engine with these host candidates (the media socket's addresses).
+    /// Engines without media accept and ignore it.
+    fn enable_media(&mut self, candidates: Vec<SocketAddr>) -> Result<(), String> {
+        let _ = candidates;
+        Ok(())
+    }
+    /// A datagram arrived on the media socket. Ignored unless overridden.
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        let _ = (now, source, destination, data);
+    }
+    /// The next datagram to send on the media socket; called until `None` after every
+    /// `handle_*`.
+    fn poll_transmit(&mut self) -> Option<crate::media::Transmit> {
+        None
+    }
     /// Registers a new WebSocket connection.
     fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
     /// Registers a new WebSocket connection of the GStreamer examples' protocol.
@@ -92,6 +114,21 @@ pub trait Engine: CamusSource {
 }
 
 impl Engine for App {
+    fn enable_media(&mut self, candidates: Vec<SocketAddr>) -> Result<(), String> {
+        App::enable_media(self, crate::media::SfuConfig::new(candidates)).map_err(|e| e.to_string())
+    }
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        App::handle_datagram(self, now, source, destination, data)
+    }
+    fn poll_transmit(&mut self) -> Option<crate::media::Transmit> {
+        App::poll_transmit(self)
+    }
     fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
         self.galene_connect(now, remote)
     }
@@ -199,13 +236,16 @@ pub struct Server<E: Engine> {
     camus_client: Option<CamusClient>,
     engine: E,
     limits: Limits,
+    /// The media socket ([`udp`]), if it could be bound.
+    media: Option<udp::MediaSocket>,
 }
 
 impl<E: Engine + 'static> Server<E> {
     /// Binds the `-http` address and prepares TLS (unless `-insecure`) and the static files.
     /// Fails if the address cannot be bound or the certificate files are unusable.
-    pub fn bind(options: &Options, engine: E) -> io::Result<Server<E>> {
+    pub fn bind(options: &Options, mut engine: E) -> io::Result<Server<E>> {
         let listener = bind_listener(options)?;
+        let media = bind_media(options, listener.local_addr()?.port(), &mut engine);
         let tls = if options.insecure {
             None
         } else {
@@ -241,7 +281,13 @@ impl<E: Engine + 'static> Server<E> {
             camus_client,
             engine,
             limits: Limits::default(),
+            media,
         })
+    }
+
+    /// The media socket's address, if media runs.
+    pub fn media_addr(&self) -> Option<SocketAddr> {
+        self.media.as_ref().map(udp::MediaSocket::local_addr)
     }
 
     /// Replaces the limits (tests use short timeouts).
@@ -281,12 +327,18 @@ impl<E: Engine + 'static> Server<E> {
             tls: self.tls,
             limits: self.limits,
             panics: RefCell::new(limits::PanicBudget::default()),
+            media: self.media.map(Rc::new),
         });
         let listener = self.listener;
         smol::block_on(executor.run(async {
             executor
                 .spawn(timer_task(Rc::clone(&shared), kick_receiver))
                 .detach();
+            if let Some(media) = &shared.media {
+                executor
+                    .spawn(udp::receive_loop(Rc::clone(&shared), Rc::clone(media)))
+                    .detach();
+            }
             let accept = accept_loop(&listener, &executor, &shared);
             smol::future::or(accept, stop).await;
             shared.shutdown().await;
@@ -294,6 +346,37 @@ impl<E: Engine + 'static> Server<E> {
         log::info!("Server stopped");
         Ok(())
     }
+}
+
+/// Binds the media socket and starts the engine's media side; logs and goes on without
+/// media when either fails.
+fn bind_media<E: Engine>(
+    options: &Options,
+    http_port: u16,
+    engine: &mut E,
+) -> Option<udp::MediaSocket> {
+    let socket = match udp::MediaSocket::bind(
+        options.http.host.as_deref(),
+        options.udp_ports,
+        http_port,
+        &options.public_ips,
+    ) {
+        Ok(socket) => socket,
+        Err(e) => {
+            log::error!("Cannot bind the media socket: {e}; publishing is disabled");
+            return None;
+        }
+    };
+    if let Err(e) = engine.enable_media(socket.candidates().to_vec()) {
+        log::error!("Cannot start the media engine: {e}; publishing is disabled");
+        return None;
+    }
+    log::info!(
+        "Media on UDP {}, announced as {:?}",
+        socket.local_addr(),
+        socket.candidates()
+    );
+    Some(socket)
 }
 
 fn bind_listener(options: &Options) -> io::Result<TcpListener> {
@@ -339,6 +422,8 @@ struct Shared<E> {
     limits: Limits,
     /// Panics caught in connection tasks and timers.
     panics: RefCell<limits::PanicBudget>,
+    /// The media socket: every engine call is followed by sending its datagrams.
+    media: Option<Rc<udp::MediaSocket>>,
 }
 
 impl<E: Engine> Shared<E> {
@@ -376,6 +461,12 @@ impl<E: Engine> Shared<E> {
                     overflowed.push(id);
                 }
                 Err(TrySendError::Closed(_)) => {}
+            }
+        }
+        if let Some(media) = &self.media {
+            let mut engine = self.engine.borrow_mut();
+            while let Some(transmit) = engine.poll_transmit() {
+                media.send(&transmit);
             }
         }
         // Full means a wake-up is already pending.

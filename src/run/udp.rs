@@ -1,0 +1,385 @@
+//! The media socket: one UDP socket shared by every stream's `Rtc`, and the addresses
+//! announced to browsers for it (ICE-lite host candidates).
+//!
+//! - Port: `-udp-range N` (or the first free port of `N1-N2`); by default the HTTP port's
+//!   number, and any free port if that one is taken.
+//! - Address: the `-http` host when it names one (then the candidate is that address);
+//!   otherwise every interface (`[::]`, dual-stack, or `0.0.0.0`). The kernel tells the
+//!   local address each datagram was sent to (`IP_PKTINFO`, through `quinn-udp`), which is
+//!   what ICE matches against the candidates, and replies leave from that address.
+//! - Candidates: the machine's usable addresses (up, not loopback, not IPv6 link-local);
+//!   loopback when the server listens on loopback or the host has nothing else (a private
+//!   network namespace); plus every `-public-ip` address first, for a box behind a 1:1 NAT
+//!   or a port forward (its datagrams still arrive on a local address, which is also a
+//!   candidate, so ICE accepts them).
+//!
+//! Receiving reads into one reused buffer; sending is synchronous (`send_to` on the
+//! non-blocking socket) right after each engine call, and a datagram that would block is
+//! dropped and counted, never queued.
+
+use std::cell::Cell;
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::rc::Rc;
+use std::time::Instant;
+
+use quinn_udp::{RecvMeta, UdpSocketState};
+use smol::{Async, Timer};
+
+use super::{Engine, Shared};
+use crate::cli::UdpPorts;
+use crate::media::Transmit;
+
+/// Candidates announced at most (a host with many addresses would bloat every SDP).
+pub const MAX_CANDIDATES: usize = 12;
+
+/// Size of the receive buffer: room for a GRO batch of full-size datagrams.
+const RECEIVE_BUFFER: usize = 64 * 1024;
+
+/// Datagrams handled before the receive loop lets other tasks run.
+const DATAGRAMS_PER_TURN: usize = 64;
+
+/// The media socket. See the module documentation.
+pub struct MediaSocket {
+    socket: Async<UdpSocket>,
+    state: UdpSocketState,
+    local: SocketAddr,
+    candidates: Vec<SocketAddr>,
+    public: Vec<IpAddr>,
+    dropped: Cell<u64>,
+}
+
+impl MediaSocket {
+    /// Binds the media socket. `host` is the `-http` host (`None`: every interface),
+    /// `http_port` the port the web server actually listens on, `public` the `-public-ip`
+    /// addresses.
+    pub fn bind(
+        host: Option<&str>,
+        ports: Option<UdpPorts>,
+        http_port: u16,
+        public: &[IpAddr],
+    ) -> io::Result<MediaSocket> {
+        let ips: Vec<IpAddr> = match host {
+            None => vec![
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ],
+            Some(host) => {
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                (host, 0).to_socket_addrs()?.map(|a| a.ip()).collect()
+            }
+        };
+        let socket = match ports {
+            Some(UdpPorts::Single(port)) => bind_first(&ips, port..=port)?,
+            Some(UdpPorts::Range { first, last }) => bind_first(&ips, first..=last)?,
+            None => bind_first(&ips, http_port..=http_port).or_else(|e| {
+                log::warn!("UDP port {http_port} for media: {e}; using any free port");
+                bind_first(&ips, 0..=0)
+            })?,
+        };
+        let state = UdpSocketState::new((&socket).into())?;
+        let local = socket.local_addr()?;
+        let candidates = candidates_for(local, public, interface_addresses());
+        Ok(MediaSocket {
+            socket: Async::new(socket)?,
+            state,
+            local,
+            candidates,
+            public: public.to_vec(),
+            dropped: Cell::new(0),
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The addresses announced as host candidates.
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.candidates
+    }
+
+    /// Datagrams dropped because the socket's send buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
+    }
+
+    /// Sends one datagram now; drops it (counted) if the socket would block.
+    pub fn send(&self, transmit: &Transmit) {
+        let destination = self.wire_address(transmit.destination);
+        // Leave from the address the engine chose, unless it is only announced (NAT).
+        let src_ip = Some(unmapped(transmit.source).ip())
+            .filter(|ip| !ip.is_unspecified() && !self.public.contains(ip))
+            .filter(|_| self.local.ip().is_unspecified());
+        let out = quinn_udp::Transmit {
+            destination,
+            ecn: None,
+            contents: &transmit.contents,
+            segment_size: None,
+            src_ip,
+        };
+        match self.state.try_send((&self.socket).into(), &out) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.dropped.set(self.dropped.get() + 1);
+            }
+            Err(e) => log::trace!("media send to {}: {e}", transmit.destination),
+        }
+    }
+
+    /// The address to give the kernel for `destination` (IPv4 peers of an IPv6 socket are
+    /// IPv4-mapped).
+    fn wire_address(&self, destination: SocketAddr) -> SocketAddr {
+        match (self.local, destination) {
+            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            }
+            _ => destination,
+        }
+    }
+
+    /// The local address a datagram was sent to, as the candidates name it.
+    fn destination(&self, meta: &RecvMeta, source: SocketAddr) -> SocketAddr {
+        if !self.local.ip().is_unspecified() {
+            return self.local;
+        }
+        let port = self.local.port();
+        if let Some(ip) = meta.dst_ip {
+            return unmapped(SocketAddr::new(ip, port));
+        }
+        // No packet info from this platform: the first candidate of the source's family.
+        self.candidates
+            .iter()
+            .copied()
+            .find(|c| c.is_ipv4() == source.is_ipv4())
+            .unwrap_or(self.local)
+    }
+}
+
+/// Binds the first of `ips` × `ports` that works.
+fn bind_first(ips: &[IpAddr], ports: std::ops::RangeInclusive<u16>) -> io::Result<UdpSocket> {
+    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to bind");
+    for port in ports {
+        for ip in ips {
+            match UdpSocket::bind(SocketAddr::new(*ip, port)) {
+                Ok(socket) => return Ok(socket),
+                Err(e) => last = e,
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The machine's interface addresses that are up (empty if they cannot be listed).
+fn interface_addresses() -> Vec<IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces
+            .into_iter()
+            .filter(|i| i.is_oper_up() || i.is_loopback())
+            .map(|i| i.ip())
+            .collect(),
+        Err(e) => {
+            log::warn!("cannot list network interfaces: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The host candidates for a socket bound to `local`: the public addresses first, then the
+/// bound address or the usable interface addresses, loopback only when there is nothing
+/// else (or the socket is bound to loopback).
+fn candidates_for(
+    local: SocketAddr,
+    public: &[IpAddr],
+    interfaces: Vec<IpAddr>,
+) -> Vec<SocketAddr> {
+    let port = local.port();
+    let mut ips: Vec<IpAddr> = public.to_vec();
+    if !local.ip().is_unspecified() {
+        ips.push(unmapped(local).ip());
+    } else {
+        let v6_socket = local.is_ipv6();
+        let usable = |ip: &IpAddr| match ip {
+            IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
+            IpAddr::V6(v6) => {
+                v6_socket
+                    && !v6.is_loopback()
+                    && !v6.is_unspecified()
+                    && !v6.is_unicast_link_local()
+                    && v6.to_ipv4_mapped().is_none()
+            }
+        };
+        let mut local_ips: Vec<IpAddr> = interfaces.iter().copied().filter(usable).collect();
+        // IPv4 first: browsers and NATs handle it best.
+        local_ips.sort_by_key(|ip| ip.is_ipv6());
+        if local_ips.is_empty() {
+            local_ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            if v6_socket
+                && interfaces
+                    .iter()
+                    .any(|ip| *ip == IpAddr::V6(Ipv6Addr::LOCALHOST))
+            {
+                local_ips.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+            }
+        }
+        ips.extend(local_ips);
+    }
+    let mut candidates: Vec<SocketAddr> = Vec::new();
+    for ip in ips {
+        let addr = SocketAddr::new(ip, port);
+        if !candidates.contains(&addr) && candidates.len() < MAX_CANDIDATES {
+            candidates.push(addr);
+        }
+    }
+    candidates
+}
+
+/// An IPv4-mapped IPv6 address as plain IPv4.
+fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// Feeds every datagram of the media socket to the engine, one at a time; each engine call
+/// is followed by the drain that sends what it produced.
+pub(super) async fn receive_loop<E: Engine>(shared: Rc<Shared<E>>, socket: Rc<MediaSocket>) {
+    let mut buffer = vec![0u8; RECEIVE_BUFFER];
+    let mut handled = 0usize;
+    loop {
+        let received = socket
+            .socket
+            .read_with(|s| {
+                let mut meta = [RecvMeta::default()];
+                let mut bufs = [IoSliceMut::new(&mut buffer)];
+                socket.state.recv(s.into(), &mut bufs, &mut meta)?;
+                Ok(meta[0])
+            })
+            .await;
+        let meta = match received {
+            Ok(meta) => meta,
+            Err(e) => {
+                // ICMP errors surface here on some systems; never spin on a broken socket.
+                log::debug!("media socket: {e}");
+                Timer::after(std::time::Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let source = unmapped(meta.addr);
+        let destination = socket.destination(&meta, source);
+        let stride = meta.stride.max(1);
+        let data = buffer.get(..meta.len).unwrap_or_default();
+        for datagram in data.chunks(stride) {
+            shared.with_engine(|engine| {
+                engine.handle_datagram(Instant::now(), source, destination, datagram)
+            });
+            handled += 1;
+        }
+        if handled >= DATAGRAMS_PER_TURN {
+            handled = 0;
+            smol::future::yield_now().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn wildcard_sockets_announce_usable_interfaces_and_public_addresses_first() {
+        let local: SocketAddr = "[::]:8443".parse().unwrap();
+        let interfaces = vec![
+            ip("127.0.0.1"),
+            ip("::1"),
+            ip("fe80::1"),
+            ip("2001:db8::5"),
+            ip("192.168.1.20"),
+        ];
+        assert_eq!(
+            candidates_for(local, &[ip("203.0.113.7")], interfaces),
+            vec![
+                "203.0.113.7:8443".parse::<SocketAddr>().unwrap(),
+                "192.168.1.20:8443".parse().unwrap(),
+                "[2001:db8::5]:8443".parse().unwrap(),
+            ]
+        );
+    }
+
+    #[test]
+    fn loopback_is_announced_only_when_nothing_else_exists_or_bound_to() {
+        let wildcard: SocketAddr = "0.0.0.0:9000".parse().unwrap();
+        assert_eq!(
+            candidates_for(wildcard, &[], vec![ip("127.0.0.1"), ip("::1")]),
+            vec!["127.0.0.1:9000".parse::<SocketAddr>().unwrap()]
+        );
+        let wildcard6: SocketAddr = "[::]:9000".parse().unwrap();
+        assert_eq!(
+            candidates_for(wildcard6, &[], vec![ip("127.0.0.1"), ip("::1")]),
+            vec![
+                "127.0.0.1:9000".parse::<SocketAddr>().unwrap(),
+                "[::1]:9000".parse().unwrap()
+            ]
+        );
+        let bound: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(
+            candidates_for(bound, &[], vec![ip("10.0.0.2")]),
+            vec![bound]
+        );
+    }
+
+    #[test]
+    fn binds_the_http_port_number_by_default_and_sends_to_itself() {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let socket = MediaSocket::bind(Some("127.0.0.1"), None, port, &[]).unwrap();
+        assert_eq!(socket.local_addr().port(), port);
+        assert_eq!(socket.candidates(), [socket.local_addr()]);
+        // Taken: any free port instead.
+        let other = MediaSocket::bind(Some("127.0.0.1"), None, port, &[]).unwrap();
+        assert_ne!(other.local_addr().port(), port);
+        // A datagram goes out synchronously and arrives with its destination known.
+        other.send(&Transmit {
+            source: other.local_addr(),
+            destination: socket.local_addr(),
+            contents: b"hello".to_vec(),
+        });
+        let got = smol::block_on(socket.socket.read_with(|s| {
+            let mut buffer = [0u8; 64];
+            let mut meta = [RecvMeta::default()];
+            let mut bufs = [IoSliceMut::new(&mut buffer)];
+            socket.state.recv(s.into(), &mut bufs, &mut meta)?;
+            Ok((buffer[..meta[0].len].to_vec(), meta[0]))
+        }))
+        .unwrap();
+        assert_eq!(got.0, b"hello");
+        assert_eq!(unmapped(got.1.addr), other.local_addr());
+        assert_eq!(
+            socket.destination(&got.1, other.local_addr()),
+            socket.local_addr()
+        );
+    }
+
+    #[test]
+    fn a_port_range_takes_its_first_free_port() {
+        let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let ports = UdpPorts::Range {
+            first: port,
+            last: port.saturating_add(20),
+        };
+        let socket = MediaSocket::bind(Some("127.0.0.1"), Some(ports), 1, &[]).unwrap();
+        assert!(socket.local_addr().port() > port);
+        assert!(socket.local_addr().port() <= port.saturating_add(20));
+    }
+}
