@@ -33,3 +33,6 @@ cargo test --all-targets
 
 echo "== GStreamer examples' signalling: real webrtcbin and browser calls (tests/gst/run.sh)"
 tests/gst/run.sh
+
+echo "== Camus chat: both camus-chat client bundles in headless Chromium (tests/camus/run.sh)"
+tests/camus/run.sh

@@ -14,10 +14,42 @@
 
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
+import {createRequire} from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import {launchBrowser} from '../web/browser/harness.mjs';
+import {fileURLToPath} from 'node:url';
+
+// playwright-core is installed for the web client's tests, in tests/web.
+const here = path.dirname(fileURLToPath(import.meta.url));
+const {chromium} = createRequire(path.join(here, '../web/package.json'))('playwright-core');
+
+// Debian's Chromium with the browser tests' flags (tests/web): fake camera and microphone,
+// no prompts, loopback ICE allowed.
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const chromiumArgs = [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    '--allow-loopback-in-peer-connection', '--disable-features=LocalNetworkAccessChecks',
+];
+
+/** Chromium with a fresh profile; every page of the context is a separate client. */
+async function launchBrowser() {
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sfubox-camus-chromium-'));
+    const context = await chromium.launchPersistentContext(profile, {
+        executablePath: chromiumPath,
+        headless: true,
+        args: chromiumArgs,
+        viewport: {width: 1280, height: 800},
+        permissions: ['camera', 'microphone'],
+    });
+    const close = async () => {
+        await context.close();
+        fs.rmSync(profile, {recursive: true, force: true});
+    };
+    return {context, close};
+}
 
 const [binary, clientDir, version] = process.argv.slice(2);
 if (!binary || !clientDir || !version) {

@@ -15,6 +15,12 @@ versions=${CAMUS_VERSIONS:-"0.2.3 0.3.1"}
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/sfubox-camus-bundles.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
+if ! command -v chromium >/dev/null && [ -z "${CHROMIUM:-}" ]; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
 if [ ! -d tests/web/node_modules/playwright-core ]; then
   npm ci --prefix tests/web --no-audit --no-fund
 fi
@@ -27,7 +33,8 @@ fi
 status=0
 for version in $versions; do
   echo "== camus-chat $version"
-  pip download --quiet --no-deps --only-binary=:all: "camus-chat==$version" -d "$scratch/$version"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: "camus-chat==$version" \
+    -d "$scratch/$version"
   wheel=$(ls "$scratch/$version"/camus_chat-"$version"-*.whl)
   python3 -m zipfile -e "$wheel" "$scratch/$version/unpacked"
   static="$scratch/$version/unpacked/camus/static"
