@@ -258,9 +258,17 @@ fn static_file(request: &Request, file: &str, client: &CamusClient) -> Response 
     }
 }
 
+/// The `Content-Security-Policy` of the pages rendered here: the bundle, its stylesheets and
+/// fonts from this server, media from the browser itself (blob:), and WebSockets.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; \
+                            style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
+                            media-src 'self' blob:; connect-src 'self' ws: wss:; \
+                            form-action 'self'; frame-ancestors 'none'";
+
 fn html(status: u16, body: String) -> Response {
     let mut response = Response::new(status);
     response.set_header("Content-Type", "text/html; charset=utf-8");
+    response.set_header("Content-Security-Policy", PAGE_CSP);
     response.set_header("Cache-Control", "no-cache");
     response.body = Cow::Owned(body.into_bytes());
     response
@@ -474,6 +482,7 @@ mod tests {
             let page = response(call(&mut rooms, "GET", target, &[], ""));
             assert_eq!(page.status, 200);
             assert!(body(&page).contains("<script src=\"/static/dist/chat.js\">"));
+            assert_eq!(page.header("Content-Security-Policy"), Some(PAGE_CSP));
             assert_eq!(page.header("Set-Cookie"), None);
         }
         let head = response(call(&mut rooms, "HEAD", "/chat/open", &[], ""));
