@@ -834,10 +834,7 @@ impl Media {
 
     /// Acts on everything the engine reported.
     fn process_events(&mut self, now: Instant, core: &mut Core) {
-        loop {
-            let Some(event) = self.sfu.as_mut().and_then(Sfu::poll_event) else {
-                break;
-            };
+        while let Some(event) = self.sfu.as_mut().and_then(Sfu::poll_event) {
             match event {
                 MediaEvent::Connected { stream } => {
                     log::debug!("stream {} connected", stream.0);

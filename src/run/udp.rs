@@ -215,11 +215,7 @@ fn candidates_for(
         local_ips.sort_by_key(|ip| ip.is_ipv6());
         if local_ips.is_empty() {
             local_ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
-            if v6_socket
-                && interfaces
-                    .iter()
-                    .any(|ip| *ip == IpAddr::V6(Ipv6Addr::LOCALHOST))
-            {
+            if v6_socket && interfaces.contains(&IpAddr::V6(Ipv6Addr::LOCALHOST)) {
                 local_ips.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
             }
         }
