@@ -218,6 +218,11 @@ impl App {
         &self.media
     }
 
+    /// The JSON of `/galene-api/v0/.stats` (galene.md §6.6).
+    pub fn stats_json(&self) -> String {
+        self.media.stats(&self.core).to_string()
+    }
+
     /// Registers a new Galène WebSocket connection (after the upgrade).
     pub fn galene_connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
         self.next_conn += 1;

@@ -755,3 +755,81 @@ fn offers_need_present_and_valid_sdp_and_losing_present_kills_streams() {
     assert_eq!(next_media(&mut p)["value"], "null candidate");
     assert_eq!(p.expect_close().0, 1002);
 }
+
+#[test]
+fn stats_need_the_global_admin_and_show_streams_and_bitrates() {
+    let server = TestServer::start(Setup::insecure().group("g", GROUP).config(
+        r#"{"users": {"root": {"password": "secret", "permissions": "admin"},
+                                  "op": {"password": "secret", "permissions": "op"}}}"#,
+    ));
+    let mut world = World::new();
+    let mut sub = client(&server, "s", false);
+    sub.send_json(json!({"type": "request", "request": {"": ["audio", "video"]}}));
+    let receiver = world.add_peer();
+    let mut p = client(&server, "p", false);
+    let publisher = world.add_peer();
+    let mids = publish(&mut world, &mut p, publisher, "up1", true, &[], json!({}));
+    world
+        .sources
+        .push(Source::new(publisher, mids[0], None, MediaKind::Audio, 1));
+    world
+        .sources
+        .push(Source::new(publisher, mids[1], None, MediaKind::Video, 2));
+    let offer = expect_offer(&mut sub, "up1");
+    answer(&mut world, &mut sub, receiver, &offer);
+    world.run_until(Duration::from_secs(10), |w| w.peers[receiver].connected);
+    world.run(Duration::from_millis(2500));
+
+    let basic = |credentials: &str| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    };
+    for auth in [None, Some(basic("op:secret")), Some(basic("root:wrong"))] {
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let (status, headers, body) = server.http_get("/galene-api/v0/.stats", &headers);
+        assert_eq!(status, 401);
+        assert_eq!(
+            common::header(&headers, "www-authenticate"),
+            Some("basic realm=\"/galene-api/\"")
+        );
+        assert_eq!(String::from_utf8_lossy(&body).trim(), "Haha!");
+    }
+    let auth = basic("root:secret");
+    let (status, headers, body) =
+        server.http_get("/galene-api/v0/.stats", &[("Authorization", auth.as_str())]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        common::header(&headers, "content-type"),
+        Some("application/json")
+    );
+    let stats: Value = serde_json::from_slice(&body).unwrap();
+    let group = &stats[0];
+    assert_eq!(group["name"], "g");
+    let clients = group["clients"].as_array().unwrap();
+    let ids: Vec<&str> = clients.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["p", "s"]);
+    let up = &clients[0]["up"][0];
+    assert_eq!(up["id"], "up1");
+    let up_rates: Vec<u64> = up["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["bitrate"].as_u64().unwrap())
+        .collect();
+    assert_eq!(up_rates.len(), 2, "{up}");
+    assert!(up_rates.iter().all(|r| *r > 10_000), "{up}");
+    let down = &clients[1]["down"][0];
+    assert_eq!(down["id"], "up1");
+    assert!(
+        down["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["bitrate"].as_u64().unwrap() > 100_000),
+        "{down}"
+    );
+}

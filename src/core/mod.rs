@@ -449,6 +449,13 @@ impl Core {
         }
     }
 
+    /// The names of the groups in memory, sorted.
+    pub fn group_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.groups.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// The connections that are members of group `name` (none when it is not in memory).
     pub fn members(&self, name: &str) -> &[ConnId] {
         self.groups

@@ -29,6 +29,8 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use serde_json::{Map, Value, json};
+
 use crate::app::ConnId;
 use crate::config::Permission;
 use crate::core::{Core, StreamRequest, TrackSelection};
@@ -96,24 +98,6 @@ pub enum StreamNotice {
 /// A `requestStream` named a stream the client does not receive (fatal for the session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownStream;
-
-/// Per-track statistics of one stream, for `/galene-api/v0/.stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct TrackStatsView {
-    /// Bits per second over the last interval.
-    pub bitrate: u64,
-    /// Fraction of packets lost.
-    pub loss: f64,
-}
-
-/// One Galène stream of a client, for statistics.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamView {
-    /// The stream id.
-    pub id: String,
-    /// Audio/video tracks it carries.
-    pub tracks: Vec<TrackKind>,
-}
 
 /// A publisher's stream.
 #[derive(Debug)]
@@ -230,28 +214,83 @@ impl Media {
         }
     }
 
-    /// The up and down streams of `conn`, for statistics.
-    pub fn client_streams(&self, conn: ConnId) -> (Vec<StreamView>, Vec<StreamView>) {
-        let Some(streams) = self.clients.get(&conn) else {
-            return (Vec::new(), Vec::new());
-        };
-        let view = |id: &str, tracks: &[TrackInfo]| StreamView {
-            id: id.to_owned(),
-            tracks: tracks.iter().map(|t| t.kind).collect(),
-        };
-        let ups = streams
-            .ups
-            .iter()
-            .filter_map(|k| self.ups.get(k))
-            .map(|u| view(&u.id, &u.tracks))
+    /// The statistics of every group in memory (galene.md §6.6): per client, its up and
+    /// down streams and their tracks. Sorted by group name, client id and stream id.
+    pub fn stats(&self, core: &Core) -> Value {
+        let mut groups = Vec::new();
+        for name in core.group_names() {
+            let mut clients: Vec<(String, Value)> = Vec::new();
+            for conn in core.members(&name) {
+                let id = core
+                    .client(*conn)
+                    .map(|c| c.id().to_owned())
+                    .unwrap_or_default();
+                let mut client = Map::new();
+                client.insert("id".into(), Value::String(id.clone()));
+                if let Some(streams) = self.clients.get(conn) {
+                    let ups = streams
+                        .ups
+                        .iter()
+                        .filter_map(|k| self.ups.get(k).map(|u| (*k, u.id.as_str())));
+                    let downs = streams
+                        .downs
+                        .iter()
+                        .filter_map(|k| self.downs.get(k).map(|d| (*k, d.id.as_str())));
+                    let up = self.streams_json(ups, false);
+                    let down = self.streams_json(downs, true);
+                    if !up.is_empty() {
+                        client.insert("up".into(), Value::Array(up));
+                    }
+                    if !down.is_empty() {
+                        client.insert("down".into(), Value::Array(down));
+                    }
+                }
+                clients.push((id, Value::Object(client)));
+            }
+            clients.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut group = Map::new();
+            group.insert("name".into(), Value::String(name));
+            if !clients.is_empty() {
+                group.insert(
+                    "clients".into(),
+                    Value::Array(clients.into_iter().map(|(_, c)| c).collect()),
+                );
+            }
+            groups.push(Value::Object(group));
+        }
+        Value::Array(groups)
+    }
+
+    fn streams_json<'a>(
+        &self,
+        streams: impl Iterator<Item = (StreamKey, &'a str)>,
+        down: bool,
+    ) -> Vec<Value> {
+        let mut list: Vec<(&str, Value)> = streams
+            .map(|(key, id)| {
+                let tracks: Vec<Value> = self
+                    .sfu
+                    .as_ref()
+                    .map(|sfu| sfu.stream_stats(key))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        let mut track = json!({
+                            "bitrate": t.bitrate,
+                            "loss": t.loss,
+                            "jitter": t.jitter_ms,
+                        });
+                        if down && let Some(rtt) = t.rtt_ms {
+                            track["rtt"] = json!(rtt);
+                        }
+                        track
+                    })
+                    .collect();
+                (id, json!({"id": id, "tracks": tracks}))
+            })
             .collect();
-        let downs = streams
-            .downs
-            .iter()
-            .filter_map(|k| self.downs.get(k))
-            .filter_map(|d| self.ups.get(&d.source).map(|u| view(&d.id, &u.tracks)))
-            .collect();
-        (ups, downs)
+        list.sort_by(|a, b| a.0.cmp(b.0));
+        list.into_iter().map(|(_, v)| v).collect()
     }
 
     // ------------------------------------------------------------------ runtime inputs

@@ -4,7 +4,8 @@
 //! [`parse_head`] finds a complete head, passes the [`Request`] to [`route::route`] together
 //! with a [`files::FileSource`] (the embedded site or the `-static` directory) and a
 //! [`route::GroupSource`] (the application), and writes back what comes out: a [`Response`]
-//! or, for `/ws`, the 101 of a WebSocket upgrade.
+//! or, for `/ws`, the 101 of a WebSocket upgrade. [`stats`] answers the admin-only media
+//! statistics.
 //!
 //! Every response closes the connection (`Connection: close`): browsers open a new one as
 //! needed and the server stays simple.
@@ -14,6 +15,7 @@ pub mod date;
 pub mod files;
 pub mod path;
 pub mod route;
+pub mod stats;
 pub mod status;
 
 use std::borrow::Cow;

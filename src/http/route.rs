@@ -25,6 +25,10 @@ pub trait GroupSource {
     fn public_groups(&mut self, now: Instant) -> Vec<GroupStatus>;
     /// The global configuration (see [`App::global_config`]).
     fn global_config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError>;
+    /// The JSON of `/galene-api/v0/.stats` (see [`App::stats_json`]); no groups by default.
+    fn stats_json(&mut self) -> String {
+        "[]".to_owned()
+    }
 }
 
 impl GroupSource for App {
@@ -38,6 +42,10 @@ impl GroupSource for App {
 
     fn global_config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError> {
         App::global_config(self)
+    }
+
+    fn stats_json(&mut self) -> String {
+        App::stats_json(self)
     }
 }
 
@@ -109,6 +117,7 @@ pub fn route(
         "/public-groups.json" => respond(public_groups(request, groups, now)),
         "/group" => respond(Response::redirect(301, "/group/")),
         "/galene-api" => respond(Response::redirect(301, "/galene-api/")),
+        super::stats::STATS_PATH => respond(super::stats::stats(request, groups)),
         _ if path.starts_with("/galene-api/") => respond(not_found(files)),
         _ if path.starts_with("/group/") => respond(
             canonical_host(request, path, groups)

@@ -172,6 +172,29 @@ pub struct TrackInfo {
     pub rid: Option<String>,
 }
 
+/// Statistics of one track of a stream, from str0m's once-a-second reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackStats {
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// The m-line's mid.
+    pub mid: String,
+    /// The simulcast rid, if any.
+    pub rid: Option<String>,
+    /// Bits per second over the last report interval.
+    pub bitrate: u64,
+    /// Fraction of packets lost (as reported by the receiving side).
+    pub loss: f64,
+    /// Interarrival jitter in milliseconds (incoming tracks; outgoing ones as the receiver
+    /// reports it).
+    pub jitter_ms: f64,
+    /// Round-trip time in milliseconds, when known.
+    pub rtt_ms: Option<f64>,
+}
+
+/// Tracks with statistics kept per stream, at most.
+const MAX_TRACK_STATS: usize = MAX_UP_LAYERS;
+
 /// Why a stream disappeared on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GoneReason {
@@ -851,7 +874,8 @@ impl Sfu {
             .set_dtls_cert(self.dtls_cert.clone())
             // Audio is never NACKed (not nackable, no RTX): keep its send ring minimal.
             .set_send_buffer_audio(1)
-            .set_send_buffer_video(self.config.video_nack_packets);
+            .set_send_buffer_video(self.config.video_nack_packets)
+            .set_stats_interval(Some(Duration::from_secs(1)));
         let config = configure_codecs(config, codecs);
         let candidates = &self.config.candidates;
         guarded(move || {
@@ -879,6 +903,7 @@ impl Sfu {
             addrs: heapless::Vec::new(),
             early_candidates: Vec::new(),
             has_remote_description: false,
+            stats: Vec::new(),
         });
         let id = match self.free.pop() {
             Some(index) => {
@@ -1114,11 +1139,96 @@ impl Sfu {
                     _ => {}
                 }
             }
+            Event::MediaIngressStats(report) => {
+                let jitter = report.jitter;
+                let sample = (report.mid, report.rid, report.bytes, report.timestamp);
+                self.record_stats(id, sample, report.loss, Some(jitter), report.rtt);
+            }
+            Event::MediaEgressStats(report) => {
+                let jitter = report.remote.as_ref().map(|r| r.jitter);
+                let sample = (report.mid, report.rid, report.bytes, report.timestamp);
+                self.record_stats(id, sample, report.loss, jitter, report.rtt);
+            }
             Event::Closed => self
                 .deferred
                 .push_back(Deferred::Remove(id, GoneReason::RemoteClosed)),
             _ => {}
         }
+    }
+
+    /// Folds one stats report (mid, rid, byte count, time) into `id`'s track statistics.
+    fn record_stats(
+        &mut self,
+        id: PeerId,
+        (mid, rid, bytes, at): (Mid, Option<str0m::media::Rid>, u64, Instant),
+        loss: Option<f32>,
+        jitter: Option<u32>,
+        rtt: Option<Duration>,
+    ) {
+        let Some(peer) = self.peer_mut(id) else {
+            return;
+        };
+        let Some(kind) = peer.rtc.media(mid).map(|m| track_kind(m.kind())) else {
+            return;
+        };
+        let clock = if kind == TrackKind::Audio {
+            48_000.0
+        } else {
+            90_000.0
+        };
+        let mid_text = mid.to_string();
+        let rid_text = rid.map(|r| r.to_string());
+        let index = match peer
+            .stats
+            .iter()
+            .position(|s| s.stats.mid == mid_text && s.stats.rid == rid_text)
+        {
+            Some(i) => i,
+            None if peer.stats.len() < MAX_TRACK_STATS => {
+                peer.stats.push(peer::StatsState {
+                    stats: TrackStats {
+                        kind,
+                        mid: mid_text,
+                        rid: rid_text,
+                        bitrate: 0,
+                        loss: 0.0,
+                        jitter_ms: 0.0,
+                        rtt_ms: None,
+                    },
+                    bytes,
+                    at,
+                });
+                return;
+            }
+            None => return,
+        };
+        let entry = &mut peer.stats[index]; // index from position() on this vector
+        let elapsed = at.saturating_duration_since(entry.at).as_secs_f64();
+        if elapsed > 0.0 {
+            let delta = bytes.saturating_sub(entry.bytes) as f64;
+            entry.stats.bitrate = (delta * 8.0 / elapsed) as u64;
+        }
+        entry.bytes = bytes;
+        entry.at = at;
+        if let Some(loss) = loss {
+            entry.stats.loss = f64::from(loss);
+        }
+        if let Some(jitter) = jitter {
+            entry.stats.jitter_ms = f64::from(jitter) * 1000.0 / clock;
+        }
+        if let Some(rtt) = rtt {
+            entry.stats.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+        }
+    }
+
+    /// The per-track statistics of stream `key` (empty until the first report, a second
+    /// after media starts).
+    pub fn stream_stats(&self, key: StreamKey) -> Vec<TrackStats> {
+        self.keys
+            .get(&key)
+            .and_then(|&id| self.peer(id))
+            .map(|p| p.stats.iter().map(|s| s.stats.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Records the layers of a new incoming m-line.

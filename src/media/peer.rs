@@ -69,6 +69,18 @@ pub(crate) struct Peer {
     pub early_candidates: Vec<Candidate>,
     /// The remote description is set (candidates can be added directly).
     pub has_remote_description: bool,
+    /// Statistics per track (bounded by the caller).
+    pub stats: Vec<StatsState>,
+}
+
+/// One track's statistics and the last report they were computed from.
+pub(crate) struct StatsState {
+    /// What is shown.
+    pub stats: super::TrackStats,
+    /// Byte count of the last report.
+    pub bytes: u64,
+    /// Time of the last report.
+    pub at: Instant,
 }
 
 /// What a peer does.
