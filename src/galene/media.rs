@@ -1013,3 +1013,254 @@ fn sdp_media(sdp: &str) -> Vec<(TrackKind, String)> {
     }
     media
 }
+
+#[cfg(test)]
+mod tests {
+    //! The whole App with its media engine, str0m peers in memory and a fake clock: streams
+    //! come and go, and nothing is left behind.
+
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use serde_json::{Value, json};
+    use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+
+    use super::MediaTables;
+    use crate::app::{App, AppOptions, ConnId, ConnOutput};
+    use crate::config::MemoryDirectory;
+    use crate::media::{MediaCounts, SfuConfig};
+
+    const SERVER: &str = "192.0.2.1:8443";
+
+    struct Peer {
+        rtc: Rtc,
+        addr: SocketAddr,
+        deadline: Instant,
+        connected: bool,
+        pending: Option<SdpPendingOffer>,
+    }
+
+    struct World {
+        app: App,
+        now: Instant,
+        peers: Vec<Peer>,
+        received: Vec<(ConnId, Value)>,
+    }
+
+    impl World {
+        fn new() -> World {
+            let now = Instant::now();
+            let mut dir = MemoryDirectory::default();
+            dir.set_group_json(
+                "g",
+                r#"{"wildcard-user": {"password": "pw", "permissions": "present"}}"#,
+            )
+            .unwrap();
+            let mut app = App::new(Box::new(dir), AppOptions::default(), now, SystemTime::now());
+            app.enable_media(SfuConfig::new(vec![SERVER.parse().unwrap()]))
+                .unwrap();
+            World {
+                app,
+                now,
+                peers: Vec::new(),
+                received: Vec::new(),
+            }
+        }
+
+        fn send(&mut self, conn: ConnId, value: Value) {
+            self.app.handle_text(self.now, conn, &value.to_string());
+            self.collect();
+        }
+
+        fn collect(&mut self) {
+            while let Some((conn, output)) = self.app.poll_output() {
+                if let ConnOutput::Text(text) = output {
+                    self.received
+                        .push((conn, serde_json::from_str(&text).unwrap()));
+                }
+            }
+        }
+
+        fn client(&mut self, id: &str) -> ConnId {
+            let conn = self.app.galene_connect(self.now, None);
+            self.send(
+                conn,
+                json!({"type": "handshake", "version": ["2"], "id": id}),
+            );
+            self.send(
+                conn,
+                json!({"type": "join", "kind": "join", "group": "g", "username": id, "password": "pw"}),
+            );
+            conn
+        }
+
+        /// The first message of `kind` for `conn`, taken out of what was received.
+        fn take(&mut self, conn: ConnId, kind: &str) -> Option<Value> {
+            let i = self
+                .received
+                .iter()
+                .position(|(c, v)| *c == conn && v["type"] == kind)?;
+            Some(self.received.remove(i).1)
+        }
+
+        fn peer(&mut self, port: u16) -> usize {
+            let addr: SocketAddr = format!("198.51.100.1:{port}").parse().unwrap();
+            let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
+            rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+            self.peers.push(Peer {
+                rtc,
+                addr,
+                deadline: self.now,
+                connected: false,
+                pending: None,
+            });
+            self.peers.len() - 1
+        }
+
+        fn drain_peer(&mut self, i: usize) {
+            loop {
+                match self.peers[i].rtc.poll_output().unwrap() {
+                    Output::Timeout(at) => {
+                        self.peers[i].deadline = at;
+                        return;
+                    }
+                    Output::Transmit(t) => {
+                        let data: Vec<u8> = t.contents.into();
+                        self.app
+                            .handle_datagram(self.now, t.source, t.destination, &data);
+                        self.collect();
+                        self.deliver();
+                    }
+                    Output::Event(Event::Connected) => self.peers[i].connected = true,
+                    Output::Event(_) => {}
+                }
+            }
+        }
+
+        /// Hands the server's datagrams to the peers.
+        fn deliver(&mut self) {
+            let mut out = Vec::new();
+            while let Some(t) = self.app.poll_transmit() {
+                out.push(t);
+            }
+            for t in out {
+                let Some(i) = self.peers.iter().position(|p| p.addr == t.destination) else {
+                    continue;
+                };
+                let receive =
+                    Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).unwrap();
+                let _ = self.peers[i]
+                    .rtc
+                    .handle_input(Input::Receive(self.now, receive));
+                self.drain_peer(i);
+            }
+        }
+
+        fn run(&mut self, d: Duration) {
+            let until = self.now + d;
+            while self.now < until {
+                self.now += Duration::from_millis(5);
+                if self.app.poll_timeout().is_some_and(|t| t <= self.now) {
+                    self.app.handle_timeout(self.now);
+                    self.collect();
+                }
+                self.deliver();
+                for i in 0..self.peers.len() {
+                    if self.peers[i].deadline <= self.now {
+                        let now = self.now;
+                        self.peers[i].rtc.handle_input(Input::Timeout(now)).unwrap();
+                        self.drain_peer(i);
+                    }
+                }
+            }
+        }
+
+        fn publish(&mut self, conn: ConnId, peer: usize, id: &str) {
+            let mut api = self.peers[peer].rtc.sdp_api();
+            api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+            let (offer, pending) = api.apply().unwrap();
+            self.peers[peer].pending = Some(pending);
+            self.send(
+                conn,
+                json!({"type": "offer", "id": id, "label": "camera", "sdp": offer.to_sdp_string()}),
+            );
+            let answer = self.take(conn, "answer").expect("no answer");
+            let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
+            let pending = self.peers[peer].pending.take().unwrap();
+            self.peers[peer]
+                .rtc
+                .sdp_api()
+                .accept_answer(pending, answer)
+                .unwrap();
+            self.drain_peer(peer);
+        }
+
+        fn receive(&mut self, conn: ConnId, peer: usize, id: &str) {
+            let offer = self.take(conn, "offer").expect("no offer");
+            assert_eq!(offer["id"], id);
+            let offer = SdpOffer::from_sdp_string(offer["sdp"].as_str().unwrap()).unwrap();
+            let answer = self.peers[peer].rtc.sdp_api().accept_offer(offer).unwrap();
+            self.drain_peer(peer);
+            self.send(
+                conn,
+                json!({"type": "answer", "id": id, "sdp": answer.to_sdp_string()}),
+            );
+        }
+    }
+
+    fn empty(tables: MediaTables) -> bool {
+        tables
+            == MediaTables {
+                engine: MediaCounts {
+                    dropped_transmits: tables.engine.dropped_transmits,
+                    ..MediaCounts::default()
+                },
+                ..MediaTables::default()
+            }
+    }
+
+    #[test]
+    fn streams_connect_and_leave_nothing_behind() {
+        let mut w = World::new();
+        let p = w.client("p");
+        let s = w.client("s");
+        let t = w.client("t");
+        for conn in [s, t] {
+            w.send(
+                conn,
+                json!({"type": "request", "request": {"": ["audio", "video"]}}),
+            );
+        }
+        let (pp, sp, tp) = (w.peer(1), w.peer(2), w.peer(3));
+        w.publish(p, pp, "up");
+        // Debounced: nothing before 200 ms.
+        w.run(Duration::from_millis(150));
+        assert!(w.take(s, "offer").is_none());
+        w.run(Duration::from_millis(100));
+        w.receive(s, sp, "up");
+        w.receive(t, tp, "up");
+        w.run(Duration::from_secs(2));
+        assert!(w.peers[pp].connected && w.peers[sp].connected && w.peers[tp].connected);
+        let tables = w.app.media().tables();
+        assert_eq!((tables.ups, tables.downs, tables.engine.streams), (1, 2, 3));
+
+        // Leaving the group (still connected): its down stream closes, it is told so.
+        w.send(s, json!({"type": "join", "kind": "leave", "group": "g"}));
+        assert_eq!(w.take(s, "close").unwrap()["id"], "up");
+        assert_eq!(w.app.media().tables().downs, 1);
+        // A publisher that disconnects takes its streams along; receivers get close.
+        w.app.handle_disconnect(w.now, p);
+        w.collect();
+        assert_eq!(w.take(t, "close").unwrap()["id"], "up");
+        w.app.handle_disconnect(w.now, s);
+        w.app.handle_disconnect(w.now, t);
+        w.collect();
+        w.run(Duration::from_secs(1));
+        let tables = w.app.media().tables();
+        assert!(empty(tables), "{tables:?}");
+    }
+}
