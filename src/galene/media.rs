@@ -1052,13 +1052,13 @@ mod tests {
 
     impl World {
         fn new() -> World {
+            World::with_group(r#"{"wildcard-user": {"password": "pw", "permissions": "present"}}"#)
+        }
+
+        fn with_group(group: &str) -> World {
             let now = Instant::now();
             let mut dir = MemoryDirectory::default();
-            dir.set_group_json(
-                "g",
-                r#"{"wildcard-user": {"password": "pw", "permissions": "present"}}"#,
-            )
-            .unwrap();
+            dir.set_group_json("g", group).unwrap();
             let mut app = App::new(Box::new(dir), AppOptions::default(), now, SystemTime::now());
             app.enable_media(SfuConfig::new(vec![SERVER.parse().unwrap()]))
                 .unwrap();
@@ -1178,7 +1178,7 @@ mod tests {
             }
         }
 
-        fn publish(&mut self, conn: ConnId, peer: usize, id: &str) {
+        fn publish(&mut self, conn: ConnId, peer: usize, id: &str) -> String {
             let mut api = self.peers[peer].rtc.sdp_api();
             api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
             api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
@@ -1189,7 +1189,8 @@ mod tests {
                 json!({"type": "offer", "id": id, "label": "camera", "sdp": offer.to_sdp_string()}),
             );
             let answer = self.take(conn, "answer").expect("no answer");
-            let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap()).unwrap();
+            let sdp = answer["sdp"].as_str().unwrap().to_owned();
+            let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
             let pending = self.peers[peer].pending.take().unwrap();
             self.peers[peer]
                 .rtc
@@ -1197,10 +1198,15 @@ mod tests {
                 .accept_answer(pending, answer)
                 .unwrap();
             self.drain_peer(peer);
+            sdp
         }
 
         fn receive(&mut self, conn: ConnId, peer: usize, id: &str) {
             let offer = self.take(conn, "offer").expect("no offer");
+            self.answer(conn, peer, id, offer);
+        }
+
+        fn answer(&mut self, conn: ConnId, peer: usize, id: &str, offer: Value) {
             assert_eq!(offer["id"], id);
             let offer = SdpOffer::from_sdp_string(offer["sdp"].as_str().unwrap()).unwrap();
             let answer = self.peers[peer].rtc.sdp_api().accept_offer(offer).unwrap();
@@ -1262,5 +1268,54 @@ mod tests {
         w.run(Duration::from_secs(1));
         let tables = w.app.media().tables();
         assert!(empty(tables), "{tables:?}");
+    }
+
+    #[test]
+    fn group_codecs_queued_changes_and_ice_failure() {
+        let mut w = World::with_group(
+            r#"{"wildcard-user": {"password": "pw", "permissions": "present"},
+                "codecs": ["vp9", "opus"]}"#,
+        );
+        let p = w.client("p");
+        let s = w.client("s");
+        w.send(
+            s,
+            json!({"type": "request", "request": {"": ["audio", "video"]}}),
+        );
+        let (pp, sp) = (w.peer(1), w.peer(2));
+        // The group's codecs decide what a publisher's offer is answered with.
+        let answer = w.publish(p, pp, "up");
+        assert!(
+            answer.contains("VP9/90000") && !answer.contains("VP8/90000"),
+            "{answer}"
+        );
+        w.run(Duration::from_millis(250));
+        let offer = w.take(s, "offer").expect("no offer");
+        // A change while our offer is pending waits for the answer, then comes as an offer.
+        w.send(s, json!({"type": "request", "request": {"": ["audio"]}}));
+        assert!(w.take(s, "offer").is_none());
+        w.answer(s, sp, "up", offer);
+        let follow_up = w.take(s, "offer").expect("no follow-up offer");
+        assert!(
+            follow_up["sdp"].as_str().unwrap().contains("a=inactive"),
+            "{follow_up}"
+        );
+        w.answer(s, sp, "up", follow_up);
+        w.run(Duration::from_secs(1));
+        assert!(w.peers[pp].connected && w.peers[sp].connected);
+        // The publisher's path dies: after ICE gives up, the client is asked to renegotiate.
+        w.peers[pp].addr = "198.51.100.99:9".parse().unwrap();
+        let mut renegotiate = None;
+        for _ in 0..60 {
+            w.run(Duration::from_secs(1));
+            renegotiate = w.take(p, "renegotiate");
+            if renegotiate.is_some() {
+                break;
+            }
+        }
+        assert_eq!(
+            renegotiate,
+            Some(json!({"type": "renegotiate", "id": "up"}))
+        );
     }
 }
