@@ -36,3 +36,6 @@ tests/gst/run.sh
 
 echo "== Camus chat: both camus-chat client bundles in headless Chromium (tests/camus/run.sh)"
 tests/camus/run.sh
+
+echo "== Media: two headless Chromium pages see and hear each other through the SFU (tests/media-browser/run.sh)"
+tests/media-browser/run.sh
