@@ -500,8 +500,16 @@ fn oversized_and_flooding_clients_are_limited() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(limited, 1, "one error per streak");
     assert!((200..300).contains(&pongs), "{pongs} pongs");
+    // One error per streak of refused frames, not one per frame. A new streak can only start
+    // after a token refilled while the burst was arriving (50 per second) let a frame through,
+    // so on a slow machine there may be a few streaks, never more than the extra pongs + 1.
+    assert!(limited >= 1, "the flood was not limited");
+    assert!(
+        limited <= 1 + (pongs - 200),
+        "{limited} errors for {} refused frames",
+        300 - pongs
+    );
 }
 
 #[test]
