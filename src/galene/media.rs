@@ -42,6 +42,9 @@ use crate::media::{
 /// How long after an up stream's tracks change it is pushed to receivers.
 pub const PUSH_DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// Up streams one client may have at once (each is an `Rtc`); more offers are refused.
+pub const MAX_UP_STREAMS_PER_CLIENT: usize = 8;
+
 /// Refusal text for an offer when no media engine runs.
 pub const NO_MEDIA: &str = "publishing is not available on this server";
 
@@ -375,6 +378,11 @@ impl Media {
             return;
         }
         let existing = self.up_ids.get(&(from, id.to_owned())).copied();
+        let count = self.clients.get(&from).map_or(0, |c| c.ups.len());
+        if existing.is_none() && old.is_none() && count >= MAX_UP_STREAMS_PER_CLIENT {
+            self.refuse(from, id, "too many streams");
+            return;
+        }
         let key = existing.unwrap_or_else(|| self.new_key());
         let codecs = group_codecs(core, from);
         let Some(sfu) = self.sfu.as_mut() else {
@@ -1317,5 +1325,36 @@ mod tests {
             renegotiate,
             Some(json!({"type": "renegotiate", "id": "up"}))
         );
+    }
+
+    #[test]
+    fn a_client_has_a_bounded_number_of_up_streams() {
+        let mut w = World::new();
+        let p = w.client("p");
+        for n in 0..super::MAX_UP_STREAMS_PER_CLIENT {
+            let peer = w.peer(100 + n as u16);
+            w.publish(p, peer, &format!("up{n}"));
+        }
+        let peer = w.peer(99);
+        let mut api = w.peers[peer].rtc.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, _) = api.apply().unwrap();
+        w.send(
+            p,
+            json!({"type": "offer", "id": "one-more", "label": "camera", "sdp": offer.to_sdp_string()}),
+        );
+        assert_eq!(
+            w.take(p, "abort"),
+            Some(json!({"type": "abort", "id": "one-more"}))
+        );
+        assert_eq!(
+            w.take(p, "usermessage").unwrap()["value"],
+            "too many streams"
+        );
+        assert_eq!(w.app.media().tables().ups, super::MAX_UP_STREAMS_PER_CLIENT);
+        // Closing one makes room again.
+        w.send(p, json!({"type": "close", "id": "up0"}));
+        let peer = w.peer(98);
+        w.publish(p, peer, "again");
     }
 }
