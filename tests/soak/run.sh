@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Soak test: churn against one sfubox for SOAK_SECONDS (default 60; SOAK_SECONDS=600 for the
+# full run), then check that open file descriptors are back at the baseline and RSS within
+# SOAK_RSS_GROWTH_KIB (default 8192) of it, and that SIGTERM stops the server within 2 s.
+# SFUBOX_BIN picks the binary (default: cargo build --release, then target/release/sfubox).
+# Prints soak.py's JSON summary; the figures for the README come from it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+seconds=${SOAK_SECONDS:-60}
+if [ -z "${SFUBOX_BIN:-}" ]; then
+    cargo build --release --quiet
+    SFUBOX_BIN=${CARGO_TARGET_DIR:-target}/release/sfubox
+fi
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/groups" "$work/data"
+cat >"$work/groups/soak.json" <<'JSON'
+{"public": true, "max-history-age": 60,
+ "wildcard-user": {"password": "", "permissions": "present"}}
+JSON
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+RUST_LOG=${RUST_LOG:-warn} "$SFUBOX_BIN" -insecure -http "127.0.0.1:$port" \
+    -groups "$work/groups" -data "$work/data" -recordings "$work/recordings" \
+    2>"$work/server.log" &
+server_pid=$!
+for _ in $(seq 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+
+echo "== soak: ${seconds}s of churn against pid $server_pid on port $port"
+status=0
+python3 tests/soak/soak.py --port "$port" --pid "$server_pid" --seconds "$seconds" \
+    --rss-growth-kib "${SOAK_RSS_GROWTH_KIB:-8192}" || status=$?
+
+echo "== soak: SIGTERM"
+started=$(date +%s%N)
+kill -TERM "$server_pid"
+stopped=0
+for _ in $(seq 40); do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        stopped=1
+        break
+    fi
+    sleep 0.05
+done
+elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+if [ "$stopped" = 1 ]; then
+    wait "$server_pid" || true
+    echo "stopped in ${elapsed_ms} ms"
+else
+    echo "FAIL: still running ${elapsed_ms} ms after SIGTERM" >&2
+    status=1
+fi
+if grep -q "panicked" "$work/server.log"; then
+    echo "FAIL: the server panicked:" >&2
+    grep -A3 "panicked" "$work/server.log" | head -20 >&2
+    status=1
+fi
+server_pid=
+exit "$status"
