@@ -88,7 +88,7 @@ impl Password {
     /// never matches.
     pub fn matches(&self, given: &str) -> bool {
         match self {
-            Password::Plain(key) => bool::from(key.as_bytes().ct_eq(given.as_bytes())),
+            Password::Plain(key) => plain_matches(key, given),
             Password::Wildcard => true,
             Password::Pbkdf2 {
                 key,
@@ -148,6 +148,17 @@ pub(crate) fn encode_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Compares a plain-text password in time independent of where the texts differ and of
+/// their lengths: a byte-wise compare of unequal lengths returns early, which tells an
+/// attacker the stored password's length. Both sides are hashed to 32 bytes first, and the
+/// digests compared in constant time (SHA-256 is collision-resistant, so equal digests mean
+/// equal passwords).
+fn plain_matches(key: &str, given: &str) -> bool {
+    let key = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let given = ring::digest::digest(&ring::digest::SHA256, given.as_bytes());
+    bool::from(key.as_ref().ct_eq(given.as_ref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +188,8 @@ mod tests {
         assert!(!bare.matches("Sybil"));
         assert!(!bare.matches("sybil2"));
         assert!(!bare.matches(""));
+        assert!(!bare.matches("syb"), "a prefix is not a match");
+        assert!(!bare.matches(&"sybil".repeat(1000)));
         let object = parse(json!({"type": "plain", "key": "pw"}));
         assert!(object.matches("pw"));
         assert!(!object.matches("pw "));
