@@ -202,12 +202,17 @@ impl Session {
             Phase::Closed => return,
             Phase::AwaitingHandshake => {
                 if now >= self.connected_at + HANDSHAKE_TIMEOUT {
+                    log::info!(
+                        "{:?}: no handshake in {HANDSHAKE_TIMEOUT:?}, closing",
+                        self.conn
+                    );
                     self.close(1002, "you must handshake first", out);
                 }
                 return;
             }
             Phase::Open(_) => {
                 if now >= self.last_received + DEAD_AFTER {
+                    log::info!("{:?}: silent for {DEAD_AFTER:?}, closing", self.conn);
                     self.close(1011, "client is dead", out);
                     return;
                 }

@@ -45,7 +45,10 @@ pub(super) async fn connection<E: Engine>(
             match within(shared.limits.tls_handshake, acceptor.accept(stream)).await {
                 Some(Ok(tls)) => serve(&shared, tls, peer, true).await,
                 Some(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
-                None => log::debug!("{peer}: TLS handshake timed out"),
+                None => log::info!(
+                    "{peer}: TLS handshake not done in {:?}, closing",
+                    shared.limits.tls_handshake
+                ),
             }
         }
     }
@@ -63,6 +66,15 @@ where
         match parse_head(&buffer, tls) {
             HeadParse::Complete { request, head_len } => break (request, head_len),
             HeadParse::Invalid(response) => {
+                // 431 is a limit (head size, header count); 400 is just a bad request.
+                if response.status == 431 {
+                    log::info!("{peer}: request head above the size limit, answering 431");
+                } else {
+                    log::debug!(
+                        "{peer}: malformed request head, answering {}",
+                        response.status
+                    );
+                }
                 write_response(shared, &mut stream, &response, false).await;
                 return;
             }
@@ -75,7 +87,10 @@ where
         .await;
         match read {
             None => {
-                log::debug!("{peer}: request head not complete in time");
+                log::info!(
+                    "{peer}: request head not complete in {:?}, closing",
+                    shared.limits.request_head
+                );
                 if !buffer.is_empty() {
                     let response = Response::text(408, "Request Timeout");
                     write_response(shared, &mut stream, &response, false).await;
@@ -226,11 +241,13 @@ async fn websocket<E, S>(
                 // Pings are answered by tungstenite; raw frames mean nothing here.
                 Ok(_) => {}
                 Err(e) => {
-                    log::debug!("{peer}: {id:?}: {e}");
-                    oversize.set(matches!(
-                        e,
-                        async_tungstenite::tungstenite::Error::Capacity(_)
-                    ));
+                    let too_big = matches!(e, async_tungstenite::tungstenite::Error::Capacity(_));
+                    if too_big {
+                        log::info!("{peer}: {id:?}: {e}; closing with 1009");
+                    } else {
+                        log::debug!("{peer}: {id:?}: {e}");
+                    }
+                    oversize.set(too_big);
                     break;
                 }
             }
