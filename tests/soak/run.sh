@@ -2,15 +2,21 @@
 # Soak test: churn against one sfubox for SOAK_SECONDS (default 60; SOAK_SECONDS=600 for the
 # full run), then check that open file descriptors are back at the baseline and RSS within
 # SOAK_RSS_GROWTH_KIB (default 8192) of it, and that SIGTERM stops the server within 2 s.
-# SFUBOX_BIN picks the binary (default: cargo build --release, then target/release/sfubox).
+# SFUBOX_BIN picks the binary (default: `cargo build`, the debug binary the test suite already
+# built; SOAK_PROFILE=release builds and uses the release one).
 # Prints soak.py's JSON summary; the figures for the README come from it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds=${SOAK_SECONDS:-60}
 if [ -z "${SFUBOX_BIN:-}" ]; then
-    cargo build --release --quiet
-    SFUBOX_BIN=${CARGO_TARGET_DIR:-target}/release/sfubox
+    if [ "${SOAK_PROFILE:-debug}" = release ]; then
+        cargo build --release --quiet --bin sfubox
+        SFUBOX_BIN=${CARGO_TARGET_DIR:-target}/release/sfubox
+    else
+        cargo build --quiet --bin sfubox
+        SFUBOX_BIN=${CARGO_TARGET_DIR:-target}/debug/sfubox
+    fi
 fi
 
 work=$(mktemp -d)
