@@ -1,10 +1,20 @@
 // Headless Chromium opens tests/gst/page/call.html (served by sfubox with -static) and calls a
 // GStreamer peer through sfubox; passes when the page decoded video frames and audio.
 // Usage: node tests/gst/browser-call.mjs https://HOST:PORT PEER_ID
-// Chromium and its flags are the browser tests' (tests/web/browser/harness.mjs).
+// Debian's Chromium with fake devices; playwright-core comes from tests/web's node modules.
 
 import {chromium} from '../web/node_modules/playwright-core/index.mjs';
-import {chromiumArgs, chromiumPath} from '../web/browser/harness.mjs';
+
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const chromiumArgs = [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    // Chromium honours only the last --disable-features, so both features go in one flag:
+    // real host addresses in candidates (the GStreamer peer cannot resolve mDNS names).
+    '--disable-features=LocalNetworkAccessChecks,WebRtcHideLocalIpsWithMdns',
+];
 
 const [base, peer] = process.argv.slice(2);
 if (!base || !peer) {
@@ -15,10 +25,8 @@ if (!base || !peer) {
 const browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
-    // Real host addresses in candidates (the GStreamer peer cannot resolve mDNS names), and
     // sfubox's self-signed certificate.
-    args: [...chromiumArgs, '--disable-features=WebRtcHideLocalIpsWithMdns',
-        '--ignore-certificate-errors', '--autoplay-policy=no-user-gesture-required'],
+    args: [...chromiumArgs, '--ignore-certificate-errors', '--autoplay-policy=no-user-gesture-required'],
 });
 let passed = false;
 try {
