@@ -31,6 +31,9 @@ cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
 
+echo "== web client library: unit tests of static/protocol.js (node --test)"
+node --test tests/web/unit/
+
 echo "== GStreamer examples' signalling: real webrtcbin and browser calls (tests/gst/run.sh)"
 tests/gst/run.sh
 
