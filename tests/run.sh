@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The browser and web-client tests need Node.js; the GStreamer and Chromium packages are
+# installed by the scripts that use them.
+if ! command -v node >/dev/null 2>&1; then
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
