@@ -1,0 +1,422 @@
+//! The null SFU: the physical floor of forwarding on this machine with the same stack.
+//!
+//! It speaks just enough of Galène's protocol for the generator (handshake, join, request,
+//! offer/answer/ice for one camera per client) and does nothing else: every peer is a str0m
+//! `Rtc` on one UDP socket, and each RTP packet a publisher sends is decrypted once and
+//! re-encrypted and sent once per subscriber of that stream. No keyframe logic, no rate
+//! control, no statistics, no permissions; NACKs are answered by str0m's own send buffers.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::{self, Message, WebSocket};
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// What a peer is for.
+enum Role {
+    /// Receives a client's camera: index into `streams`.
+    Up(usize),
+    /// Sends a stream to a client: mids and payload types of (audio, video).
+    Down {
+        audio: (Mid, Option<u8>),
+        video: (Mid, Option<u8>),
+        pending: Option<SdpPendingOffer>,
+    },
+}
+
+struct NullPeer {
+    rtc: Rtc,
+    deadline: Instant,
+    role: Role,
+}
+
+struct Stream {
+    id: String,
+    owner: usize,
+    /// Down peers.
+    downs: Vec<usize>,
+}
+
+struct Conn {
+    ws: WebSocket<TcpStream>,
+    id: String,
+    requested: bool,
+    /// Down stream id → peer.
+    peers: HashMap<String, usize>,
+    alive: bool,
+}
+
+/// The server state.
+struct NullSfu {
+    socket: UdpSocket,
+    local: SocketAddr,
+    crypto: Arc<str0m::config::CryptoProvider>,
+    peers: Vec<NullPeer>,
+    by_addr: HashMap<SocketAddr, usize>,
+    streams: Vec<Stream>,
+    conns: Vec<Conn>,
+    scratch: Vec<RtpPacket>,
+}
+
+/// Serves Galène's `/ws` on `http` and media on `udp` until killed.
+pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
+    let listener = TcpListener::bind(http).map_err(|e| format!("{http}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let socket = UdpSocket::bind(udp).map_err(|e| format!("{udp}: {e}"))?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(2)))
+        .map_err(|e| e.to_string())?;
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let mut sfu = NullSfu {
+        socket,
+        local,
+        crypto: Arc::new(str0m::crypto::from_feature_flags()),
+        peers: Vec::new(),
+        by_addr: HashMap::new(),
+        streams: Vec::new(),
+        conns: Vec::new(),
+        scratch: Vec::new(),
+    };
+    eprintln!("null-sfu: http {http}, media {local}");
+    let mut buf = vec![0u8; 2048];
+    let mut next_housekeeping = Instant::now();
+    loop {
+        match sfu.socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if let Some(data) = buf.get(..n) {
+                    sfu.receive(from, data);
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let now = Instant::now();
+        if now >= next_housekeeping {
+            next_housekeeping = now + Duration::from_millis(5);
+            sfu.timers(now);
+            sfu.accept(&listener);
+            sfu.signalling();
+        }
+    }
+}
+
+impl NullSfu {
+    fn receive(&mut self, from: SocketAddr, data: &[u8]) {
+        let Ok(receive) = Receive::new(Protocol::Udp, from, self.local, data) else {
+            return;
+        };
+        let input = Input::Receive(Instant::now(), receive);
+        let index = match self.by_addr.get(&from) {
+            Some(&i) => i,
+            None => {
+                let Some(i) = self.peers.iter().position(|p| p.rtc.accepts(&input)) else {
+                    return;
+                };
+                self.by_addr.insert(from, i);
+                i
+            }
+        };
+        let Some(peer) = self.peers.get_mut(index) else {
+            return;
+        };
+        if peer.rtc.handle_input(input).is_ok() {
+            self.drain(index);
+        }
+    }
+
+    fn timers(&mut self, now: Instant) {
+        for i in 0..self.peers.len() {
+            if self.peers[i].deadline <= now {
+                let _ = self.peers[i].rtc.handle_input(Input::Timeout(now));
+                self.drain(i);
+            }
+        }
+    }
+
+    /// Sends the peer's output; forwards what a publisher sent.
+    fn drain(&mut self, index: usize) {
+        let mut packets = std::mem::take(&mut self.scratch);
+        let peer = &mut self.peers[index]; // callers pass a valid index
+        let mut due_rounds = 0;
+        loop {
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    // str0m releases queued RTP on a timeout that is already due.
+                    let now = Instant::now();
+                    if at <= now && due_rounds < 4 {
+                        due_rounds += 1;
+                        let _ = peer.rtc.handle_input(Input::Timeout(now));
+                        continue;
+                    }
+                    peer.deadline = at;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(Event::RtpPacket(p))) => packets.push(p),
+                Ok(Output::Event(_)) => {}
+                Err(_) => {
+                    peer.deadline = Instant::now() + Duration::from_secs(1);
+                    break;
+                }
+            }
+        }
+        if let Role::Up(stream) = peer.role {
+            for p in packets.drain(..) {
+                self.forward(index, stream, p);
+            }
+        }
+        packets.clear();
+        self.scratch = packets;
+    }
+
+    fn forward(&mut self, up: usize, stream: usize, packet: RtpPacket) {
+        let kind = {
+            let rtc = &mut self.peers[up].rtc; // up is a valid peer index
+            let mid = rtc
+                .direct_api()
+                .stream_rx(&packet.header.ssrc)
+                .map(|s| s.mid());
+            match mid.and_then(|m| rtc.media(m)).map(|m| m.kind()) {
+                Some(k) => k,
+                None => return,
+            }
+        };
+        let Some(s) = self.streams.get(stream) else {
+            return;
+        };
+        let now = Instant::now();
+        for di in 0..s.downs.len() {
+            let d = self.streams[stream].downs[di]; // di < len
+            let peer = &mut self.peers[d]; // downs hold valid peer indices
+            let Role::Down { audio, video, .. } = &mut peer.role else {
+                continue;
+            };
+            let (codec, slot) = match kind {
+                MediaKind::Audio => (Codec::Opus, audio),
+                MediaKind::Video => (Codec::Vp8, video),
+            };
+            let mid = slot.0;
+            let pt = match slot.1 {
+                Some(pt) => pt,
+                None => {
+                    let Some(pt) = peer
+                        .rtc
+                        .codec_config()
+                        .find(|p| p.spec().codec == codec)
+                        .map(|p| *p.pt())
+                    else {
+                        continue;
+                    };
+                    slot.1 = Some(pt);
+                    pt
+                }
+            };
+            let mut api = peer.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
+            tx.write_rtp(
+                RtpWrite::new(
+                    pt.into(),
+                    packet.seq_no,
+                    packet.header.timestamp,
+                    now,
+                    packet.payload.to_vec(),
+                )
+                .marker(packet.header.marker)
+                .nackable(kind == MediaKind::Video),
+            );
+            self.drain(d);
+        }
+    }
+
+    fn accept(&mut self, listener: &TcpListener) {
+        while let Ok((stream, _)) = listener.accept() {
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_nodelay(true);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let Ok(ws) = tungstenite::accept(stream) else {
+                continue;
+            };
+            if ws.get_ref().set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.conns.push(Conn {
+                ws,
+                id: String::new(),
+                requested: false,
+                peers: HashMap::new(),
+                alive: true,
+            });
+        }
+    }
+
+    fn signalling(&mut self) {
+        for c in 0..self.conns.len() {
+            loop {
+                let conn = &mut self.conns[c]; // c < len
+                if !conn.alive {
+                    break;
+                }
+                match conn.ws.read() {
+                    Ok(Message::Text(text)) => {
+                        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                            self.message(c, v);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                        let _ = conn.ws.flush();
+                        break;
+                    }
+                    Err(_) => {
+                        conn.alive = false;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, conn: usize, value: Value) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            let _ = c.ws.send(Message::text(value.to_string()));
+        }
+    }
+
+    fn message(&mut self, c: usize, m: Value) {
+        let id = m["id"].as_str().unwrap_or("").to_owned();
+        match m["type"].as_str().unwrap_or("") {
+            "handshake" => {
+                self.conns[c].id = id; // c < len
+                self.send(
+                    c,
+                    json!({"type": "handshake", "version": ["2"], "id": "null"}),
+                );
+            }
+            "join" => {
+                let reply = json!({"type": "joined", "kind": "join", "group": m["group"],
+                    "username": m["username"], "permissions": ["present"]});
+                self.send(c, reply);
+            }
+            "request" => {
+                self.conns[c].requested = true;
+                for s in 0..self.streams.len() {
+                    if self.streams[s].owner != c {
+                        self.offer_down(s, c);
+                    }
+                }
+            }
+            "offer" => self.publish(c, &id, m["sdp"].as_str().unwrap_or("")),
+            "answer" => {
+                let Some(&p) = self.conns[c].peers.get(&id) else {
+                    return;
+                };
+                let peer = &mut self.peers[p];
+                if let Role::Down { pending, .. } = &mut peer.role
+                    && let (Some(pending), Some(sdp)) = (pending.take(), m["sdp"].as_str())
+                    && let Ok(answer) = SdpAnswer::from_sdp_string(sdp)
+                {
+                    let _ = peer.rtc.sdp_api().accept_answer(pending, answer);
+                    self.drain(p);
+                }
+            }
+            "ice" => {
+                let Some(&p) = self.conns[c].peers.get(&id) else {
+                    return;
+                };
+                if let Some(line) = m["candidate"]["candidate"].as_str()
+                    && let Ok(candidate) = Candidate::from_sdp_string(line)
+                {
+                    self.peers[p].rtc.add_remote_candidate(candidate);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn new_rtc(&self) -> Rtc {
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_crypto_provider(self.crypto.clone())
+            .build(Instant::now());
+        if let Ok(c) = Candidate::host(self.local, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        rtc
+    }
+
+    fn publish(&mut self, c: usize, id: &str, sdp: &str) {
+        let Ok(offer) = SdpOffer::from_sdp_string(sdp) else {
+            return;
+        };
+        let mut rtc = self.new_rtc();
+        let Ok(answer) = rtc.sdp_api().accept_offer(offer) else {
+            return;
+        };
+        let stream = self.streams.len();
+        self.streams.push(Stream {
+            id: id.to_owned(),
+            owner: c,
+            downs: Vec::new(),
+        });
+        self.peers.push(NullPeer {
+            rtc,
+            deadline: Instant::now(),
+            role: Role::Up(stream),
+        });
+        let p = self.peers.len() - 1;
+        self.conns[c].peers.insert(id.to_owned(), p);
+        self.send(
+            c,
+            json!({"type": "answer", "id": id, "sdp": answer.to_sdp_string()}),
+        );
+        self.drain(p);
+        for other in 0..self.conns.len() {
+            if other != c && self.conns[other].requested {
+                self.offer_down(stream, other);
+            }
+        }
+    }
+
+    fn offer_down(&mut self, stream: usize, c: usize) {
+        let mut rtc = self.new_rtc();
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        let id = self.streams[stream].id.clone(); // stream < len
+        let owner = self.conns[self.streams[stream].owner].id.clone();
+        self.peers.push(NullPeer {
+            rtc,
+            deadline: Instant::now(),
+            role: Role::Down {
+                audio: (audio, None),
+                video: (video, None),
+                pending: Some(pending),
+            },
+        });
+        let p = self.peers.len() - 1;
+        self.streams[stream].downs.push(p);
+        self.conns[c].peers.insert(id.clone(), p);
+        self.send(
+            c,
+            json!({"type": "offer", "id": id, "label": "camera",
+            "source": owner, "username": owner, "sdp": offer.to_sdp_string()}),
+        );
+        self.drain(p);
+    }
+}
