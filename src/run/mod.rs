@@ -218,7 +218,8 @@ impl Default for Limits {
             request_head: Duration::from_secs(30),
             response_write: Duration::from_secs(60),
             frame_write: Duration::from_millis(500),
-            queue_frames: 100,
+            // Above max_connections: joining a group sends one "user" message per member at once.
+            queue_frames: 1024,
             max_message: 1 << 20,
             // Below Galène's 2 s so that the whole shutdown fits in 2 s.
             shutdown_grace: Duration::from_millis(1500),
