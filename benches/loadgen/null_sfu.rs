@@ -5,6 +5,7 @@
 //! `Rtc` on one UDP socket, and each RTP packet a publisher sends is decrypted once and
 //! re-encrypted and sent once per subscriber of that stream. No keyframe logic, no rate
 //! control, no statistics, no permissions; NACKs are answered by str0m's own send buffers.
+//! str0m is configured as sfubox configures it (ICE-lite, shared certificate, same send rings).
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::{self, Message, WebSocket};
+use polling::{Events, PollMode, Poller};
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -37,6 +39,8 @@ struct NullPeer {
     rtc: Rtc,
     deadline: Instant,
     role: Role,
+    /// In `dirty`.
+    dirty: bool,
 }
 
 struct Stream {
@@ -57,14 +61,20 @@ struct Conn {
 
 /// The server state.
 struct NullSfu {
+    // First, so it is dropped before the sockets registered in it.
+    poller: Poller,
+    listener: TcpListener,
     socket: UdpSocket,
     local: SocketAddr,
     crypto: Arc<str0m::config::CryptoProvider>,
+    dtls_cert: str0m::config::DtlsCert,
     peers: Vec<NullPeer>,
     by_addr: HashMap<SocketAddr, usize>,
     streams: Vec<Stream>,
     conns: Vec<Conn>,
     scratch: Vec<RtpPacket>,
+    /// Receivers written to since the last flush.
+    dirty: Vec<usize>,
 }
 
 /// Serves Galène's `/ws` on `http` and media on `udp` until killed.
@@ -72,42 +82,87 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
     let listener = TcpListener::bind(http).map_err(|e| format!("{http}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let socket = UdpSocket::bind(udp).map_err(|e| format!("{udp}: {e}"))?;
-    socket
-        .set_read_timeout(Some(Duration::from_millis(2)))
-        .map_err(|e| e.to_string())?;
+    socket.set_nonblocking(true).map_err(|e| e.to_string())?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let poller = Poller::new().map_err(|e| e.to_string())?;
+    // SAFETY (both): the sockets live in `sfu` next to the poller, which is dropped first
+    // (declared first), and they are never replaced.
+    unsafe {
+        poller
+            .add_with_mode(&socket, polling::Event::readable(UDP_KEY), PollMode::Level)
+            .map_err(|e| e.to_string())?;
+        poller
+            .add_with_mode(
+                &listener,
+                polling::Event::readable(LISTENER_KEY),
+                PollMode::Level,
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    let crypto = Arc::new(str0m::crypto::from_feature_flags());
+    let dtls_cert = crypto
+        .dtls_provider
+        .generate_certificate()
+        .ok_or("no DTLS certificate")?;
     let mut sfu = NullSfu {
+        poller,
+        listener,
         socket,
         local,
-        crypto: Arc::new(str0m::crypto::from_feature_flags()),
+        crypto,
+        dtls_cert,
         peers: Vec::new(),
         by_addr: HashMap::new(),
         streams: Vec::new(),
         conns: Vec::new(),
         scratch: Vec::new(),
+        dirty: Vec::new(),
     };
     eprintln!("null-sfu: http {http}, media {local}");
     let mut buf = vec![0u8; 2048];
-    let mut next_housekeeping = Instant::now();
+    let mut events = Events::new();
+    let mut ready = Vec::new();
+    let mut next_timers = Instant::now();
     loop {
-        match sfu.socket.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                if let Some(data) = buf.get(..n) {
-                    sfu.receive(from, data);
+        // Everything waiting on the socket first, then one flush per touched receiver.
+        loop {
+            match sfu.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if let Some(data) = buf.get(..n) {
+                        sfu.receive(from, data);
+                    }
                 }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.to_string()),
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e.to_string()),
         }
+        sfu.flush();
         let now = Instant::now();
-        if now >= next_housekeeping {
-            next_housekeeping = now + Duration::from_millis(5);
+        if now >= next_timers {
+            next_timers = now + Duration::from_millis(5);
             sfu.timers(now);
-            sfu.accept(&listener);
-            sfu.signalling();
+        }
+        events.clear();
+        let wait = next_timers.saturating_duration_since(Instant::now());
+        sfu.poller
+            .wait(&mut events, Some(wait))
+            .map_err(|e| e.to_string())?;
+        ready.clear();
+        ready.extend(events.iter().map(|e| e.key));
+        for &key in &ready {
+            match key {
+                UDP_KEY => {}
+                LISTENER_KEY => sfu.accept(),
+                k => sfu.signalling(k - FIRST_CONN_KEY),
+            }
         }
     }
 }
+
+/// Poller keys: the media socket, the listener, then connection c at FIRST_CONN_KEY + c.
+const UDP_KEY: usize = 0;
+const LISTENER_KEY: usize = 1;
+const FIRST_CONN_KEY: usize = 2;
 
 impl NullSfu {
     fn receive(&mut self, from: SocketAddr, data: &[u8]) {
@@ -232,17 +287,33 @@ impl NullSfu {
                     packet.seq_no,
                     packet.header.timestamp,
                     now,
-                    packet.payload.to_vec(),
+                    packet.payload.clone(),
                 )
                 .marker(packet.header.marker)
                 .nackable(kind == MediaKind::Video),
             );
-            self.drain(d);
+            if !peer.dirty {
+                peer.dirty = true;
+                self.dirty.push(d);
+            }
         }
     }
 
-    fn accept(&mut self, listener: &TcpListener) {
-        while let Ok((stream, _)) = listener.accept() {
+    /// Lets every receiver written to send what it queued.
+    fn flush(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &d in &dirty {
+            self.peers[d].dirty = false; // dirty holds valid peer indices
+            // drain() runs str0m's timeout only if it is due (that is what releases the
+            // queued packets).
+            self.drain(d);
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    fn accept(&mut self) {
+        while let Ok((stream, _)) = self.listener.accept() {
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_nodelay(true);
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
@@ -250,6 +321,19 @@ impl NullSfu {
                 continue;
             };
             if ws.get_ref().set_nonblocking(true).is_err() {
+                continue;
+            }
+            let key = FIRST_CONN_KEY + self.conns.len();
+            // SAFETY: the stream lives in `self.conns` (never removed) and is deleted from the
+            // poller when the connection dies; the poller is dropped before `conns`.
+            let added = unsafe {
+                self.poller.add_with_mode(
+                    ws.get_ref(),
+                    polling::Event::readable(key),
+                    PollMode::Level,
+                )
+            };
+            if added.is_err() {
                 continue;
             }
             self.conns.push(Conn {
@@ -262,28 +346,30 @@ impl NullSfu {
         }
     }
 
-    fn signalling(&mut self) {
-        for c in 0..self.conns.len() {
-            loop {
-                let conn = &mut self.conns[c]; // c < len
-                if !conn.alive {
-                    break;
+    /// Reads what connection `c` sent.
+    fn signalling(&mut self, c: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(c) else {
+                return;
+            };
+            if !conn.alive {
+                return;
+            }
+            match conn.ws.read() {
+                Ok(Message::Text(text)) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                        self.message(c, v);
+                    }
                 }
-                match conn.ws.read() {
-                    Ok(Message::Text(text)) => {
-                        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                            self.message(c, v);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
-                        let _ = conn.ws.flush();
-                        break;
-                    }
-                    Err(_) => {
-                        conn.alive = false;
-                        break;
-                    }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    let _ = conn.ws.flush();
+                    return;
+                }
+                Err(_) => {
+                    conn.alive = false;
+                    let _ = self.poller.delete(conn.ws.get_ref());
+                    return;
                 }
             }
         }
@@ -347,9 +433,15 @@ impl NullSfu {
     }
 
     fn new_rtc(&self) -> Rtc {
+        // The same str0m settings as sfubox (ICE-lite, one shared certificate, send rings of
+        // 256 video packets and 1 audio packet), so only the SFU logic differs.
         let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_crypto_provider(self.crypto.clone())
+            .set_dtls_cert(self.dtls_cert.clone())
+            .set_send_buffer_audio(1)
+            .set_send_buffer_video(256)
             .build(Instant::now());
         if let Ok(c) = Candidate::host(self.local, "udp") {
             rtc.add_local_candidate(c);
@@ -375,6 +467,7 @@ impl NullSfu {
             rtc,
             deadline: Instant::now(),
             role: Role::Up(stream),
+            dirty: false,
         });
         let p = self.peers.len() - 1;
         self.conns[c].peers.insert(id.to_owned(), p);
@@ -408,6 +501,7 @@ impl NullSfu {
                 video: (video, None),
                 pending: Some(pending),
             },
+            dirty: false,
         });
         let p = self.peers.len() - 1;
         self.streams[stream].downs.push(p);
