@@ -318,12 +318,12 @@ fn run_step(
     let self1 = procstat::process(std::process::id()).unwrap_or_default();
     let gen_busy = procstat::busy_fraction(gen_core0, procstat::core(o.generator_cpu));
     let tgt_busy = procstat::busy_fraction(tgt_core0, procstat::core(o.target_cpu));
-    let instructions = target.instrument(false)?;
     let window_end: Vec<u64> = world
         .cameras
         .iter()
         .flat_map(|c| [c.next_index.0, c.next_index.1])
         .collect();
+    let instructions = target.instrument(false)?;
     world.run_for(GRACE)?;
     world.meter.measuring = false;
     drop(target);
