@@ -11,7 +11,10 @@ three ways: a clean leave and close, an abrupt reset (the peer vanishes), or goi
 with the socket open (the server's 45 s liveness timeout must drop it).
 
 After the churn every client is gone; the script waits for the server to settle and checks
-that open file descriptors are back at the baseline and RSS within the allowed growth.
+that open file descriptors are back at the baseline, and that RSS has stopped growing: the
+allocator keeps the high-water mark of the busiest moment (so RSS does not drop back to the
+idle figure), but a leak would keep it rising, so RSS at the end may exceed RSS at half time
+by at most --late-growth-kib, and the idle baseline by at most --rss-growth-kib.
 Prints one JSON summary line (and a human-readable table on stderr); exit 1 on failure.
 """
 
@@ -294,8 +297,10 @@ def main():
     parser.add_argument("--workers", type=int, default=6)
     parser.add_argument("--settle", type=float, default=60,
                         help="longest wait for the server to drop every client afterwards")
-    parser.add_argument("--rss-growth-kib", type=int, default=8192,
+    parser.add_argument("--rss-growth-kib", type=int, default=32768,
                         help="allowed RSS above the warmed-up baseline after the churn")
+    parser.add_argument("--late-growth-kib", type=int, default=2048,
+                        help="allowed RSS growth from half time to the end (a leak keeps growing)")
     args = parser.parse_args()
 
     stats = Stats()
@@ -355,7 +360,9 @@ def main():
 
     peak = {key: max(s[key] for s in samples) for key in ("rss_kib", "fds", "threads")}
     ok_fds = final["fds"] <= baseline["fds"]
+    halfway = samples[len(samples) // 2]["rss_kib"]
     ok_rss = final["rss_kib"] <= baseline["rss_kib"] + args.rss_growth_kib
+    ok_late = final["rss_kib"] <= halfway + args.late_growth_kib
     ok_errors = not errors
     summary = {
         "seconds": args.seconds,
@@ -365,8 +372,10 @@ def main():
         "final": final,
         "settle_seconds": settle_seconds,
         "counts": stats.counts,
+        "rss_kib_every_30s": [s["rss_kib"] for s in samples[::30]],
         "client_errors": errors,
-        "ok": ok_fds and ok_rss and ok_errors,
+        "rss_kib_halfway": halfway,
+        "ok": ok_fds and ok_rss and ok_late and ok_errors,
     }
     print(json.dumps(summary, sort_keys=True))
     table = [
@@ -384,6 +393,9 @@ def main():
     if not ok_rss:
         print(f"FAIL: RSS grew by {final['rss_kib'] - baseline['rss_kib']} KiB "
               f"(allowed {args.rss_growth_kib})", file=sys.stderr)
+    if not ok_late:
+        print(f"FAIL: RSS still growing: {final['rss_kib'] - halfway} KiB since half time "
+              f"(allowed {args.late_growth_kib})", file=sys.stderr)
     if not ok_errors:
         print(f"FAIL: client errors: {errors}", file=sys.stderr)
     return 0 if summary["ok"] else 1
