@@ -47,3 +47,12 @@ tests/camus/run.sh
 
 echo "== Media: two headless Chromium pages see and hear each other through the SFU (tests/media-browser/run.sh)"
 tests/media-browser/run.sh
+
+echo "== fuzzing: every cargo-fuzz target for a fixed time from the committed corpus (tests/fuzz/run.sh)"
+tests/fuzz/run.sh
+
+echo "== soak: 60 s of churn against one server; RSS and descriptors settle (tests/soak/run.sh)"
+tests/soak/run.sh
+
+echo "== benchmark smoke test: the quick mode must complete and deliver packets (benches/run.sh --quick)"
+benches/run.sh --quick
