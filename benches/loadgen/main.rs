@@ -9,7 +9,7 @@
 //! ```text
 //! loadgen suite --out DIR [--quick] [--targets sfubox,janus,null] [--sfubox BIN]
 //!               [--janus-config DIR] [--janus-ip 127.0.0.2] [--reps 3] [--target-cpu 1]
-//!               [--generator-cpu 0] [--callgrind]
+//!               [--generator-cpu 0] [--callgrind] [--append]
 //! loadgen null-sfu --http 127.0.0.1:PORT --udp 127.0.0.1:PORT
 //! loadgen report DIR          (rewrites results.md and plot.svg from results.json)
 //! ```
@@ -34,6 +34,7 @@ fn usage() {
          \x20                   [--janus-config DIR] [--janus-ip IP] [--reps N] [--target-cpu N]\n\
          \x20                   [--generator-cpu N] [--scenarios fanout,meeting,storm,loss]\n\
          \x20                   [--fanout 1,10,50] [--window S] [--warmup S] [--callgrind]\n\
+         \x20                   [--append]\n\
          \x20      loadgen null-sfu --http ADDR --udp ADDR\n\
          \x20      loadgen report DIR\n\
          Run through benches/run.sh."
@@ -133,6 +134,7 @@ fn suite(args: &[String]) -> Result<(), String> {
             .map(|v| v.parse().map_err(|_| "--generator-cpu N"))
             .unwrap_or(Ok(0))?,
         callgrind: args.iter().any(|a| a == "--callgrind"),
+        append: args.iter().any(|a| a == "--append"),
     };
     scenario::run_suite(&options)
 }

@@ -103,6 +103,8 @@ pub struct SuiteOptions {
     pub generator_cpu: usize,
     /// Callgrind mode (instructions per packet; timing meaningless).
     pub callgrind: bool,
+    /// Add to the rows already in `out/results.json` instead of starting afresh.
+    pub append: bool,
 }
 
 /// Runs every scenario, step, repetition and target; writes results as it goes.
@@ -119,6 +121,15 @@ pub fn run_suite(o: &SuiteOptions) -> Result<(), String> {
         callgrind: o.callgrind,
     };
     let mut rows: Vec<Value> = Vec::new();
+    if o.append {
+        // Keep the windows of an earlier run (e.g. a ramp re-run on a quieter machine).
+        if let Ok(text) = std::fs::read_to_string(o.out.join("results.json"))
+            && let Ok(doc) = serde_json::from_str::<Value>(&text)
+            && let Some(old) = doc["rows"].as_array()
+        {
+            rows.extend(old.iter().cloned());
+        }
+    }
     let mut slot = 0u16;
     for &scenario in &o.scenarios {
         let steps: Vec<usize> = match scenario {
