@@ -324,7 +324,9 @@ export class ServerConnection {
         case 'abort': {
             const c = this.up[m.id];
             if (c) {
-                call(c, c.onerror, new Error('The server refused the stream'));
+                const error = new Error('The server refused the stream');
+                error.name = 'StreamAborted';
+                call(c, c.onerror, error);
                 c.close();
             }
             break;
