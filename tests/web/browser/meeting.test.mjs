@@ -309,6 +309,22 @@ describe('media', () => {
                 assert.deepEqual(seen, {decoded: 2, audio: 2}, 'two decoded videos and two audio tracks on ' + page.url());
                 assert.equal(await page.locator('#videos .tile:not(.local)').count(), 2);
             }
+            // the fake microphone beeps: some remote tile lights up as the active speaker
+            await pages[0].locator('#videos .tile.speaking:not(.local)').first().waitFor({state: 'attached', timeout: 15000});
+            // receive settings go to the server: nothing, then audio only, then everything
+            const [a] = pages;
+            const receive = async value => {
+                await a.click('#btn-settings');
+                await a.selectOption('#receive-select', value);
+                await a.click('#settings-dialog button[value=close]');
+            };
+            await receive('none');
+            await a.waitForFunction(() => document.querySelectorAll('#videos .tile:not(.local)').length === 0);
+            await receive('audio');
+            await a.waitForFunction(() => document.querySelectorAll('#videos .tile.audio-only:not(.local)').length === 2);
+            await receive('all');
+            await a.waitForFunction(() => document.querySelectorAll('#videos .tile:not(.local):not(.audio-only)').length === 2);
+
         });
     });
 });
