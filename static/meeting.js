@@ -457,6 +457,12 @@ function onUserMessage(id, dest, username, time, privileged, kind, error, value)
             toast('warning', (username || 'An operator') + ' muted your microphone.');
         }
         return;
+    case 'token':
+        if (privileged && error)
+            toast('error', 'Invitation: ' + (value ?? error));
+        else if (privileged && value?.token)
+            addSystemLine('Invitation link (valid until ' + new Date(value.expires).toLocaleString() + '):\n' + invitationURL(value.token));
+        return;
     case 'userinfo':
         if (privileged && value)
             addSystemLine(`${value.username ?? value.id}: ${value.address ?? 'address unknown'}`);
@@ -543,7 +549,7 @@ function addChatMessage(m) {
 }
 
 function addSystemLine(text) {
-    const li = el('li', {class: 'msg notice'}, el('div', {class: 'msg-body', text}));
+    const li = el('li', {class: 'msg notice'}, el('div', {class: 'msg-body'}, linkify(text)));
     $('chat-log').append(li);
     state.lastChat = null;
     $('chat-log').scrollTop = $('chat-log').scrollHeight;
@@ -601,6 +607,14 @@ const commands = {
     raise: {args: '', help: 'raise or lower your hand', run() {
         toggleHand();
     }},
+    invite: {args: '[name]', help: 'make an invitation link valid for a day', run(rest) {
+        if (!state.sc.permissions.includes('token'))
+            throw new Error('You are not allowed to invite people.');
+        const value = {group: state.sc.group, permissions: ['present', 'message'], expires: 24 * 3600 * 1000};
+        if (rest)
+            value.username = rest;
+        state.sc.groupaction('maketoken', value);
+    }},
     lock: {args: '[message]', help: 'lock the group (operators)', run(rest) {
         requireOp();
         state.sc.groupaction('lock', rest || undefined);
@@ -624,6 +638,18 @@ for (const [kind, help] of Object.entries(userActions)) {
         const {id, rest: message} = userAndRest(rest);
         state.sc.useraction(kind, id, kind === 'kick' ? (message || undefined) : undefined);
     }};
+}
+
+/** The address of this page with an invitation token instead of any login details. */
+function invitationURL(token) {
+    const url = new URL(location.href);
+    url.hash = '';
+    for (const key of [...url.searchParams.keys()]) {
+        if (key !== 'group')
+            url.searchParams.delete(key);
+    }
+    url.searchParams.set('token', token);
+    return url.href;
 }
 
 function sendPrivate(dest, text) {

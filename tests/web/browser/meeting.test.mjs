@@ -115,6 +115,32 @@ describe('meeting page', () => {
         });
     });
 
+    test('an operator makes an invitation link with /invite, and it logs a newcomer in', async () => {
+        await withPages(async open => {
+            const boss = await open('boss', {password: 'op'});
+            await say(boss, '/invite');
+            const line = chatLine(boss, 'Invitation link');
+            await line.waitFor();
+            const link = (await line.locator('a').getAttribute('href'));
+            assert.match(link, /token=/);
+            const guest = await browser.context.newPage();
+            try {
+                await guest.goto(link);
+                assert.equal(await guest.isVisible('#login-password'), false);
+                await guest.fill('#login-username', '');
+                await guest.click('#login-submit');
+                await guest.locator('#login-error:not([hidden])').waitFor();
+                assert.match(await guest.innerText('#login-error'), /choose a name/);
+                await guest.fill('#login-username', 'nina');
+                await guest.click('#login-submit');
+                await guest.waitForSelector('#meeting:not([hidden])');
+                assert.match(await (await userRow(boss, 'nina')).innerText(), /Presenter/);
+            } finally {
+                await guest.close();
+            }
+        });
+    });
+
     test('a raised hand shows on the other pages, and goes down again', async () => {
         await withPages(async open => {
             const alice = await open('alice');
