@@ -28,7 +28,10 @@ fn embedded_site_with_mime_types_and_security_headers() {
         header(&headers, "content-type"),
         Some("text/html; charset=utf-8")
     );
-    assert!(text(&body).contains("/public-groups.json"));
+    // The landing page lists the public groups through its script.
+    assert!(text(&body).contains("/landing.js"));
+    let (_, _, script) = server.http_get("/landing.js", &[]);
+    assert!(text(&script).contains("/public-groups.json"));
     assert_eq!(
         header(&headers, "content-security-policy"),
         Some(

@@ -36,8 +36,8 @@ cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
 
-echo "== web client library: unit tests of static/protocol.js (node --test)"
-node --test tests/web/unit/
+echo "== web client: library unit tests (node --test) and the meeting page in headless Chromium (tests/web/run.sh)"
+tests/web/run.sh
 
 echo "== GStreamer examples' signalling: real webrtcbin and browser calls (tests/gst/run.sh)"
 tests/gst/run.sh

@@ -149,7 +149,7 @@ export async function joinAs(context, server, username, options = {}) {
     page.consoleMessages = [];
     page.on('console', m => page.consoleMessages.push(m.type() + ': ' + m.text()));
     page.on('pageerror', e => page.consoleMessages.push('pageerror: ' + e.message));
-    await page.goto(server.url + (options.path || '/meeting.html?group=test'));
+    await page.goto(server.url + (options.path || '/group/test/'));
     await page.fill('#login-username', username);
     await page.fill('#login-password', options.password ?? '');
     await page.check(`input[name=start][value=${options.start || 'none'}]`);
