@@ -54,7 +54,7 @@ fn embedded_site_with_mime_types_and_security_headers() {
         header(&headers, "content-type"),
         Some("text/css; charset=utf-8")
     );
-    let (_, headers, _) = server.http_get("/sfubox.js", &[]);
+    let (_, headers, _) = server.http_get("/meeting.js", &[]);
     assert_eq!(
         header(&headers, "content-type"),
         Some("text/javascript; charset=utf-8")
