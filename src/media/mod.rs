@@ -384,6 +384,26 @@ fn starts_decoding(codec: Codec, payload: &[u8]) -> bool {
 }
 
 impl Sfu {
+    /// Turns the result of a guarded str0m call into ours: str0m's own error becomes `reject`
+    /// of its text, and a panic inside str0m schedules the stream's removal (its state can no
+    /// longer be trusted).
+    fn settle<T, E: fmt::Display>(
+        &mut self,
+        id: PeerId,
+        handled: Result<Result<T, E>, MediaError>,
+        reject: fn(String) -> MediaError,
+    ) -> Result<T, MediaError> {
+        match handled {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(reject(e.to_string())),
+            Err(e) => {
+                self.deferred
+                    .push_back(Deferred::Remove(id, GoneReason::EngineError));
+                Err(e)
+            }
+        }
+    }
+
     /// Creates the engine; makes the one DTLS certificate all streams share.
     pub fn new(config: SfuConfig) -> Result<Sfu, MediaError> {
         let crypto = Arc::new(str0m::crypto::from_feature_flags());
@@ -475,15 +495,7 @@ impl Sfu {
         if stun_ufrag.is_some() && handled.is_ok() {
             self.learn_route(source, id);
         }
-        let result = match handled {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(MediaError::Rejected(e.to_string())),
-            Err(e) => {
-                self.deferred
-                    .push_back(Deferred::Remove(id, GoneReason::EngineError));
-                Err(e)
-            }
-        };
+        let result = self.settle(id, handled, MediaError::Rejected);
         self.drain(now, id);
         self.run_deferred(now);
         result
@@ -691,15 +703,8 @@ impl Sfu {
             .pending_offer
             .take()
             .ok_or(MediaError::NoPendingOffer(key))?;
-        let accepted = match guarded(|| rtc.sdp_api().accept_answer(pending, answer)) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(MediaError::Negotiation(e.to_string())),
-            Err(e) => {
-                self.deferred
-                    .push_back(Deferred::Remove(id, GoneReason::EngineError));
-                Err(e)
-            }
-        };
+        let handled = guarded(|| rtc.sdp_api().accept_answer(pending, answer));
+        let accepted = self.settle(id, handled, MediaError::Negotiation);
         self.drain(now, id);
         if let Err(e) = accepted {
             self.run_deferred(now);
