@@ -20,7 +20,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::rtp::{Extension, ExtensionMap, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// What a peer is for.
@@ -75,6 +75,8 @@ struct NullSfu {
     scratch: Vec<RtpPacket>,
     /// Receivers written to since the last flush.
     dirty: Vec<usize>,
+    /// Datagrams to send, handed to the kernel together (`sendmmsg`, as sfubox does).
+    outbox: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 /// Serves Galène's `/ws` on `http` and media on `udp` until killed.
@@ -117,6 +119,7 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
         conns: Vec::new(),
         scratch: Vec::new(),
         dirty: Vec::new(),
+        outbox: Vec::new(),
     };
     eprintln!("null-sfu: http {http}, media {local}");
     let mut buf = vec![0u8; 2048];
@@ -142,6 +145,7 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
             next_timers = now + Duration::from_millis(5);
             sfu.timers(now);
         }
+        sfu.send_outbox();
         events.clear();
         let wait = next_timers.saturating_duration_since(Instant::now());
         sfu.poller
@@ -156,6 +160,7 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
                 k => sfu.signalling(k - FIRST_CONN_KEY),
             }
         }
+        sfu.send_outbox();
     }
 }
 
@@ -216,7 +221,7 @@ impl NullSfu {
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
+                    self.outbox.push((t.destination, t.contents.into()));
                 }
                 Ok(Output::Event(Event::RtpPacket(p))) => packets.push(p),
                 Ok(Output::Event(_)) => {}
@@ -297,6 +302,42 @@ impl NullSfu {
                 self.dirty.push(d);
             }
         }
+    }
+
+    /// Sends every datagram in the outbox, 32 per `sendmmsg`; drops what would block.
+    fn send_outbox(&mut self) {
+        use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+        for batch in self.outbox.chunks(32) {
+            let addresses: Vec<SocketAddrAny> = batch
+                .iter()
+                .map(|(to, _)| SocketAddrAny::from(*to))
+                .collect();
+            let payloads: Vec<[std::io::IoSlice<'_>; 1]> = batch
+                .iter()
+                .map(|(_, data)| [std::io::IoSlice::new(data)])
+                .collect();
+            let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = batch
+                .iter()
+                .map(|_| SendAncillaryBuffer::default())
+                .collect();
+            let mut messages: Vec<MMsgHdr<'_>> = addresses
+                .iter()
+                .zip(&payloads)
+                .zip(controls.iter_mut())
+                .map(|((a, p), c)| MMsgHdr::new_with_addr(a, p, c))
+                .collect();
+            let mut next = 0;
+            while next < messages.len() {
+                match rustix::net::sendmmsg(&self.socket, &mut messages[next..], SendFlags::empty())
+                {
+                    Ok(0) => break,
+                    Ok(sent) => next += sent,
+                    Err(rustix::io::Errno::AGAIN) => break,
+                    Err(_) => next += 1,
+                }
+            }
+        }
+        self.outbox.clear();
     }
 
     /// Lets every receiver written to send what it queued.
@@ -432,10 +473,21 @@ impl NullSfu {
         }
     }
 
-    fn new_rtc(&self) -> Rtc {
+    fn new_rtc(&self, sending: bool) -> Rtc {
         // The same str0m settings as sfubox (ICE-lite, one shared certificate, send rings of
-        // 256 video packets and 1 audio packet), so only the SFU logic differs.
+        // 256 video packets and 1 audio packet, no TWCC or absolute send time on the way out),
+        // so only the SFU logic differs.
+        let extensions = if sending {
+            let mut sending = ExtensionMap::empty();
+            sending.set(1, Extension::AudioLevel);
+            sending.set(4, Extension::RtpMid);
+            sending.set(13, Extension::VideoOrientation);
+            sending
+        } else {
+            ExtensionMap::standard()
+        };
         let mut rtc = Rtc::builder()
+            .set_extension_map(extensions)
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_crypto_provider(self.crypto.clone())
@@ -453,7 +505,7 @@ impl NullSfu {
         let Ok(offer) = SdpOffer::from_sdp_string(sdp) else {
             return;
         };
-        let mut rtc = self.new_rtc();
+        let mut rtc = self.new_rtc(false);
         let Ok(answer) = rtc.sdp_api().accept_offer(offer) else {
             return;
         };
@@ -484,7 +536,7 @@ impl NullSfu {
     }
 
     fn offer_down(&mut self, stream: usize, c: usize) {
-        let mut rtc = self.new_rtc();
+        let mut rtc = self.new_rtc(true);
         let mut api = rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);

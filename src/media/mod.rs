@@ -87,7 +87,7 @@ use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 pub use codecs::MediaCodec;
@@ -320,6 +320,11 @@ pub struct MediaCounts {
 
 /// Incoming layers kept per up stream (m-lines × simulcast rids); more are ignored.
 const MAX_UP_LAYERS: usize = 16;
+
+/// Due timeouts one drain hands to an `Rtc` before leaving the rest to the timer heap (str0m
+/// asks for at most one after a write; the bound only guards against a deadline that never
+/// moves).
+const MAX_IMMEDIATE_TIMEOUTS: u32 = 4;
 
 /// Outputs read from an `Rtc` being closed, at most (its goodbye is a handful of datagrams).
 const MAX_GOODBYE_OUTPUTS: usize = 64;
@@ -587,7 +592,7 @@ impl Sfu {
                 } else {
                     codecs
                 };
-                let rtc = self.build_rtc(now, codecs)?;
+                let rtc = self.build_rtc(now, codecs, Direction::RecvOnly)?;
                 let up = UpState::default();
                 (self.insert_peer(now, key, rtc, Role::Up(up)), true)
             }
@@ -657,7 +662,7 @@ impl Sfu {
         if codecs.is_empty() {
             return Err(MediaError::CodecMismatch);
         }
-        let rtc = self.build_rtc(now, &codecs)?;
+        let rtc = self.build_rtc(now, &codecs, Direction::SendOnly)?;
         let down = DownState {
             source: up_id,
             selection,
@@ -871,8 +876,31 @@ impl Sfu {
         }
     }
 
-    fn build_rtc(&self, now: Instant, codecs: &[MediaCodec]) -> Result<Rtc, MediaError> {
+    /// A new `Rtc` for a stream that only receives (`RecvOnly`, a publisher) or only sends.
+    ///
+    /// A sending `Rtc` negotiates no transport-wide sequence numbers and no absolute send
+    /// time: they only feed bandwidth estimation, which sfubox does not do on the way out, and
+    /// each costs a header extension per packet and (TWCC) a stream of feedback to parse.
+    /// Publishers keep them, so browsers estimate their uplink from our TWCC feedback.
+    fn build_rtc(
+        &self,
+        now: Instant,
+        codecs: &[MediaCodec],
+        direction: Direction,
+    ) -> Result<Rtc, MediaError> {
+        let extensions = if direction == Direction::SendOnly {
+            // str0m's standard ids, less 2 (absolute send time), 3 (transport-wide sequence
+            // numbers) and the simulcast stream ids (a down track is one layer).
+            let mut sending = ExtensionMap::empty();
+            sending.set(1, Extension::AudioLevel);
+            sending.set(4, Extension::RtpMid);
+            sending.set(13, Extension::VideoOrientation);
+            sending
+        } else {
+            ExtensionMap::standard()
+        };
         let config = Rtc::builder()
+            .set_extension_map(extensions)
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_crypto_provider(self.crypto.clone())
@@ -1046,13 +1074,31 @@ impl Sfu {
     // ------------------------------------------------------------------ internals: the drain
 
     /// Polls `id`'s `Rtc` until it returns a timeout, dispatching everything it outputs.
+    ///
+    /// str0m releases media written with `write_rtp` only on its next timeout input, and asks
+    /// for one at once (a deadline that is already due). That timeout is given here, followed
+    /// by its own drain, rather than through the timer heap and another turn of the caller's
+    /// loop: a forwarded packet leaves in the same call that received it.
     fn drain(&mut self, now: Instant, id: PeerId) {
+        let mut immediate_timeouts = 0;
         loop {
             let Some(peer) = self.peer_mut(id) else {
                 return;
             };
             let polled = guarded(|| peer.rtc.poll_output());
             match polled {
+                Ok(Ok(Output::Timeout(at)))
+                    if at <= now && immediate_timeouts < MAX_IMMEDIATE_TIMEOUTS =>
+                {
+                    immediate_timeouts += 1;
+                    let handled = guarded(|| peer.rtc.handle_input(Input::Timeout(now)));
+                    if !matches!(handled, Ok(Ok(()))) {
+                        log::debug!("stream {}: timeout handling failed", peer.key.0);
+                        self.deferred
+                            .push_back(Deferred::Remove(id, GoneReason::EngineError));
+                        return;
+                    }
+                }
                 Ok(Ok(Output::Timeout(at))) => {
                     peer.rtc_deadline = at;
                     self.reschedule(id);

@@ -323,6 +323,7 @@ impl<E: Engine + 'static> Server<E> {
             engine: RefCell::new(self.engine),
             conns: RefCell::new(HashMap::new()),
             timer_kick: kick_sender,
+            timer_armed: Cell::new(None),
             files: self.files,
             camus_client: self.camus_client,
             tls: self.tls,
@@ -416,6 +417,8 @@ struct Shared<E> {
     conns: RefCell<HashMap<ConnId, ConnQueue>>,
     /// Wakes the timer task after the engine was touched.
     timer_kick: Sender<()>,
+    /// The deadline the timer task sleeps until (`None`: no deadline).
+    timer_armed: Cell<Option<Instant>>,
     files: Box<dyn FileSource>,
     /// The Camus client bundle (`-camus-client`), if any.
     camus_client: Option<CamusClient>,
@@ -467,11 +470,22 @@ impl<E: Engine> Shared<E> {
         if let Some(media) = &self.media {
             let mut engine = self.engine.borrow_mut();
             while let Some(transmit) = engine.poll_transmit() {
-                media.send(&transmit);
+                media.send(transmit);
             }
+            media.flush();
         }
-        // Full means a wake-up is already pending.
-        let _ = self.timer_kick.try_send(());
+        // Wake the timer task only when the engine's next deadline moved before the one it
+        // sleeps on (a datagram rarely does that; waking it for each one cost a task switch
+        // per packet). Full means a wake-up is already pending.
+        let next = self.engine.borrow().poll_timeout();
+        let sooner = match (next, self.timer_armed.get()) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if sooner {
+            let _ = self.timer_kick.try_send(());
+        }
     }
 
     /// Registers a new WebSocket connection with the engine.
@@ -605,6 +619,7 @@ async fn accept_loop<E: Engine + 'static>(
 async fn timer_task<E: Engine>(shared: Rc<Shared<E>>, kicks: Receiver<()>) {
     loop {
         let deadline = shared.engine.borrow().poll_timeout();
+        shared.timer_armed.set(deadline);
         let due = async {
             match deadline {
                 Some(deadline) => {
