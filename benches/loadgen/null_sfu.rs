@@ -77,6 +77,7 @@ struct NullSfu {
     dirty: Vec<usize>,
     /// Datagrams to send, handed to the kernel together (`sendmmsg`, as sfubox does).
     outbox: Vec<(SocketAddr, Vec<u8>)>,
+    send_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
 }
 
 /// Serves Galène's `/ws` on `http` and media on `udp` until killed.
@@ -120,6 +121,7 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
         scratch: Vec::new(),
         dirty: Vec::new(),
         outbox: Vec::new(),
+        send_headers: nix::sys::socket::MultiHeaders::preallocate(32, None),
     };
     eprintln!("null-sfu: http {http}, media {local}");
     let mut buf = vec![0u8; 2048];
@@ -306,33 +308,33 @@ impl NullSfu {
 
     /// Sends every datagram in the outbox, 32 per `sendmmsg`; drops what would block.
     fn send_outbox(&mut self) {
-        use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+        use nix::sys::socket::{MsgFlags, SockaddrStorage, sendmmsg};
+        use std::os::fd::AsRawFd;
+        let fd = self.socket.as_raw_fd();
         for batch in self.outbox.chunks(32) {
-            let addresses: Vec<SocketAddrAny> = batch
+            let addresses: Vec<Option<SockaddrStorage>> = batch
                 .iter()
-                .map(|(to, _)| SocketAddrAny::from(*to))
+                .map(|(to, _)| Some(SockaddrStorage::from(*to)))
                 .collect();
             let payloads: Vec<[std::io::IoSlice<'_>; 1]> = batch
                 .iter()
                 .map(|(_, data)| [std::io::IoSlice::new(data)])
                 .collect();
-            let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = batch
-                .iter()
-                .map(|_| SendAncillaryBuffer::default())
-                .collect();
-            let mut messages: Vec<MMsgHdr<'_>> = addresses
-                .iter()
-                .zip(&payloads)
-                .zip(controls.iter_mut())
-                .map(|((a, p), c)| MMsgHdr::new_with_addr(a, p, c))
-                .collect();
             let mut next = 0;
-            while next < messages.len() {
-                match rustix::net::sendmmsg(&self.socket, &mut messages[next..], SendFlags::empty())
-                {
-                    Ok(0) => break,
-                    Ok(sent) => next += sent,
-                    Err(rustix::io::Errno::AGAIN) => break,
+            while next < batch.len() {
+                match sendmmsg(
+                    fd,
+                    &mut self.send_headers,
+                    &payloads[next..],
+                    &addresses[next..],
+                    [],
+                    MsgFlags::empty(),
+                ) {
+                    Ok(results) => match results.count() {
+                        0 => break,
+                        sent => next += sent,
+                    },
+                    Err(nix::errno::Errno::EAGAIN) => break,
                     Err(_) => next += 1,
                 }
             }

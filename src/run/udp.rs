@@ -16,10 +16,10 @@
 //! Receiving reads into one reused buffer. Sending is synchronous, right after each engine
 //! call: the datagrams of one call are handed to the kernel together, up to [`SEND_BATCH`] per
 //! `sendmmsg` on Linux (one SFU input fans out to every receiver: one system call per
-//! datagram was a third of the forwarding cost). A datagram that must leave from a particular
-//! local address (a wildcard bind: the kernel is told the source in `IP_PKTINFO`, which batches
-//! here cannot carry) goes out on its own through `quinn-udp`. A datagram that would block is
-//! dropped and counted, never queued.
+//! datagram was a third of the forwarding cost). On a wildcard bind each run of datagrams
+//! from one local address carries that address (`IP_PKTINFO`/`IPV6_PKTINFO`), so replies
+//! leave from the address the browser used. A datagram that would block is dropped and
+//! counted, never queued.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSliceMut};
@@ -56,6 +56,37 @@ pub struct MediaSocket {
     dropped: Cell<u64>,
     /// Datagrams waiting for [`MediaSocket::flush`] (at most [`SEND_BATCH`]).
     pending: RefCell<Vec<Transmit>>,
+    /// The `sendmmsg` headers, allocated once.
+    #[cfg(target_os = "linux")]
+    batch_headers: BatchHeaders,
+}
+
+/// Preallocated `mmsghdr` arrays: without control data, and with room for one IPv4 or IPv6
+/// packet-info message (the source address of the run).
+#[cfg(target_os = "linux")]
+struct BatchHeaders {
+    plain: RefCell<nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>>,
+    v4: RefCell<nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>>,
+    v6: RefCell<nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>>,
+}
+
+#[cfg(target_os = "linux")]
+impl BatchHeaders {
+    fn new() -> BatchHeaders {
+        use nix::libc::{in_pktinfo, in6_pktinfo};
+        use nix::sys::socket::MultiHeaders;
+        BatchHeaders {
+            plain: RefCell::new(MultiHeaders::preallocate(SEND_BATCH, None)),
+            v4: RefCell::new(MultiHeaders::preallocate(
+                SEND_BATCH,
+                Some(nix::cmsg_space!(in_pktinfo)),
+            )),
+            v6: RefCell::new(MultiHeaders::preallocate(
+                SEND_BATCH,
+                Some(nix::cmsg_space!(in6_pktinfo)),
+            )),
+        }
+    }
 }
 
 impl MediaSocket {
@@ -97,6 +128,8 @@ impl MediaSocket {
             public: public.to_vec(),
             dropped: Cell::new(0),
             pending: RefCell::new(Vec::with_capacity(SEND_BATCH)),
+            #[cfg(target_os = "linux")]
+            batch_headers: BatchHeaders::new(),
         })
     }
 
@@ -118,11 +151,6 @@ impl MediaSocket {
     /// Sends `transmit`, at the latest on the next [`MediaSocket::flush`]; drops it (counted)
     /// if the socket would block.
     pub fn send(&self, transmit: Transmit) {
-        let source = self.source_ip(&transmit);
-        if source.is_some() || !cfg!(target_os = "linux") {
-            self.send_one(&transmit, source);
-            return;
-        }
         let mut pending = self.pending.borrow_mut();
         pending.push(transmit);
         if pending.len() >= SEND_BATCH {
@@ -147,6 +175,7 @@ impl MediaSocket {
     }
 
     /// Sends one datagram with `quinn-udp` (which can set its source address).
+    #[cfg(not(target_os = "linux"))]
     fn send_one(&self, transmit: &Transmit, src_ip: Option<IpAddr>) {
         let out = quinn_udp::Transmit {
             destination: self.wire_address(transmit.destination),
@@ -166,63 +195,120 @@ impl MediaSocket {
         self.dropped.set(self.dropped.get() + datagrams as u64);
     }
 
-    /// Sends `pending` with as few `sendmmsg` calls as the kernel allows, and empties it. A
-    /// datagram the kernel refuses (an unreachable destination) is skipped; the rest go on.
+    /// Sends `pending` with as few `sendmmsg` calls as the kernel allows, and empties it:
+    /// one call per run of datagrams with the same source address, at most [`SEND_BATCH`]
+    /// each. A datagram the kernel refuses (an unreachable destination) is skipped; the rest
+    /// go on.
     #[cfg(target_os = "linux")]
     fn send_batch(&self, pending: &mut Vec<Transmit>) {
-        use rustix::io::Errno;
-        use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+        let mut start = 0;
+        while let Some(first) = pending.get(start) {
+            let source = self.source_ip(first);
+            let run = pending
+                .get(start..)
+                .unwrap_or_default()
+                .iter()
+                .take(SEND_BATCH)
+                .take_while(|t| self.source_ip(t) == source)
+                .count()
+                .max(1);
+            let end = (start + run).min(pending.len());
+            if let Some(batch) = pending.get(start..end) {
+                self.send_run(batch, source);
+            }
+            start = end;
+        }
+        pending.clear();
+    }
 
-        for batch in pending.chunks(SEND_BATCH) {
-            let addresses: heapless::Vec<SocketAddrAny, SEND_BATCH> = batch
-                .iter()
-                .map(|t| SocketAddrAny::from(self.wire_address(t.destination)))
-                .collect();
-            let payloads: heapless::Vec<[io::IoSlice<'_>; 1], SEND_BATCH> = batch
-                .iter()
-                .map(|t| [io::IoSlice::new(&t.contents)])
-                .collect();
-            let mut no_control: [SendAncillaryBuffer<'_, '_, '_>; SEND_BATCH] =
-                std::array::from_fn(|_| SendAncillaryBuffer::default());
-            let mut messages: heapless::Vec<MMsgHdr<'_>, SEND_BATCH> = addresses
-                .iter()
-                .zip(&payloads)
-                .zip(no_control.iter_mut())
-                .map(|((address, payload), control)| {
-                    MMsgHdr::new_with_addr(address, payload, control)
-                })
-                .collect();
-            let socket = self.socket.get_ref();
-            let mut next = 0;
-            while let Some(rest) = messages.get_mut(next..).filter(|rest| !rest.is_empty()) {
-                match rustix::net::sendmmsg(socket, rest, SendFlags::empty()) {
-                    Ok(0) => {
-                        self.count_dropped(rest.len());
+    /// One `sendmmsg` run: every datagram of `batch` leaves from `source` (`None`: the
+    /// kernel chooses).
+    #[cfg(target_os = "linux")]
+    fn send_run(&self, batch: &[Transmit], source: Option<IpAddr>) {
+        use nix::errno::Errno;
+        use nix::libc;
+        use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmmsg};
+        use std::os::fd::AsRawFd;
+
+        let addresses: heapless::Vec<Option<SockaddrStorage>, SEND_BATCH> = batch
+            .iter()
+            .map(|t| Some(SockaddrStorage::from(self.wire_address(t.destination))))
+            .collect();
+        let payloads: heapless::Vec<[io::IoSlice<'_>; 1], SEND_BATCH> = batch
+            .iter()
+            .map(|t| [io::IoSlice::new(&t.contents)])
+            .collect();
+        let v4_info;
+        let v6_info;
+        let (control, mut headers) = match source {
+            None => (None, self.batch_headers.plain.borrow_mut()),
+            Some(IpAddr::V4(ip)) => {
+                v4_info = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(ip.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let info = ControlMessage::Ipv4PacketInfo(&v4_info);
+                (Some(info), self.batch_headers.v4.borrow_mut())
+            }
+            Some(IpAddr::V6(ip)) => {
+                v6_info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: ip.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                let info = ControlMessage::Ipv6PacketInfo(&v6_info);
+                (Some(info), self.batch_headers.v6.borrow_mut())
+            }
+        };
+        let control = control.as_slice();
+        let fd = self.socket.get_ref().as_raw_fd();
+        let mut next = 0;
+        while next < batch.len() {
+            let (Some(rest_payloads), Some(rest_addresses)) =
+                (payloads.get(next..), addresses.get(next..))
+            else {
+                break;
+            };
+            let left = batch.len() - next;
+            match sendmmsg(
+                fd,
+                &mut headers,
+                rest_payloads,
+                rest_addresses,
+                control,
+                MsgFlags::empty(),
+            ) {
+                Ok(results) => match results.count() {
+                    0 => {
+                        self.count_dropped(left);
                         break;
                     }
-                    Ok(sent) => next += sent,
-                    Err(Errno::INTR) => {}
-                    Err(Errno::AGAIN) => {
-                        self.count_dropped(rest.len());
-                        break;
+                    sent => next += sent,
+                },
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    self.count_dropped(left);
+                    break;
+                }
+                Err(e) => {
+                    if let Some(refused) = batch.get(next) {
+                        log::trace!("media send to {}: {e}", refused.destination);
                     }
-                    Err(e) => {
-                        if let Some(refused) = batch.get(next) {
-                            log::trace!("media send to {}: {e}", refused.destination);
-                        }
-                        next += 1;
-                    }
+                    next += 1;
                 }
             }
         }
-        pending.clear();
     }
 
     /// Sends `pending` one datagram at a time (no `sendmmsg` on this platform), and empties it.
     #[cfg(not(target_os = "linux"))]
     fn send_batch(&self, pending: &mut Vec<Transmit>) {
         for transmit in pending.drain(..) {
-            self.send_one(&transmit, None);
+            self.send_one(&transmit, self.source_ip(&transmit));
         }
     }
 
@@ -463,6 +549,87 @@ mod tests {
             socket.destination(&got.1, other.local_addr()),
             socket.local_addr()
         );
+    }
+
+    /// Receives `count` datagrams on `receiver` (blocking, with a timeout), returning their
+    /// sources and contents.
+    fn receive_all(receiver: &UdpSocket, count: usize) -> Vec<(SocketAddr, Vec<u8>)> {
+        receiver
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buffer = [0u8; 64];
+        while got.len() < count {
+            let (n, from) = receiver.recv_from(&mut buffer).unwrap();
+            got.push((unmapped(from), buffer[..n].to_vec()));
+        }
+        got
+    }
+
+    #[test]
+    fn a_batch_larger_than_one_sendmmsg_arrives_whole_and_in_order() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let socket = MediaSocket::bind(Some("127.0.0.1"), None, 0, &[]).unwrap();
+        let count = SEND_BATCH * 2 + 5;
+        for i in 0..count {
+            socket.send(Transmit {
+                source: socket.local_addr(),
+                destination: receiver.local_addr().unwrap(),
+                contents: format!("datagram {i}").into_bytes(),
+            });
+        }
+        socket.flush();
+        let got = receive_all(&receiver, count);
+        for (i, (from, contents)) in got.iter().enumerate() {
+            assert_eq!(*from, socket.local_addr());
+            assert_eq!(contents, format!("datagram {i}").as_bytes());
+        }
+        assert_eq!(socket.dropped(), 0);
+    }
+
+    #[test]
+    fn a_wildcard_socket_sends_each_run_from_the_address_the_engine_chose() {
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let v6 = UdpSocket::bind("[::1]:0").ok();
+        let socket = MediaSocket::bind(None, None, 0, &[]).unwrap();
+        let port = socket.local_addr().port();
+        // Alternating sources split the batch into runs; every run names its source. 127.0.0.2
+        // is local (all of 127/8 is) but never the kernel's own choice towards 127.0.0.1: only
+        // the packet info makes it the source.
+        for i in 0..10 {
+            socket.send(Transmit {
+                source: SocketAddr::new(ip("127.0.0.2"), port),
+                destination: v4.local_addr().unwrap(),
+                contents: vec![i],
+            });
+            if let Some(v6) = &v6
+                && socket.local_addr().is_ipv6()
+            {
+                socket.send(Transmit {
+                    source: SocketAddr::new(ip("::1"), port),
+                    destination: v6.local_addr().unwrap(),
+                    contents: vec![i],
+                });
+            }
+        }
+        socket.flush();
+        let got = receive_all(&v4, 10);
+        for (from, _) in &got {
+            assert_eq!(*from, SocketAddr::new(ip("127.0.0.2"), port));
+        }
+        assert_eq!(
+            got.iter().map(|(_, c)| c[0]).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<u8>>()
+        );
+        if let Some(v6) = &v6
+            && socket.local_addr().is_ipv6()
+        {
+            let got = receive_all(v6, 10);
+            assert!(
+                got.iter()
+                    .all(|(from, _)| *from == SocketAddr::new(ip("::1"), port))
+            );
+        }
     }
 
     #[test]
