@@ -360,7 +360,9 @@ impl NullSfu {
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_nodelay(true);
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let Ok(ws) = tungstenite::accept(stream) else {
+            // A 4 KiB read buffer, as sfubox uses (tungstenite's default is 128 KiB per socket).
+            let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+            let Ok(ws) = tungstenite::accept_with_config(stream, Some(config)) else {
                 continue;
             };
             if ws.get_ref().set_nonblocking(true).is_err() {

@@ -31,6 +31,48 @@ async fn within<T>(limit: std::time::Duration, future: impl Future<Output = T>) 
     .await
 }
 
+/// Bytes read from the stream at a time while reading a request.
+const READ_CHUNK: usize = 4096;
+
+/// Capacity tungstenite reserves for incoming frames, per WebSocket (its default, 128 KiB, was
+/// the largest item of a subscriber's memory). Larger frames still arrive whole: the buffer
+/// grows to a frame's announced length.
+const WEBSOCKET_READ_BUFFER: usize = 4096;
+
+/// Reads what `stream` has (at most [`READ_CHUNK`] bytes) onto the end of `buffer`; `None` when
+/// `deadline` passed first. The bytes go straight into `buffer`: a chunk array in `serve` would
+/// stay in the connection's future for the whole WebSocket session.
+async fn read_more<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+    deadline: Instant,
+) -> Option<std::io::Result<usize>> {
+    let filled = buffer.len();
+    // Room for the read; `get_mut(filled..)` below is therefore never empty.
+    buffer.resize(filled + READ_CHUNK, 0);
+    let read = smol::future::or(
+        async {
+            Some(
+                stream
+                    .read(buffer.get_mut(filled..).unwrap_or_default())
+                    .await,
+            )
+        },
+        async {
+            Timer::at(deadline).await;
+            None
+        },
+    )
+    .await;
+    // `read` never returns more than it was given; the `min` only keeps the length in range.
+    let got = match &read {
+        Some(Ok(n)) => (*n).min(READ_CHUNK),
+        _ => 0,
+    };
+    buffer.truncate(filled + got);
+    read
+}
+
 /// Serves one accepted connection to completion.
 pub(super) async fn connection<E: Engine>(
     shared: Rc<Shared<E>>,
@@ -61,7 +103,6 @@ where
 {
     let deadline = Instant::now() + shared.limits.request_head;
     let mut buffer = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 4096];
     let (request, head_len) = loop {
         match parse_head(&buffer, tls) {
             HeadParse::Complete { request, head_len } => break (request, head_len),
@@ -80,12 +121,7 @@ where
             }
             HeadParse::Partial => {}
         }
-        let read = smol::future::or(async { Some(stream.read(&mut chunk).await) }, async {
-            Timer::at(deadline).await;
-            None
-        })
-        .await;
-        match read {
+        match read_more(&mut stream, &mut buffer, deadline).await {
             None => {
                 log::info!(
                     "{peer}: request head not complete in {:?}, closing",
@@ -98,8 +134,7 @@ where
                 return;
             }
             Some(Ok(0)) | Some(Err(_)) => return,
-            // `read` never returns more than the chunk's length.
-            Some(Ok(n)) => buffer.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Some(Ok(_)) => {}
         }
     };
     // A POST body (a Camus password form) is read whole, within the same deadline.
@@ -125,13 +160,8 @@ where
         0
     };
     while buffer.len() < head_len + body_len {
-        let read = smol::future::or(async { Some(stream.read(&mut chunk).await) }, async {
-            Timer::at(deadline).await;
-            None
-        })
-        .await;
-        match read {
-            Some(Ok(n)) if n > 0 => buffer.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        match read_more(&mut stream, &mut buffer, deadline).await {
+            Some(Ok(n)) if n > 0 => {}
             _ => {
                 log::debug!("{peer}: request body not complete in time");
                 return;
@@ -177,7 +207,11 @@ where
                 return;
             }
             let leftover = buffer.get(head_len..).unwrap_or_default().to_vec();
+            // The session lasts as long as the connection: keep nothing of the request.
+            drop(buffer);
+            drop(request);
             let config = WebSocketConfig::default()
+                .read_buffer_size(WEBSOCKET_READ_BUFFER)
                 .max_message_size(Some(shared.limits.max_message))
                 .max_frame_size(Some(shared.limits.max_message));
             let socket =

@@ -451,7 +451,14 @@ impl<E: Engine> Shared<E> {
             let Some(queue) = conns.get(&id) else {
                 continue;
             };
-            match queue.frames.try_send(output) {
+            // The channel is unbounded so that it allocates as frames come (a bounded one
+            // allocates all its slots up front: 40 kB per connection); the bound is kept here.
+            let sent = if queue.frames.len() >= self.limits.queue_frames {
+                Err(TrySendError::Full(output))
+            } else {
+                queue.frames.try_send(output)
+            };
+            match sent {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     log::warn!(
@@ -504,7 +511,7 @@ impl<E: Engine> Shared<E> {
                 }
             }
         };
-        let (frames, receiver) = smol::channel::bounded(self.limits.queue_frames);
+        let (frames, receiver) = smol::channel::unbounded();
         let killed = Rc::new(Cell::new(false));
         self.conns.borrow_mut().insert(
             id,
@@ -593,8 +600,13 @@ async fn accept_loop<E: Engine + 'static>(
                         continue;
                     }
                 };
-                let serve =
-                    std::panic::AssertUnwindSafe(conn::connection(Rc::clone(shared), stream, peer));
+                // Boxed: a future that an async block owns and then awaits is stored twice in
+                // the task (rust-lang/rust#62958), 12 kB more per connection.
+                let serve = std::panic::AssertUnwindSafe(Box::pin(conn::connection(
+                    Rc::clone(shared),
+                    stream,
+                    peer,
+                )));
                 let shared = Rc::clone(shared);
                 executor
                     .spawn(async move {
@@ -772,6 +784,10 @@ mod tests {
     }
 
     fn start() -> Running {
+        start_with(Limits::default())
+    }
+
+    fn start_with(limits: Limits) -> Running {
         let (seen_sender, seen) = mpsc::channel();
         let (addr_sender, addr_receiver) = mpsc::channel();
         let (stop, stopped) = smol::channel::bounded::<()>(1);
@@ -788,7 +804,7 @@ mod tests {
                 deadline: None,
                 seen: seen_sender,
             };
-            let server = Server::bind(&options, engine).unwrap();
+            let server = Server::bind(&options, engine).unwrap().with_limits(limits);
             addr_sender.send(server.local_addr().unwrap()).unwrap();
             server
                 .run_until(async move {
@@ -855,12 +871,33 @@ mod tests {
         let running = start();
         let mut client = connect(running.addr);
         next_seen(&running);
-        // 1000 frames of 64 KiB: far more than the socket buffers and the 100-frame queue.
+        // 1000 frames of 64 KiB: more than the socket buffers; writing stalls past
+        // `frame_write`.
         smol::block_on(client.send(async_tungstenite::tungstenite::Message::text("flood 1000")))
             .unwrap();
         assert_eq!(
             next_seen(&running),
             Seen::Text(ConnId(1), "flood 1000".into())
+        );
+        assert_eq!(next_seen(&running), Seen::Disconnect(ConnId(1)));
+        drop(client);
+    }
+
+    #[test]
+    fn a_full_queue_disconnects_at_once() {
+        // A write may stall for a minute, but the queue holds 8 frames: the 9th disconnects.
+        let running = start_with(Limits {
+            queue_frames: 8,
+            frame_write: Duration::from_secs(60),
+            ..Limits::default()
+        });
+        let mut client = connect(running.addr);
+        next_seen(&running);
+        smol::block_on(client.send(async_tungstenite::tungstenite::Message::text("flood 100")))
+            .unwrap();
+        assert_eq!(
+            next_seen(&running),
+            Seen::Text(ConnId(1), "flood 100".into())
         );
         assert_eq!(next_seen(&running), Seen::Disconnect(ConnId(1)));
         drop(client);
