@@ -20,7 +20,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionMap, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionMap, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// What a peer is for.
@@ -482,11 +482,7 @@ impl NullSfu {
         // 256 video packets and 1 audio packet, no TWCC or absolute send time on the way out),
         // so only the SFU logic differs.
         let extensions = if sending {
-            let mut sending = ExtensionMap::empty();
-            sending.set(1, Extension::AudioLevel);
-            sending.set(4, Extension::RtpMid);
-            sending.set(13, Extension::VideoOrientation);
-            sending
+            sfubox::media::sending_extensions()
         } else {
             ExtensionMap::standard()
         };

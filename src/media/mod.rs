@@ -891,13 +891,7 @@ impl Sfu {
         direction: Direction,
     ) -> Result<Rtc, MediaError> {
         let extensions = if direction == Direction::SendOnly {
-            // str0m's standard ids, less 2 (absolute send time), 3 (transport-wide sequence
-            // numbers) and the simulcast stream ids (a down track is one layer).
-            let mut sending = ExtensionMap::empty();
-            sending.set(1, Extension::AudioLevel);
-            sending.set(4, Extension::RtpMid);
-            sending.set(13, Extension::VideoOrientation);
-            sending
+            sending_extensions()
         } else {
             ExtensionMap::standard()
         };
@@ -1042,6 +1036,17 @@ impl Sfu {
 }
 
 /// The deadline a live peer has in the heap.
+/// The RTP header extensions of a down stream (one that sfubox only sends on): str0m's standard
+/// ids less 2 (absolute send time), 3 (transport-wide sequence numbers) and the simulcast stream
+/// ids (a down track is one layer). See `Sfu::build_rtc` for why.
+pub fn sending_extensions() -> ExtensionMap {
+    let mut sending = ExtensionMap::empty();
+    sending.set(1, Extension::AudioLevel);
+    sending.set(4, Extension::RtpMid);
+    sending.set(13, Extension::VideoOrientation);
+    sending
+}
+
 fn scheduled(slots: &[Slot], id: PeerId) -> Option<Instant> {
     let slot = slots.get(id.index())?;
     if slot.generation != id.generation() {
