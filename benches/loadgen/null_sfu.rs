@@ -20,7 +20,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionMap, RtpPacket, RtpWrite};
+use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// What a peer is for.
@@ -478,22 +478,17 @@ impl NullSfu {
     }
 
     fn new_rtc(&self, sending: bool) -> Rtc {
-        // The same str0m settings as sfubox (ICE-lite, one shared certificate, send rings of
-        // 256 video packets and 1 audio packet, no TWCC or absolute send time on the way out),
-        // so only the SFU logic differs.
-        let extensions = if sending {
-            sfubox::media::sending_extensions()
+        // sfubox's own str0m settings (ICE-lite, RTP mode, send rings, header extensions) and
+        // its default NACK history, with one shared certificate: only the SFU logic differs.
+        let direction = if sending {
+            Direction::SendOnly
         } else {
-            ExtensionMap::standard()
+            Direction::RecvOnly
         };
-        let mut rtc = Rtc::builder()
-            .set_extension_map(extensions)
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
+        let history = sfubox::media::SfuConfig::new(Vec::new()).video_nack_packets;
+        let mut rtc = sfubox::media::stream_rtc_config(direction, history)
             .set_crypto_provider(self.crypto.clone())
             .set_dtls_cert(self.dtls_cert.clone())
-            .set_send_buffer_audio(1)
-            .set_send_buffer_video(256)
             .build(Instant::now());
         if let Ok(c) = Candidate::host(self.local, "udp") {
             rtc.add_local_candidate(c);

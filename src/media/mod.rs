@@ -90,7 +90,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 pub use codecs::MediaCodec;
 pub use forward::{Selection, VideoChoice};
@@ -878,32 +878,17 @@ impl Sfu {
         }
     }
 
-    /// A new `Rtc` for a stream that only receives (`RecvOnly`, a publisher) or only sends.
-    ///
-    /// A sending `Rtc` negotiates no transport-wide sequence numbers and no absolute send
-    /// time: they only feed bandwidth estimation, which sfubox does not do on the way out, and
-    /// each costs a header extension per packet and (TWCC) a stream of feedback to parse.
-    /// Publishers keep them, so browsers estimate their uplink from our TWCC feedback.
+    /// A new `Rtc` for a stream that only receives (`RecvOnly`, a publisher) or only sends; see
+    /// [`stream_rtc_config`].
     fn build_rtc(
         &self,
         now: Instant,
         codecs: &[MediaCodec],
         direction: Direction,
     ) -> Result<Rtc, MediaError> {
-        let extensions = if direction == Direction::SendOnly {
-            sending_extensions()
-        } else {
-            ExtensionMap::standard()
-        };
-        let config = Rtc::builder()
-            .set_extension_map(extensions)
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
+        let config = stream_rtc_config(direction, self.config.video_nack_packets)
             .set_crypto_provider(self.crypto.clone())
             .set_dtls_cert(self.dtls_cert.clone())
-            // Audio is never NACKed (not nackable, no RTX): keep its send ring minimal.
-            .set_send_buffer_audio(1)
-            .set_send_buffer_video(self.config.video_nack_packets)
             .set_stats_interval(Some(Duration::from_secs(1)));
         let config = configure_codecs(config, codecs);
         let candidates = &self.config.candidates;
@@ -1036,15 +1021,33 @@ impl Sfu {
 }
 
 /// The deadline a live peer has in the heap.
-/// The RTP header extensions of a down stream (one that sfubox only sends on): str0m's standard
-/// ids less 2 (absolute send time), 3 (transport-wide sequence numbers) and the simulcast stream
-/// ids (a down track is one layer). See `Sfu::build_rtc` for why.
-pub fn sending_extensions() -> ExtensionMap {
-    let mut sending = ExtensionMap::empty();
-    sending.set(1, Extension::AudioLevel);
-    sending.set(4, Extension::RtpMid);
-    sending.set(13, Extension::VideoOrientation);
-    sending
+/// The str0m settings every stream of sfubox starts from, for a stream that only receives
+/// (`RecvOnly`, a publisher) or only sends: ICE-lite, RTP mode, a send ring of
+/// `video_nack_packets` for video and none for audio (never NACKed), and the header extensions.
+///
+/// A sending stream negotiates no transport-wide sequence numbers and no absolute send time:
+/// they only feed bandwidth estimation, which sfubox does not do on the way out, and each costs
+/// a header extension per packet and (TWCC) a stream of feedback to parse. Publishers keep them,
+/// so browsers estimate their uplink from our TWCC feedback. Public so that the benchmark's null
+/// SFU runs str0m exactly as sfubox does.
+pub fn stream_rtc_config(direction: Direction, video_nack_packets: usize) -> RtcConfig {
+    let extensions = if direction == Direction::SendOnly {
+        // str0m's standard ids less 2 (absolute send time), 3 (transport-wide sequence
+        // numbers) and the simulcast stream ids (a down track is one layer).
+        let mut sending = ExtensionMap::empty();
+        sending.set(1, Extension::AudioLevel);
+        sending.set(4, Extension::RtpMid);
+        sending.set(13, Extension::VideoOrientation);
+        sending
+    } else {
+        ExtensionMap::standard()
+    };
+    Rtc::builder()
+        .set_extension_map(extensions)
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_send_buffer_audio(1)
+        .set_send_buffer_video(video_nack_packets)
 }
 
 fn scheduled(slots: &[Slot], id: PeerId) -> Option<Instant> {

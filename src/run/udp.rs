@@ -204,14 +204,14 @@ impl MediaSocket {
         let mut start = 0;
         while let Some(first) = pending.get(start) {
             let source = self.source_ip(first);
+            // Never empty: the first datagram has its own source.
             let run = pending
                 .get(start..)
                 .unwrap_or_default()
                 .iter()
                 .take(SEND_BATCH)
                 .take_while(|t| self.source_ip(t) == source)
-                .count()
-                .max(1);
+                .count();
             let end = (start + run).min(pending.len());
             if let Some(batch) = pending.get(start..end) {
                 self.send_run(batch, source);
