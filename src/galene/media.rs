@@ -35,7 +35,7 @@ use crate::app::ConnId;
 use crate::config::Permission;
 use crate::core::{Core, StreamRequest, TrackSelection};
 use crate::media::{
-    MediaCodec, MediaCounts, MediaError, MediaEvent, Selection, Sfu, SfuConfig, StreamKey,
+    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Selection, Sfu, SfuConfig, StreamKey,
     TrackInfo, TrackKind, Transmit, VideoChoice,
 };
 
@@ -285,6 +285,15 @@ impl Media {
                         });
                         if down && let Some(rtt) = t.rtt_ms {
                             track["rtt"] = json!(rtt);
+                        }
+                        if down && let Some(layer) = t.layer {
+                            track["sid"] = json!(layer.sid);
+                            track["maxSid"] = json!(layer.max_sid);
+                            track["tid"] = json!(layer.tid);
+                            track["maxTid"] = json!(layer.max_tid);
+                            if let Some(max) = layer.max_bitrate {
+                                track["maxBitrate"] = json!(max);
+                            }
                         }
                         track
                     })
@@ -841,7 +850,7 @@ impl Media {
         let Some(sfu) = self.sfu.as_mut() else {
             return;
         };
-        match sfu.create_down(now, down_key, key, selection) {
+        match sfu.create_down(now, down_key, key, LinkKey(receiver.0), selection) {
             Ok(offer) => {
                 self.downs.insert(
                     down_key,
@@ -902,6 +911,9 @@ impl Media {
                     }
                 }
                 MediaEvent::DownIceFailed { stream } => self.restart_down(now, core, stream),
+                MediaEvent::LayerReduced { stream, reduced } => {
+                    log::debug!("stream {}: reduced by the network: {reduced}", stream.0);
+                }
                 MediaEvent::StreamGone { stream, reason } => {
                     log::debug!("stream {} gone: {reason:?}", stream.0);
                     if self.ups.contains_key(&stream) {

@@ -147,6 +147,8 @@ pub(crate) struct DownTrack {
     /// The `epoch` of `current` the rewriter is based on.
     synced_epoch: Option<u32>,
     rewriter: Rewriter,
+    /// The highest temporal layer to forward (`None`: all).
+    max_tid: Option<u8>,
 }
 
 impl DownTrack {
@@ -158,7 +160,13 @@ impl DownTrack {
             pending: None,
             synced_epoch: None,
             rewriter: Rewriter::default(),
+            max_tid: None,
         }
+    }
+
+    /// Forwards temporal layers up to `max_tid` only (`None`: all of them).
+    pub(crate) fn set_max_tid(&mut self, max_tid: Option<u8>) {
+        self.max_tid = max_tid;
     }
 
     /// Asks for `source` from now on. Returns the sources this track stopped listening to.

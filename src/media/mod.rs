@@ -66,6 +66,8 @@
 //! The one allocation per datagram that remains is str0m's (SRTP output is a fresh `Vec`), plus
 //! one `Arc` per incoming packet; the fan-out itself does not allocate.
 
+mod adapt;
+mod allocate;
 mod codecs;
 mod demux;
 mod forward;
@@ -84,6 +86,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::Codec;
@@ -92,6 +95,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
+pub use adapt::{LayerStats, LinkKey};
 pub use codecs::MediaCodec;
 pub use forward::{Selection, VideoChoice};
 
@@ -101,6 +105,7 @@ use peer::{
     DownSlot, DownState, MAX_ADDRS_PER_PEER, MAX_BUFFERED_CANDIDATES, Peer, PeerId, Role,
     Subscriber, UpLayer, UpState,
 };
+use allocate::TrackPolicy;
 use timers::TimerHeap;
 
 /// The caller's name for one stream (one `Rtc`). Up and down streams share one namespace.
@@ -124,6 +129,12 @@ pub struct SfuConfig {
     pub max_queued_transmits: usize,
     /// Events held before the oldest are dropped.
     pub max_queued_events: usize,
+    /// Estimate each subscriber's downlink (TWCC on down streams), choose layers to fit it and
+    /// send publishers rate limits (REMB). Off: every receiver gets the best layer it asked
+    /// for that arrives, whatever its link.
+    pub downlink_estimation: bool,
+    /// The estimate a new down stream starts from, bits per second.
+    pub initial_downlink_estimate: u64,
 }
 
 impl SfuConfig {
@@ -139,6 +150,8 @@ impl SfuConfig {
             ice_failure_after: Duration::from_secs(10),
             max_queued_transmits: 4096,
             max_queued_events: 1024,
+            downlink_estimation: true,
+            initial_downlink_estimate: 1_500_000,
         }
     }
 }
@@ -192,6 +205,8 @@ pub struct TrackStats {
     pub jitter_ms: f64,
     /// Round-trip time in milliseconds, when known.
     pub rtt_ms: Option<f64>,
+    /// The layer choice of an outgoing video track (down streams).
+    pub layer: Option<LayerStats>,
 }
 
 /// Tracks with statistics kept per stream, at most.
@@ -241,6 +256,14 @@ pub enum MediaEvent {
         stream: StreamKey,
         /// Why.
         reason: GoneReason,
+    },
+    /// A down stream's video is now received below (or back at) the best layer the receiver
+    /// asked for, because of the receiver's own link. Signalling MAY tell the receiver.
+    LayerReduced {
+        /// The down stream.
+        stream: StreamKey,
+        /// Whether it is reduced now.
+        reduced: bool,
     },
 }
 
@@ -365,6 +388,14 @@ pub struct Sfu {
     dropped_transmits: u64,
     events: VecDeque<MediaEvent>,
     deferred: VecDeque<Deferred>,
+    /// Down streams per subscriber link.
+    links: HashMap<LinkKey, Vec<PeerId>>,
+    /// Links whose layer choice must be revisited at the end of the current input.
+    dirty_links: Vec<LinkKey>,
+    /// When the periodic adaptation runs next.
+    next_adapt_at: Option<Instant>,
+    /// When publishers are sent their rate limits next.
+    next_remb_at: Option<Instant>,
 }
 
 /// Runs `f`, turning a panic inside str0m into an error.
@@ -433,6 +464,10 @@ impl Sfu {
             dropped_transmits: 0,
             events: VecDeque::new(),
             deferred: VecDeque::new(),
+            links: HashMap::new(),
+            dirty_links: Vec::new(),
+            next_adapt_at: None,
+            next_remb_at: None,
         })
     }
 
@@ -451,8 +486,13 @@ impl Sfu {
     /// When [`Sfu::handle_timeout`] must be called next (`None`: no stream).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let slots = &self.slots;
-        self.timers
-            .next_deadline(|at, id| scheduled(slots, id) == Some(at))
+        let next = self
+            .timers
+            .next_deadline(|at, id| scheduled(slots, id) == Some(at));
+        match (next, self.next_adapt_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Table sizes.
@@ -529,6 +569,10 @@ impl Sfu {
             self.wake(now, id);
         }
         self.due = due;
+        if self.next_adapt_at.is_some_and(|at| now >= at) {
+            self.next_adapt_at = (!self.keys.is_empty()).then_some(now + adapt::ADAPT_INTERVAL);
+            self.adapt_tick(now);
+        }
         self.run_deferred(now);
     }
 
@@ -644,13 +688,15 @@ impl Sfu {
         Ok(answer)
     }
 
-    /// Creates the down stream `key` carrying `selection` of the up stream `source`. Returns
-    /// the offer to send to the receiver.
+    /// Creates the down stream `key` carrying `selection` of the up stream `source` to the
+    /// subscriber whose network path is `link` (all down streams of one subscriber share one
+    /// bandwidth budget). Returns the offer to send to the receiver.
     pub fn create_down(
         &mut self,
         now: Instant,
         key: StreamKey,
         source: StreamKey,
+        link: LinkKey,
         selection: Selection,
     ) -> Result<String, MediaError> {
         if self.keys.contains_key(&key) {
@@ -666,6 +712,10 @@ impl Sfu {
         }
         let rtc = self.build_rtc(now, &codecs, Direction::SendOnly)?;
         let down = DownState {
+            link,
+            estimate: None,
+            remb: None,
+            desired: 0,
             source: up_id,
             selection,
             tracks: Vec::new(),
@@ -674,6 +724,7 @@ impl Sfu {
             queued_ice_restart: false,
         };
         let id = self.insert_peer(now, key, rtc, Role::Down(down));
+        self.join_link(link, id);
         self.refresh_ufrag(id);
         let result = self.renegotiate_down(now, id, Some(selection), false);
         self.run_deferred(now);
@@ -886,7 +937,14 @@ impl Sfu {
         codecs: &[MediaCodec],
         direction: Direction,
     ) -> Result<Rtc, MediaError> {
-        let config = stream_rtc_config(direction, self.config.video_nack_packets)
+        let estimate = direction == Direction::SendOnly && self.config.downlink_estimation;
+        let mut config = stream_rtc_config(direction, self.config.video_nack_packets);
+        if estimate {
+            config = config
+                .set_extension_map(sending_extensions(true))
+                .enable_bwe(Some(Bitrate::bps(self.config.initial_downlink_estimate)));
+        }
+        let config = config
             .set_crypto_provider(self.crypto.clone())
             .set_dtls_cert(self.dtls_cert.clone())
             .set_stats_interval(Some(Duration::from_secs(1)));
@@ -935,6 +993,9 @@ impl Sfu {
             }
         };
         self.keys.insert(key, id);
+        if self.next_adapt_at.is_none() {
+            self.next_adapt_at = Some(now + adapt::ADAPT_INTERVAL);
+        }
         self.drain(now, id);
         id
     }
@@ -955,6 +1016,11 @@ impl Sfu {
         }
         if self.keys.get(&peer.key) == Some(&id) {
             self.keys.remove(&peer.key);
+        }
+        if self.keys.is_empty() {
+            // Nothing to adapt: an idle engine has no deadline.
+            self.next_adapt_at = None;
+            self.next_remb_at = None;
         }
         for addr in &peer.addrs {
             if self.routes.get(addr) == Some(&id) {
@@ -979,6 +1045,7 @@ impl Sfu {
                 }
             }
             Role::Down(down) => {
+                self.leave_link(down.link, id);
                 for (index, slot) in down.tracks.iter().enumerate() {
                     let sub = Subscriber {
                         down: id,
@@ -1032,13 +1099,7 @@ impl Sfu {
 /// SFU runs str0m exactly as sfubox does.
 pub fn stream_rtc_config(direction: Direction, video_nack_packets: usize) -> RtcConfig {
     let extensions = if direction == Direction::SendOnly {
-        // str0m's standard ids less 2 (absolute send time), 3 (transport-wide sequence
-        // numbers) and the simulcast stream ids (a down track is one layer).
-        let mut sending = ExtensionMap::empty();
-        sending.set(1, Extension::AudioLevel);
-        sending.set(4, Extension::RtpMid);
-        sending.set(13, Extension::VideoOrientation);
-        sending
+        sending_extensions(false)
     } else {
         ExtensionMap::standard()
     };
@@ -1048,6 +1109,21 @@ pub fn stream_rtc_config(direction: Direction, video_nack_packets: usize) -> Rtc
         .set_rtp_mode(true)
         .set_send_buffer_audio(1)
         .set_send_buffer_video(video_nack_packets)
+}
+
+/// The header extensions of a sending stream: str0m's standard ids less 2 (absolute send time)
+/// and the simulcast stream ids (a down track is one layer), and with 3 (transport-wide
+/// sequence numbers) only when `transport_cc`: the downlink estimator needs it, and it costs
+/// an extension per packet and a stream of feedback to parse.
+pub fn sending_extensions(transport_cc: bool) -> ExtensionMap {
+    let mut sending = ExtensionMap::empty();
+    sending.set(1, Extension::AudioLevel);
+    if transport_cc {
+        sending.set(3, Extension::TransportSequenceNumber);
+    }
+    sending.set(4, Extension::RtpMid);
+    sending.set(13, Extension::VideoOrientation);
+    sending
 }
 
 fn scheduled(slots: &[Slot], id: PeerId) -> Option<Instant> {
@@ -1210,6 +1286,12 @@ impl Sfu {
                 let sample = (report.mid, report.rid, report.bytes, report.timestamp);
                 self.record_stats(id, sample, report.loss, jitter, report.rtt);
             }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.on_estimate(id, estimate.as_u64(), false);
+            }
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                self.on_estimate(id, estimate.as_u64(), true);
+            }
             Event::Closed => self
                 .deferred
                 .push_back(Deferred::Remove(id, GoneReason::RemoteClosed)),
@@ -1255,6 +1337,7 @@ impl Sfu {
                         loss: 0.0,
                         jitter_ms: 0.0,
                         rtt_ms: None,
+                        layer: None,
                     },
                     bytes,
                     at,
@@ -1285,11 +1368,24 @@ impl Sfu {
     /// The per-track statistics of stream `key` (empty until the first report, a second
     /// after media starts).
     pub fn stream_stats(&self, key: StreamKey) -> Vec<TrackStats> {
-        self.keys
+        let Some((id, peer)) = self
+            .keys
             .get(&key)
-            .and_then(|&id| self.peer(id))
-            .map(|p| p.stats.iter().map(|s| s.stats.clone()).collect())
-            .unwrap_or_default()
+            .and_then(|&id| Some((id, self.peer(id)?)))
+        else {
+            return Vec::new();
+        };
+        let mut stats: Vec<TrackStats> = peer.stats.iter().map(|s| s.stats.clone()).collect();
+        if let Some(down) = peer.down() {
+            for track in &mut stats {
+                let index = down
+                    .tracks
+                    .iter()
+                    .position(|t| t.mid.to_string() == track.mid);
+                track.layer = index.and_then(|i| self.layer_stats(id, i));
+            }
+        }
+        stats
     }
 
     /// Records the layers of a new incoming m-line.
@@ -1330,6 +1426,7 @@ impl Sfu {
                 subscribers: Vec::new(),
                 last_keyframe_request: None,
                 payload: None,
+                meter: Default::default(),
             });
         }
     }
@@ -1422,6 +1519,9 @@ impl Sfu {
         let Some((_, params)) = layer.payload else {
             return;
         };
+        layer
+            .meter
+            .on_packet(packet.timestamp, packet.payload.len(), None);
         if layer.subscribers.is_empty() {
             return;
         }
@@ -1576,7 +1676,15 @@ impl Sfu {
     }
 
     fn run_deferred(&mut self, now: Instant) {
-        while let Some(work) = self.deferred.pop_front() {
+        loop {
+            let Some(work) = self.deferred.pop_front() else {
+                if self.dirty_links.is_empty() {
+                    return;
+                }
+                // Layer choices may request keyframes and subscribe: deferred work again.
+                self.adapt_dirty_links(now);
+                continue;
+            };
             match work {
                 Deferred::Keyframe(source) => self.request_keyframe(now, source),
                 Deferred::KeyframeForTrack { down, mid } => {
@@ -1738,6 +1846,7 @@ impl Sfu {
                     match down.tracks.iter().position(|t| t.track.kind == kind) {
                         Some(i) => {
                             let slot = &mut down.tracks[i]; // i from position() on this vector
+                            slot.wanted = layer;
                             for old in slot.track.select(want) {
                                 unsubscribe.push((old, i));
                             }
@@ -1766,6 +1875,12 @@ impl Sfu {
                                 track: DownTrack::new(kind, Some(s)),
                                 pt_map: None,
                                 nack_configured: false,
+                                wanted: layer,
+                                policy: TrackPolicy::default(),
+                                choice: None,
+                                reduced: false,
+                                max_bitrate: None,
+                                ceiling: None,
                             });
                         }
                     }
@@ -1794,6 +1909,11 @@ impl Sfu {
         if ice_restart && let Some(peer) = self.peer_mut(id) {
             peer.ice_down_since = None;
             peer.ice_failure_reported = false;
+        }
+        if selection.is_some()
+            && let Some(link) = self.peer(id).and_then(|p| p.down()).map(|d| d.link)
+        {
+            self.link_changed(link);
         }
         match offer {
             Ok(offer) => {

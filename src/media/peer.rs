@@ -12,6 +12,8 @@ use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 
 use super::StreamKey;
+use super::adapt::{LayerMeter, LinkKey};
+use super::allocate::{Choice, TrackPolicy};
 use super::forward::{DownTrack, Selection};
 
 /// Handle of a peer slot: index plus generation, so a stale handle never reaches a new peer.
@@ -96,6 +98,8 @@ pub(crate) enum Role {
 pub(crate) struct UpState {
     /// One entry per incoming layer: per m-line, per simulcast rid.
     pub layers: Vec<UpLayer>,
+    /// The last rate limit sent to the publisher (REMB), bits per second.
+    pub remb: Option<u64>,
 }
 
 /// One incoming encoding: an m-line, or one simulcast rid of it.
@@ -118,6 +122,8 @@ pub(crate) struct UpLayer {
     pub last_keyframe_request: Option<Instant>,
     /// The payload type last seen and its parameters.
     pub payload: Option<(Pt, PayloadParams)>,
+    /// Its rate, per temporal layer, and whether it is arriving.
+    pub meter: LayerMeter,
 }
 
 /// A down track fed by a layer.
@@ -131,6 +137,14 @@ pub(crate) struct Subscriber {
 
 /// A subscribing stream.
 pub(crate) struct DownState {
+    /// The subscriber's link: every down stream of one subscriber shares its budget.
+    pub link: LinkKey,
+    /// The bandwidth estimate of this stream's own path (TWCC), bits per second.
+    pub estimate: Option<u64>,
+    /// The receiver's own estimate (REMB), bits per second.
+    pub remb: Option<u64>,
+    /// The `desired` rate last given to the estimator.
+    pub desired: u64,
     /// The up stream it forwards from.
     pub source: PeerId,
     /// What the receiver asked for.
@@ -157,12 +171,33 @@ pub(crate) struct DownSlot {
     pub pt_map: Option<(Pt, Pt)>,
     /// The NACK history of this m-line's send stream has been sized.
     pub nack_configured: bool,
+    /// The up layer the receiver's selection names (the best this track may get).
+    pub wanted: Option<usize>,
+    /// What the downlink adaptation remembers about this track.
+    pub policy: TrackPolicy,
+    /// The layer and temporal layers chosen for it, with its spatial rank among the layers
+    /// of its m-line (for stats: Galène's `sid`, `tid`).
+    pub choice: Option<Choice>,
+    /// Received below the best layer because the link does not carry more.
+    pub reduced: bool,
+    /// The budget this track may use, bits per second (Galène's `maxBitrate`).
+    pub max_bitrate: Option<u64>,
+    /// The best up layer the link could carry (what to ask the publisher for).
+    pub ceiling: Option<usize>,
 }
 
 impl Peer {
     /// The role as a down stream.
     pub(crate) fn down_mut(&mut self) -> Option<&mut DownState> {
         match &mut self.role {
+            Role::Down(d) => Some(d),
+            Role::Up(_) => None,
+        }
+    }
+
+    /// The role as a down stream.
+    pub(crate) fn down(&self) -> Option<&DownState> {
+        match &self.role {
             Role::Down(d) => Some(d),
             Role::Up(_) => None,
         }

@@ -20,7 +20,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::{MediaCodec, MediaError, MediaEvent, Selection, Sfu, SfuConfig, StreamKey};
+use super::{LinkKey, MediaCodec, MediaError, MediaEvent, Selection, Sfu, SfuConfig, StreamKey};
 
 /// Byte 2 of every simulated video payload names the layer it was sent on.
 pub const LAYER_TAG_OFFSET: usize = 2;
@@ -290,7 +290,7 @@ impl Sim {
         source: StreamKey,
         selection: Selection,
     ) -> Result<(), MediaError> {
-        let offer = self.engine(|sfu, now| sfu.create_down(now, key, source, selection))?;
+        let offer = self.engine(|sfu, now| sfu.create_down(now, key, source, LinkKey(client as u64), selection))?;
         self.answer_offer(client, key, offer)
     }
 

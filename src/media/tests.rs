@@ -340,16 +340,16 @@ fn bad_input_is_refused_without_panicking() {
     let r = s.engine(|sfu, now| sfu.add_remote_candidate(now, StreamKey(700), "candidate:x"));
     assert!(matches!(r, Err(MediaError::BadCandidate(_))), "{r:?}");
     let r =
-        s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), StreamKey(700), Selection::ALL));
+        s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), StreamKey(700), LinkKey(1), Selection::ALL));
     assert_eq!(r, Err(MediaError::WrongDirection(StreamKey(700))));
     let r =
-        s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), StreamKey(42), Selection::ALL));
+        s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), StreamKey(42), LinkKey(1), Selection::ALL));
     assert_eq!(r, Err(MediaError::UnknownStream(StreamKey(42))));
     let nothing = Selection {
         audio: false,
         video: VideoChoice::None,
     };
-    let r = s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), PUB, nothing));
+    let r = s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), PUB, LinkKey(1), nothing));
     assert_eq!(r, Err(MediaError::NothingSelected));
     let r = s.engine(|sfu, now| sfu.accept_offer(now, StreamKey(700), "v=0", &[]));
     assert!(r.is_err());
@@ -392,7 +392,7 @@ fn down_ice_restart_reconnects() {
 fn trickled_candidates_wait_for_the_answer() {
     let mut s = with_publisher(23, &[]);
     let offer = s
-        .engine(|sfu, now| sfu.create_down(now, StreamKey(900), PUB, Selection::ALL))
+        .engine(|sfu, now| sfu.create_down(now, StreamKey(900), PUB, LinkKey(1), Selection::ALL))
         .expect("offer");
     let r = s.engine(|sfu, now| {
         sfu.add_remote_candidate(

@@ -1,0 +1,606 @@
+//! Downlink adaptation: what each subscriber's link carries, which layer each of its tracks
+//! gets, and the rate each publisher is asked not to exceed.
+//!
+//! # The estimate
+//!
+//! Every down stream runs str0m's send-side bandwidth estimator: the receiver returns
+//! transport-wide congestion control feedback (arrival times of our packets), from which str0m
+//! estimates, delay first and loss second, what the path carries, and probes above the current
+//! rate with padding when the application asks for more ([`DownState::desired`]). A browser's
+//! own REMB, when it sends one, caps the estimate. One subscriber receives each stream on its
+//! own `Rtc` but over one physical link, so the estimates of all of a subscriber's down
+//! streams (one [`LinkKey`]) add up to that link's budget, and the budget is shared by all of
+//! its tracks.
+//!
+//! # The choice
+//!
+//! [`super::allocate`] turns a budget and the measured rate of every layer (a [`LayerMeter`]
+//! per up layer) into one layer per track: audio first, video layers cheapest first, temporal
+//! layers of the lowest one when even it does not fit, down at once, up with headroom and a
+//! hold. It runs every [`ADAPT_INTERVAL`] and whenever an estimate falls.
+//!
+//! # Feedback to publishers
+//!
+//! Every [`REMB_INTERVAL`] each publisher gets a REMB: while some receiver of a simulcast video
+//! could take its top layer, or nobody receives it, the limit is lifted; otherwise it is the sum
+//! of the layers someone can receive, with headroom, so the browser stops spending its uplink
+//! on a layer no one can carry. Browsers on a weak uplink also adapt by themselves from the
+//! TWCC feedback every up stream returns.
+
+use std::time::{Duration, Instant};
+
+use str0m::bwe::Bitrate;
+use str0m::media::MediaKind;
+
+use super::allocate::{self, Allocation, Choice, LayerOption, Options, TrackInput};
+use super::forward::{SourceRef, VideoChoice};
+use super::peer::{Peer, PeerId, Role, Subscriber, UpLayer};
+use super::{Deferred, MediaEvent, Sfu, peer_in};
+
+/// The caller's name for one subscriber's network path: every down stream created with the
+/// same key shares one bandwidth budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkKey(pub u64);
+
+/// How often layer choices are revisited (also when an estimate falls).
+pub(crate) const ADAPT_INTERVAL: Duration = Duration::from_millis(500);
+/// How often publishers are sent their rate limit.
+pub(crate) const REMB_INTERVAL: Duration = Duration::from_secs(1);
+/// A layer with no packet for this long is not arriving.
+const LAYER_TIMEOUT: Duration = Duration::from_millis(1200);
+/// Rate assumed for an audio track not measured yet.
+const DEFAULT_AUDIO_RATE: u64 = 64_000;
+/// Bytes a packet costs on the wire beyond its payload (RTP, SRTP tag, UDP, IP).
+const PACKET_OVERHEAD: u64 = 12 + 10 + 8 + 20;
+/// Temporal layers tracked per layer.
+pub(crate) const MAX_TIDS: usize = 4;
+/// Headroom on the rate asked of a publisher, over what its receivers take.
+const REMB_HEADROOM: f64 = 1.25;
+/// The lowest limit sent to a publisher.
+const MIN_REMB: u64 = 150_000;
+/// The value that lifts a limit.
+const UNLIMITED_REMB: u64 = 100_000_000;
+/// An estimate fall that re-runs the choice at once (fraction of the last one).
+const FALL_TRIGGER: f64 = 0.9;
+/// The estimator is asked for this much more than the best layers cost.
+const DESIRED_HEADROOM: f64 = 1.2;
+
+/// The rate of one incoming layer, per temporal layer, and whether it is arriving.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LayerMeter {
+    window_start: Option<Instant>,
+    bytes: u64,
+    tid_bytes: [u64; MAX_TIDS],
+    /// Smoothed rate of the whole layer, bits per second.
+    pub rate: u64,
+    /// Smoothed rate of temporal layers `0..=i`, bits per second.
+    pub tid_rates: [u64; MAX_TIDS],
+    /// The highest temporal layer seen (`None`: no temporal layers).
+    pub max_tid: Option<u8>,
+    /// When the last packet arrived.
+    pub last_packet: Option<Instant>,
+}
+
+impl LayerMeter {
+    /// Counts one packet of `len` payload bytes in temporal layer `tid`.
+    pub(crate) fn on_packet(&mut self, at: Instant, len: usize, tid: Option<u8>) {
+        let size = len as u64 + PACKET_OVERHEAD;
+        self.bytes += size;
+        if let Some(tid) = tid {
+            let t = usize::from(tid).min(MAX_TIDS - 1);
+            self.tid_bytes[t] += size;
+            if self.max_tid.is_none_or(|m| tid > m) {
+                self.max_tid = Some(tid.min(MAX_TIDS as u8 - 1));
+            }
+        }
+        self.window_start.get_or_insert(at);
+        self.last_packet = Some(at);
+    }
+
+    /// Whether packets are arriving.
+    pub(crate) fn available(&self, now: Instant) -> bool {
+        self.rate > 0
+            && self
+                .last_packet
+                .is_some_and(|at| now.saturating_duration_since(at) < LAYER_TIMEOUT)
+    }
+
+    /// Closes the measuring window if it is old enough, folding it into the smoothed rates
+    /// (an average that moves 30 % of the way per window: a keyframe does not look like a
+    /// new rate, a real change shows within a few windows).
+    pub(crate) fn roll(&mut self, now: Instant) {
+        let Some(start) = self.window_start else {
+            return;
+        };
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < ADAPT_INTERVAL {
+            return;
+        }
+        let secs = elapsed.as_secs_f64();
+        let measured = (self.bytes * 8) as f64 / secs;
+        let fold = |old: u64, new: f64| -> u64 {
+            if old == 0 {
+                new as u64
+            } else {
+                (old as f64 * 0.7 + new * 0.3) as u64
+            }
+        };
+        self.rate = fold(self.rate, measured);
+        let mut cumulative = 0;
+        for t in 0..MAX_TIDS {
+            cumulative += self.tid_bytes[t];
+            let measured = (cumulative * 8) as f64 / secs;
+            self.tid_rates[t] = fold(self.tid_rates[t], measured);
+        }
+        self.bytes = 0;
+        self.tid_bytes = [0; MAX_TIDS];
+        // A window with no packet at all leaves the layer idle until the next packet.
+        self.window_start = (self.last_packet.is_some_and(|at| at > start)).then_some(now);
+    }
+}
+
+/// Stats of a down track's layer choice (Galène's `sid`/`tid`/`maxSid`/`maxTid` and
+/// `maxBitrate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Spatial rank of the layer forwarded among the layers of its m-line (0 = lowest).
+    pub sid: u8,
+    /// Highest spatial rank available.
+    pub max_sid: u8,
+    /// Highest temporal layer forwarded.
+    pub tid: u8,
+    /// Highest temporal layer the layer has.
+    pub max_tid: u8,
+    /// The budget of this track, bits per second.
+    pub max_bitrate: Option<u64>,
+    /// Received below the best layer because of the subscriber's network.
+    pub reduced: bool,
+}
+
+/// The layers of one m-line of an up stream, cheapest first by their measured rate.
+fn ranked_layers(layers: &[UpLayer], mline: usize) -> heapless::Vec<usize, 8> {
+    let mut ranked: heapless::Vec<usize, 8> = heapless::Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        if l.mline == mline && l.kind == MediaKind::Video {
+            let _ = ranked.push(i); // more than 8 layers in one m-line: the rest are ignored
+        }
+    }
+    ranked.sort_by_key(|&i| layers[i].meter.rate);
+    ranked
+}
+
+/// The ways a track may receive `wanted` (the layer its selection names), cheapest first:
+/// temporal layers of the cheapest layer, then each layer cheaper than `wanted`, then `wanted`.
+/// With `video-low`, only `wanted` and its temporal layers.
+fn track_options(
+    now: Instant,
+    layers: &[UpLayer],
+    wanted: usize,
+    video: VideoChoice,
+) -> Options {
+    let mut options = Options::new();
+    let Some(top) = layers.get(wanted) else {
+        return options;
+    };
+    let mut spatial: heapless::Vec<usize, 8> = heapless::Vec::new();
+    if video == VideoChoice::High {
+        for i in ranked_layers(layers, top.mline) {
+            if i != wanted && layers[i].meter.rate > 0 && layers[i].meter.rate < top.meter.rate
+            {
+                let _ = spatial.push(i);
+            }
+        }
+    }
+    let _ = spatial.push(wanted); // at most 8 video layers per m-line, see ranked_layers
+    for (n, &i) in spatial.iter().enumerate() {
+        let meter = &layers[i].meter;
+        let available = meter.available(now);
+        if n == 0
+            && let Some(max_tid) = meter.max_tid
+        {
+            for tid in 0..max_tid {
+                let _ = options.push(LayerOption {
+                    layer: i,
+                    max_tid: Some(tid),
+                    rate: meter.tid_rates[usize::from(tid)],
+                    available,
+                });
+            }
+        }
+        let _ = options.push(LayerOption {
+            layer: i,
+            max_tid: None,
+            rate: meter.rate,
+            available,
+        });
+    }
+    options
+}
+
+impl Sfu {
+    /// Registers down peer `id` on `link`.
+    pub(crate) fn join_link(&mut self, link: LinkKey, id: PeerId) {
+        let downs = self.links.entry(link).or_default();
+        if !downs.contains(&id) {
+            downs.push(id);
+        }
+    }
+
+    /// Removes down peer `id` from `link`; the link's other tracks may now have more room.
+    pub(crate) fn leave_link(&mut self, link: LinkKey, id: PeerId) {
+        if let Some(downs) = self.links.get_mut(&link) {
+            downs.retain(|d| *d != id);
+            if downs.is_empty() {
+                self.links.remove(&link);
+            } else {
+                self.link_changed(link);
+            }
+        }
+    }
+
+    /// Marks `link` for a new layer choice at the end of the current input.
+    pub(crate) fn link_changed(&mut self, link: LinkKey) {
+        if !self.dirty_links.contains(&link) {
+            self.dirty_links.push(link);
+        }
+    }
+
+    /// A new estimate for down peer `id`: TWCC (`from_receiver` false) or the receiver's REMB.
+    pub(crate) fn on_estimate(&mut self, id: PeerId, bitrate: u64, from_receiver: bool) {
+        let Some(down) = self.peer_mut(id).and_then(|p| p.down_mut()) else {
+            return;
+        };
+        let slot = if from_receiver {
+            &mut down.remb
+        } else {
+            &mut down.estimate
+        };
+        let fell = slot.is_none_or(|old| (bitrate as f64) < old as f64 * FALL_TRIGGER);
+        *slot = Some(bitrate);
+        if fell {
+            let link = down.link;
+            self.link_changed(link);
+        }
+    }
+
+    /// The budget of `link`: the estimates of its down streams added up (`None` while none is
+    /// known).
+    fn link_budget(&self, link: LinkKey) -> Option<u64> {
+        let downs = self.links.get(&link)?;
+        let mut total = None;
+        for &id in downs {
+            let Some(down) = self.peer(id).and_then(|p| p.down()) else {
+                continue;
+            };
+            let estimate = match (down.estimate, down.remb) {
+                (Some(e), Some(r)) => Some(e.min(r)),
+                (e, r) => e.or(r),
+            };
+            if let Some(e) = estimate {
+                total = Some(total.unwrap_or(0) + e);
+            }
+        }
+        total
+    }
+
+    /// The periodic part: measure the layers, revisit every link, and every
+    /// [`REMB_INTERVAL`] tell publishers their limit.
+    pub(crate) fn adapt_tick(&mut self, now: Instant) {
+        for slot in &mut self.slots {
+            if let Some(up) = slot.peer.as_mut().and_then(|p| p.up_mut()) {
+                for layer in &mut up.layers {
+                    layer.meter.roll(now);
+                }
+            }
+        }
+        let links: Vec<LinkKey> = self.links.keys().copied().collect();
+        for link in links {
+            self.adapt_link(now, link);
+        }
+        if self.next_remb_at.is_none_or(|at| now >= at) {
+            self.next_remb_at = Some(now + REMB_INTERVAL);
+            self.send_rate_limits(now);
+        }
+    }
+
+    /// Re-runs the choice for links whose estimate fell or whose tracks changed.
+    pub(crate) fn adapt_dirty_links(&mut self, now: Instant) {
+        while let Some(link) = self.dirty_links.pop() {
+            self.adapt_link(now, link);
+        }
+    }
+
+    /// Chooses a layer for every video track of `link` and applies it.
+    pub(crate) fn adapt_link(&mut self, now: Instant, link: LinkKey) {
+        let budget = if self.config.downlink_estimation {
+            self.link_budget(link)
+        } else {
+            None
+        };
+        let Some(downs) = self.links.get(&link).cloned() else {
+            return;
+        };
+        // Gather: each video track's options and policy; audio rates reserved.
+        struct Gathered {
+            down: PeerId,
+            track: usize,
+            source: PeerId,
+            options: Options,
+            policy: allocate::TrackPolicy,
+        }
+        let mut gathered: Vec<Gathered> = Vec::new();
+        let mut audio = 0u64;
+        for &id in &downs {
+            let Some(down) = self.peer(id).and_then(|p| p.down()) else {
+                continue;
+            };
+            let Some(up) = self.peer(down.source).and_then(|p| p.up()) else {
+                continue;
+            };
+            for (index, slot) in down.tracks.iter().enumerate() {
+                if !slot.active {
+                    continue;
+                }
+                let Some(wanted) = slot.wanted else {
+                    continue;
+                };
+                if slot.track.kind == MediaKind::Audio {
+                    let rate = up.layers.get(wanted).map_or(0, |l| l.meter.rate);
+                    audio += if rate > 0 { rate } else { DEFAULT_AUDIO_RATE };
+                    continue;
+                }
+                if gathered.len() >= 16 {
+                    break;
+                }
+                gathered.push(Gathered {
+                    down: id,
+                    track: index,
+                    source: down.source,
+                    options: track_options(now, &up.layers, wanted, down.selection.video),
+                    policy: slot.policy.clone(),
+                });
+            }
+        }
+        if gathered.is_empty() {
+            return;
+        }
+        let allocations: heapless::Vec<Allocation, 16> = {
+            let mut inputs: Vec<TrackInput<'_>> = gathered
+                .iter_mut()
+                .map(|g| TrackInput {
+                    options: g.options.as_slice(),
+                    policy: &mut g.policy,
+                })
+                .collect();
+            allocate::allocate(now, budget, audio, &mut inputs)
+        };
+        let video_budget = budget.map(|b| b.saturating_sub(audio));
+        let mut desired: Vec<(PeerId, u64)> = Vec::new();
+        for (g, a) in gathered.into_iter().zip(allocations) {
+            let Some(option) = g.options.get(a.chosen).copied() else {
+                continue;
+            };
+            let top_rate = g.options.last().map_or(0, |o| o.rate);
+            match desired.iter_mut().find(|(d, _)| *d == g.down) {
+                Some((_, rate)) => *rate += top_rate,
+                None => desired.push((g.down, top_rate)),
+            }
+            let ceiling = g.options.get(a.ceiling).map(|o| o.layer);
+            let target = SourceRef {
+                up: g.source,
+                layer: option.layer,
+            };
+            self.apply_choice(
+                g.down,
+                g.track,
+                target,
+                Choice {
+                    layer: option.layer,
+                    max_tid: option.max_tid,
+                },
+                g.policy,
+                a.reduced && option.available,
+                video_budget,
+                ceiling,
+            );
+        }
+        if self.config.downlink_estimation {
+            for (id, video) in desired {
+                self.set_desired(now, id, video + audio);
+            }
+        }
+    }
+
+    /// Points one down track at `target` with `choice`'s temporal layers, and records the
+    /// outcome; a change of layer subscribes to it and asks for its keyframe.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_choice(
+        &mut self,
+        id: PeerId,
+        track: usize,
+        target: SourceRef,
+        choice: Choice,
+        policy: allocate::TrackPolicy,
+        reduced: bool,
+        max_bitrate: Option<u64>,
+        ceiling: Option<usize>,
+    ) {
+        let Some(peer) = self.peer_mut(id) else {
+            return;
+        };
+        let connected = peer.connected;
+        let key = peer.key;
+        let Some(down) = peer.down_mut() else {
+            return;
+        };
+        let was_reduced = down.tracks.iter().any(|t| t.reduced);
+        let Some(slot) = down.tracks.get_mut(track) else {
+            return;
+        };
+        slot.policy = policy;
+        slot.choice = Some(choice);
+        slot.reduced = reduced;
+        slot.max_bitrate = max_bitrate;
+        slot.ceiling = ceiling;
+        slot.track.set_max_tid(choice.max_tid);
+        let already = slot.track.pending == Some(target)
+            || (slot.track.pending.is_none() && slot.track.current == Some(target));
+        let dropped = if already {
+            heapless::Vec::new()
+        } else {
+            slot.track.select(Some(target))
+        };
+        let is_reduced = down.tracks.iter().any(|t| t.reduced);
+        if !already {
+            let sub = Subscriber { down: id, track };
+            self.subscribe(target, sub);
+            for old in dropped {
+                self.unsubscribe(old, sub);
+            }
+            if connected {
+                self.deferred.push_back(Deferred::Keyframe(target));
+            }
+            log::debug!(
+                "stream {}: track {track} now on layer {} (tid {:?})",
+                key.0,
+                target.layer,
+                choice.max_tid
+            );
+        }
+        if is_reduced != was_reduced {
+            self.push_event(MediaEvent::LayerReduced {
+                stream: key,
+                reduced: is_reduced,
+            });
+        }
+    }
+
+    /// Tells down peer `id`'s estimator how much we would like to send (it probes towards it).
+    fn set_desired(&mut self, now: Instant, id: PeerId, rate: u64) {
+        let desired = ((rate as f64 * DESIRED_HEADROOM) as u64).max(300_000);
+        let Some(peer) = self.peer_mut(id) else {
+            return;
+        };
+        let Peer { rtc, role, .. } = peer;
+        let Role::Down(down) = role else {
+            return;
+        };
+        let old = down.desired as f64;
+        if old > 0.0 && (desired as f64 - old).abs() < old * 0.1 {
+            return;
+        }
+        down.desired = desired;
+        rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+        self.drain(now, id);
+    }
+
+    /// Sends every publisher the most its layers are worth (see the module docs).
+    fn send_rate_limits(&mut self, now: Instant) {
+        if !self.config.downlink_estimation {
+            return;
+        }
+        let ups: Vec<PeerId> = self
+            .keys
+            .values()
+            .copied()
+            .filter(|&id| self.peer(id).is_some_and(|p| p.up().is_some() && p.connected))
+            .collect();
+        for id in ups {
+            let limit = self.rate_limit(id);
+            let Some(peer) = peer_in(&mut self.slots, id) else {
+                continue;
+            };
+            let Peer { rtc, role, .. } = peer;
+            let Role::Up(up) = role else {
+                continue;
+            };
+            let value = match (limit, up.remb) {
+                (Some(limit), _) => limit,
+                (None, Some(_)) => UNLIMITED_REMB,
+                (None, None) => continue, // never limited: nothing to lift
+            };
+            let Some(layer) = up
+                .layers
+                .iter()
+                .find(|l| l.kind == MediaKind::Video && l.meter.last_packet.is_some())
+            else {
+                continue;
+            };
+            let (mid, rid) = (layer.mid, layer.rid);
+            let mut api = rtc.direct_api();
+            let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
+                continue;
+            };
+            rx.request_remb(Bitrate::bps(value));
+            up.remb = Some(value);
+            self.drain(now, id);
+        }
+    }
+
+    /// The limit for up peer `id`: `None` when some receiver can take the top layer of each
+    /// simulcast m-line (or nobody receives it), else the layers receivers can take.
+    fn rate_limit(&self, id: PeerId) -> Option<u64> {
+        let up = self.peer(id)?.up()?;
+        let mut total = 0u64;
+        let mut mlines: heapless::Vec<usize, 8> = heapless::Vec::new();
+        for layer in &up.layers {
+            if layer.kind == MediaKind::Audio {
+                total += layer.meter.rate.max(DEFAULT_AUDIO_RATE);
+            } else if !mlines.contains(&layer.mline) {
+                let _ = mlines.push(layer.mline);
+            }
+        }
+        let mut limited = false;
+        for mline in mlines {
+            let ranked = ranked_layers(&up.layers, mline);
+            if ranked.len() < 2 {
+                return None;
+            }
+            // The best rank any receiver could take.
+            let mut best: Option<usize> = None;
+            for &i in &ranked {
+                for sub in &up.layers[i].subscribers {
+                    let ceiling = self
+                        .peer(sub.down)
+                        .and_then(|p| p.down())
+                        .and_then(|d| d.tracks.get(sub.track))
+                        .and_then(|t| t.ceiling);
+                    let rank = ceiling.and_then(|c| ranked.iter().position(|&r| r == c));
+                    let rank = rank.unwrap_or(ranked.len() - 1);
+                    best = Some(best.map_or(rank, |b: usize| b.max(rank)));
+                }
+            }
+            let best = best?;
+            if best + 1 >= ranked.len() {
+                return None;
+            }
+            limited = true;
+            let layers: u64 = ranked[..=best]
+                .iter()
+                .map(|&i| up.layers[i].meter.rate)
+                .sum();
+            total += (layers as f64 * REMB_HEADROOM) as u64;
+        }
+        limited.then_some(total.max(MIN_REMB))
+    }
+
+    /// The layer choice of track `mid` of down stream `id`, for stats.
+    pub(crate) fn layer_stats(&self, id: PeerId, track: usize) -> Option<LayerStats> {
+        let down = self.peer(id)?.down()?;
+        let slot = down.tracks.get(track)?;
+        let choice = slot.choice?;
+        let up = self.peer(down.source)?.up()?;
+        let layer = up.layers.get(choice.layer)?;
+        let ranked = ranked_layers(&up.layers, layer.mline);
+        let sid = ranked.iter().position(|&i| i == choice.layer).unwrap_or(0);
+        let max_tid = layer.meter.max_tid.unwrap_or(0);
+        Some(LayerStats {
+            sid: sid as u8,
+            max_sid: ranked.len().saturating_sub(1) as u8,
+            tid: choice.max_tid.unwrap_or(max_tid),
+            max_tid,
+            max_bitrate: slot.max_bitrate,
+            reduced: slot.reduced,
+        })
+    }
+}

@@ -1,0 +1,416 @@
+//! Downlink adaptation policy: which layer of each video track fits in one subscriber's link.
+//!
+//! A subscriber's link has one budget (the bandwidth estimate of every stream it receives,
+//! added up, see [`super::Sfu`]). Audio is reserved first and never dropped. What is left is
+//! shared by the subscriber's video tracks, each of which can be received in a few ways,
+//! its [`LayerOption`]s, cheapest first: the lowest simulcast layer with fewer temporal
+//! layers, the lowest layer whole, then each higher layer. [`allocate`] picks one option per
+//! track:
+//!
+//! - A track keeps its option while everything still fits in the budget; when it does not,
+//!   the track on the most expensive option steps down, one option at a time, until it fits
+//!   (down quickly: congestion hurts everyone on the link, audio included).
+//! - A track steps up only when the next option fits with [`UPGRADE_HEADROOM`] to spare and no
+//!   hold is in force. A step down holds upgrades for [`UPGRADE_HOLD`], doubled for each step
+//!   down that follows an upgrade within [`FLAP_WINDOW`] (up cautiously, and do not flap).
+//! - Options whose layer is not arriving are skipped; a track whose option stops arriving moves
+//!   to the nearest one that arrives.
+//!
+//! Everything here is plain data and arithmetic: the caller supplies time and rates.
+
+use std::time::{Duration, Instant};
+
+/// Spare budget an upgrade must leave: the new total may use at most this share of it.
+pub(crate) const UPGRADE_HEADROOM: f64 = 0.85;
+/// Upgrades wait this long after a step down.
+pub(crate) const UPGRADE_HOLD: Duration = Duration::from_secs(4);
+/// A step down this soon after an upgrade doubles the next hold.
+pub(crate) const FLAP_WINDOW: Duration = Duration::from_secs(15);
+/// The longest hold.
+pub(crate) const MAX_UPGRADE_HOLD: Duration = Duration::from_secs(32);
+/// Options kept per track, at most.
+pub(crate) const MAX_OPTIONS: usize = 8;
+
+/// One way to receive a video track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LayerOption {
+    /// The up layer (an index into the publisher's layers).
+    pub layer: usize,
+    /// The highest temporal layer forwarded, `None` for all of them.
+    pub max_tid: Option<u8>,
+    /// Bits per second it costs (measured; the last measurement if it is not arriving now).
+    pub rate: u64,
+    /// Whether its packets are arriving.
+    pub available: bool,
+}
+
+impl LayerOption {
+    fn same_choice(&self, choice: Choice) -> bool {
+        self.layer == choice.layer && self.max_tid == choice.max_tid
+    }
+
+    fn choice(&self) -> Choice {
+        Choice {
+            layer: self.layer,
+            max_tid: self.max_tid,
+        }
+    }
+}
+
+/// The options of one track, cheapest first; the last one is the best the receiver asked for.
+pub(crate) type Options = heapless::Vec<LayerOption, MAX_OPTIONS>;
+
+/// What a track receives: a layer and the highest temporal layer of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Choice {
+    /// The up layer.
+    pub layer: usize,
+    /// The highest temporal layer, `None` for all.
+    pub max_tid: Option<u8>,
+}
+
+/// What the policy remembers about one track between runs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrackPolicy {
+    /// The option chosen last time.
+    pub current: Option<Choice>,
+    /// No upgrade before this time.
+    hold_until: Option<Instant>,
+    /// The current hold length (doubles on flapping).
+    hold: Option<Duration>,
+    /// When the last upgrade happened.
+    last_upgrade: Option<Instant>,
+}
+
+/// The outcome of one run for one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Allocation {
+    /// Index of the chosen option.
+    pub chosen: usize,
+    /// Whether a better available option exists that the budget does not allow.
+    pub reduced: bool,
+    /// The best option the budget would allow if every layer were arriving (what the
+    /// publisher is worth asking for).
+    pub ceiling: usize,
+}
+
+/// One track as [`allocate`] sees it.
+pub(crate) struct TrackInput<'a> {
+    /// Its options, cheapest first.
+    pub options: &'a [LayerOption],
+    /// Its memory.
+    pub policy: &'a mut TrackPolicy,
+}
+
+/// Chooses an option for every track of one link. `budget` is the link's estimate in bits per
+/// second (`None`: unknown, every track gets its best available option); `audio` is the rate
+/// reserved for audio. Returns one [`Allocation`] per track, in order.
+pub(crate) fn allocate(
+    now: Instant,
+    budget: Option<u64>,
+    audio: u64,
+    tracks: &mut [TrackInput<'_>],
+) -> heapless::Vec<Allocation, 16> {
+    let mut chosen: heapless::Vec<Option<usize>, 16> = heapless::Vec::new();
+    for t in tracks.iter() {
+        // capacity 16: callers pass at most 16 tracks (extra ones are left out below)
+        let _ = chosen.push(start_option(t.options, t.policy.current));
+    }
+    let count = chosen.len();
+    let Some(budget) = budget else {
+        let mut out = heapless::Vec::new();
+        for (i, t) in tracks.iter_mut().take(count).enumerate() {
+            let best = best_available(t.options);
+            chosen[i] = best;
+            let ceiling = t.options.len().saturating_sub(1);
+            let _ = out.push(settle(now, t, best, false, false, ceiling));
+        }
+        return out;
+    };
+    let video_budget = budget.saturating_sub(audio);
+    let cost = |chosen: &[Option<usize>], tracks: &[TrackInput<'_>]| -> u64 {
+        chosen
+            .iter()
+            .zip(tracks)
+            .map(|(c, t)| c.map_or(0, |i| t.options[i].rate))
+            .sum()
+    };
+    let mut stepped_down: heapless::Vec<bool, 16> = heapless::Vec::new();
+    for _ in 0..count {
+        let _ = stepped_down.push(false);
+    }
+    // Down: while over budget, the track on the most expensive option steps down.
+    while cost(&chosen, tracks) > video_budget {
+        let victim = (0..count)
+            .filter_map(|i| {
+                let c = chosen[i]?;
+                let below = available_below(tracks[i].options, c)?;
+                Some((tracks[i].options[c].rate, i, below))
+            })
+            .max_by_key(|&(rate, i, _)| (rate, i));
+        let Some((_, i, below)) = victim else {
+            break; // everyone is on their cheapest option
+        };
+        chosen[i] = Some(below);
+        stepped_down[i] = true;
+    }
+    // Up: the track on the cheapest option first, while the next one fits with headroom.
+    let allowed = (video_budget as f64 * UPGRADE_HEADROOM) as u64;
+    loop {
+        let total = cost(&chosen, tracks);
+        let candidate = (0..count)
+            .filter(|&i| !stepped_down[i])
+            .filter(|&i| tracks[i].policy.hold_until.is_none_or(|h| now >= h))
+            .filter_map(|i| {
+                let c = chosen[i]?;
+                let above = available_above(tracks[i].options, c)?;
+                let extra = tracks[i].options[above]
+                    .rate
+                    .saturating_sub(tracks[i].options[c].rate);
+                (total + extra <= allowed).then_some((c, i, above))
+            })
+            .min_by_key(|&(c, i, _)| (c, i));
+        let Some((_, i, above)) = candidate else {
+            break;
+        };
+        chosen[i] = Some(above);
+    }
+    // The ceiling: the best option each track could afford alone on what is left.
+    let total = cost(&chosen, tracks);
+    let mut out = heapless::Vec::new();
+    for (i, t) in tracks.iter_mut().take(count).enumerate() {
+        let mine = chosen[i].map_or(0, |c| t.options[c].rate);
+        let room = video_budget.saturating_sub(total - mine);
+        let ceiling = t
+            .options
+            .iter()
+            .rposition(|o| o.rate <= room)
+            .unwrap_or(0);
+        let best = best_available(t.options);
+        let reduced = match (chosen[i], best) {
+            (Some(c), Some(b)) => c < b,
+            _ => false,
+        };
+        let _ = out.push(settle(now, t, chosen[i], stepped_down[i], reduced, ceiling));
+    }
+    out
+}
+
+/// Records the choice in the track's memory, updating holds, and builds its allocation.
+/// `budget_down` says the budget forced a step down (a layer that stopped arriving does not
+/// hold upgrades).
+fn settle(
+    now: Instant,
+    track: &mut TrackInput<'_>,
+    chosen: Option<usize>,
+    budget_down: bool,
+    reduced: bool,
+    ceiling: usize,
+) -> Allocation {
+    let previous = track
+        .policy
+        .current
+        .and_then(|c| track.options.iter().position(|o| o.same_choice(c)));
+    let policy = &mut *track.policy;
+    match (previous, chosen) {
+        (Some(p), Some(c)) if c < p && budget_down => {
+            // A step down. Flapping (down soon after an up) doubles the hold.
+            let flapped = policy
+                .last_upgrade
+                .is_some_and(|u| now.saturating_duration_since(u) < FLAP_WINDOW);
+            let hold = match policy.hold {
+                Some(h) if flapped => (h * 2).min(MAX_UPGRADE_HOLD),
+                _ => UPGRADE_HOLD,
+            };
+            policy.hold = Some(hold);
+            policy.hold_until = Some(now + hold);
+        }
+        (Some(p), Some(c)) if c > p => policy.last_upgrade = Some(now),
+        _ => {}
+    }
+    policy.current = chosen.map(|c| track.options[c].choice());
+    Allocation {
+        chosen: chosen.unwrap_or(0),
+        reduced,
+        ceiling,
+    }
+}
+
+/// Where a track starts this run: its previous option if it is still offered and arriving,
+/// else the nearest arriving one below it, else above it; a new track starts on its cheapest.
+fn start_option(options: &[LayerOption], current: Option<Choice>) -> Option<usize> {
+    let previous = current.and_then(|c| options.iter().position(|o| o.same_choice(c)));
+    match previous {
+        Some(p) if options[p].available => Some(p),
+        Some(p) => available_below(options, p).or_else(|| available_above(options, p)),
+        None => options.iter().position(|o| o.available),
+    }
+}
+
+fn best_available(options: &[LayerOption]) -> Option<usize> {
+    options.iter().rposition(|o| o.available)
+}
+
+fn available_below(options: &[LayerOption], index: usize) -> Option<usize> {
+    options[..index].iter().rposition(|o| o.available)
+}
+
+fn available_above(options: &[LayerOption], index: usize) -> Option<usize> {
+    options
+        .iter()
+        .enumerate()
+        .skip(index + 1)
+        .find(|(_, o)| o.available)
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Low layer 0 with tids 0, 1 and all; high layer 1.
+    fn simulcast(low: u64, high: u64) -> Options {
+        let mut o = Options::new();
+        for (layer, max_tid, rate) in [
+            (0, Some(0), low / 2),
+            (0, Some(1), low * 3 / 4),
+            (0, None, low),
+            (1, None, high),
+        ] {
+            let _ = o.push(LayerOption {
+                layer,
+                max_tid,
+                rate,
+                available: true,
+            });
+        }
+        o
+    }
+
+    fn run(
+        now: Instant,
+        budget: Option<u64>,
+        options: &[&Options],
+        policies: &mut [TrackPolicy],
+    ) -> Vec<Allocation> {
+        let mut inputs: Vec<TrackInput<'_>> = options
+            .iter()
+            .zip(policies.iter_mut())
+            .map(|(o, p)| TrackInput {
+                options: o.as_slice(),
+                policy: p,
+            })
+            .collect();
+        allocate(now, budget, 50_000, &mut inputs).to_vec()
+    }
+
+    #[test]
+    fn a_new_track_gets_the_best_layer_that_fits_and_audio_comes_first() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default()];
+        // 900 kb/s: 850k for video, and the high layer must fit in 85 % of that (722k): no.
+        let a = run(t0, Some(900_000), &[&o], &mut p);
+        assert_eq!(a[0].chosen, 2);
+        assert!(a[0].reduced);
+        let mut p = [TrackPolicy::default()];
+        let a = run(t0, Some(1_100_000), &[&o], &mut p);
+        assert_eq!(a[0].chosen, 3);
+        assert!(!a[0].reduced);
+        // Unknown budget: the best.
+        let mut p = [TrackPolicy::default()];
+        assert_eq!(run(t0, None, &[&o], &mut p)[0].chosen, 3);
+        // 300 kb/s less 50k audio: the whole low layer fits with headroom.
+        let mut p = [TrackPolicy::default()];
+        assert_eq!(run(t0, Some(300_000), &[&o], &mut p)[0].chosen, 2);
+        // 140 kb/s: audio takes 50k, tid 0 of the low layer (75k) fits, tid 1 (112k) does not.
+        let mut p = [TrackPolicy::default()];
+        assert_eq!(run(t0, Some(140_000), &[&o], &mut p)[0].chosen, 0);
+    }
+
+    #[test]
+    fn congestion_steps_down_at_once_and_recovery_waits_for_the_hold() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default()];
+        assert_eq!(run(t0, Some(2_000_000), &[&o], &mut p)[0].chosen, 3);
+        // The link drops to 300k: straight to the low layer.
+        let t1 = t0 + Duration::from_secs(20);
+        let a = run(t1, Some(300_000), &[&o], &mut p);
+        assert_eq!(a[0].chosen, 2);
+        assert!(a[0].reduced);
+        // It recovers at once, but the hold keeps the low layer for UPGRADE_HOLD.
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(run(t2, Some(2_000_000), &[&o], &mut p)[0].chosen, 2);
+        let t3 = t1 + UPGRADE_HOLD;
+        assert_eq!(run(t3, Some(2_000_000), &[&o], &mut p)[0].chosen, 3);
+    }
+
+    #[test]
+    fn hysteresis_keeps_a_layer_that_still_fits() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default()];
+        assert_eq!(run(t0, Some(1_100_000), &[&o], &mut p)[0].chosen, 3);
+        // 900k: would not be chosen fresh (850k > 0.85 * 900k) but still fits: kept.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(run(t1, Some(900_000), &[&o], &mut p)[0].chosen, 3);
+        // 840k: no longer fits.
+        assert_eq!(run(t1, Some(840_000), &[&o], &mut p)[0].chosen, 2);
+    }
+
+    #[test]
+    fn flapping_doubles_the_hold() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default()];
+        run(t0, Some(2_000_000), &[&o], &mut p);
+        let mut t = t0 + Duration::from_secs(30);
+        run(t, Some(300_000), &[&o], &mut p); // down: hold 4 s
+        t += UPGRADE_HOLD;
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, 3); // up
+        t += Duration::from_secs(2);
+        assert_eq!(run(t, Some(300_000), &[&o], &mut p)[0].chosen, 2); // down again: hold 8 s
+        t += UPGRADE_HOLD;
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, 2);
+        t += UPGRADE_HOLD;
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, 3);
+    }
+
+    #[test]
+    fn a_layer_that_stops_arriving_is_left_for_the_nearest_that_arrives() {
+        let t0 = Instant::now();
+        let mut o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default()];
+        assert_eq!(run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen, 3);
+        o[3].available = false;
+        let a = run(t0, Some(5_000_000), &[&o], &mut p);
+        assert_eq!(a[0].chosen, 2);
+        assert!(!a[0].reduced, "not the network's fault: the publisher stopped the layer");
+        // The ceiling still says the high layer would be received.
+        assert_eq!(a[0].ceiling, 3);
+        o[3].available = true;
+        assert_eq!(run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen, 3);
+    }
+
+    #[test]
+    fn two_tracks_share_the_budget_cheapest_first() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default(), TrackPolicy::default()];
+        // 1.1M: 1.05M for video, upgrades up to 892k: one high (800k) and one low (150k) is
+        // 950k, too much: both low.
+        let a = run(t0, Some(1_100_000), &[&o, &o], &mut p);
+        assert_eq!((a[0].chosen, a[1].chosen), (2, 2));
+        let mut p = [TrackPolicy::default(), TrackPolicy::default()];
+        let a = run(t0, Some(1_300_000), &[&o, &o], &mut p);
+        assert_eq!((a[0].chosen, a[1].chosen), (3, 2));
+        // Congestion: the expensive one steps down first.
+        let t1 = t0 + Duration::from_secs(1);
+        let a = run(t1, Some(500_000), &[&o, &o], &mut p);
+        assert_eq!((a[0].chosen, a[1].chosen), (2, 2));
+        // Severe congestion: both lose temporal layers, the audio stays reserved.
+        let a = run(t1, Some(250_000), &[&o, &o], &mut p);
+        assert!(a[0].chosen <= 1 && a[1].chosen <= 1, "{a:?}");
+    }
+}
