@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::BweKind;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::Codec;
@@ -25,20 +26,27 @@ use super::{LinkKey, MediaCodec, MediaError, MediaEvent, Selection, Sfu, SfuConf
 /// Byte 2 of every simulated video payload names the layer it was sent on.
 pub const LAYER_TAG_OFFSET: usize = 2;
 
-/// Loss and delay of the path between one client and the server (both directions).
+/// Loss, delay and capacity of the path between one client and the server.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkConfig {
     /// One-way delay.
     pub latency: Duration,
     /// Probability in `[0, 1]` that a datagram is lost, each direction.
     pub loss: f64,
+    /// Capacity from the server to the client in bits per second (`None`: unlimited). Excess
+    /// traffic waits in a queue, as behind a `tbf` shaper.
+    pub down_rate: Option<u64>,
+    /// The longest a datagram waits in that queue; later ones are dropped.
+    pub down_queue: Duration,
 }
 
 impl LinkConfig {
-    /// A 10 ms, loss-free link.
+    /// A 10 ms, loss-free, unlimited link.
     pub const CLEAN: LinkConfig = LinkConfig {
         latency: Duration::from_millis(10),
         loss: 0.0,
+        down_rate: None,
+        down_queue: Duration::from_millis(300),
     };
 }
 
@@ -57,6 +65,8 @@ pub struct SeenRtp {
     pub pt: u8,
     /// The layer tag of the payload (see [`LAYER_TAG_OFFSET`]).
     pub layer_tag: u8,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 /// A simulated browser: one str0m `Rtc` (one PeerConnection).
@@ -73,7 +83,11 @@ pub struct Client {
     pub received: Vec<SeenRtp>,
     /// Keyframe requests received (PLI/FIR from the server).
     pub keyframe_requests: usize,
+    /// The last rate limit (REMB) the server sent this client, bits per second.
+    pub remb: Option<u64>,
     deadline: Instant,
+    /// When the downlink queue is empty again.
+    down_free_at: Instant,
 }
 
 /// A periodic RTP sender on a client: a fake VP8 camera or Opus microphone.
@@ -233,7 +247,9 @@ impl Sim {
             connected: false,
             received: Vec::new(),
             keyframe_requests: 0,
+            remb: None,
             deadline: self.now,
+            down_free_at: self.now,
         });
         let index = self.clients.len() - 1;
         self.by_addr.insert(addr, index);
@@ -462,9 +478,20 @@ impl Sim {
         if link.loss > 0.0 && self.rng.next_f64() < link.loss {
             return;
         }
+        let mut at = self.now + link.latency;
+        if let Some(rate) = link.down_rate.filter(|_| from == self.sfu_addr) {
+            let client = &mut self.clients[i];
+            let start = client.down_free_at.max(self.now);
+            if start.saturating_duration_since(self.now) > link.down_queue {
+                return; // the queue is full: tail drop
+            }
+            let bits = (data.len() as u64 + 28) * 8;
+            client.down_free_at = start + Duration::from_nanos(bits * 1_000_000_000 / rate.max(1));
+            at = client.down_free_at + link.latency;
+        }
         self.order += 1;
         self.in_flight.push(InFlight {
-            at: self.now + link.latency,
+            at,
             order: self.order,
             from,
             to,
@@ -505,6 +532,9 @@ impl Sim {
         let c = &mut self.clients[i];
         match event {
             Event::Connected => c.connected = true,
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                c.remb = Some(estimate.as_u64());
+            }
             Event::KeyframeRequest(r) => {
                 c.keyframe_requests += 1;
                 for s in &mut self.sources {
@@ -534,6 +564,7 @@ impl Sim {
                     ts: p.header.timestamp,
                     pt: *p.header.payload_type,
                     layer_tag: p.payload.get(LAYER_TAG_OFFSET).copied().unwrap_or(0),
+                    at: p.timestamp,
                 });
             }
             _ => {}

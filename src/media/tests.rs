@@ -101,6 +101,7 @@ fn nack_repairs_video_on_a_lossy_link() {
         LinkConfig {
             latency: Duration::from_millis(20),
             loss: 0.05,
+            ..LinkConfig::CLEAN
         },
     );
     s.subscribe(lossy, StreamKey(200), PUB, Selection::ALL)
@@ -423,4 +424,115 @@ fn trickled_candidates_wait_for_the_answer() {
     s.run_for(Duration::from_secs(1));
     let audio_after = delivery(&s.clients[rx].received, MediaKind::Audio).0;
     assert!(audio_after <= audio_before + 2, "audio stopped");
+}
+
+/// A simulcast publisher whose high layer ("h", tag 1) costs about 840 kb/s and low layer
+/// ("l", tag 2) about 100 kb/s.
+fn with_simulcast_publisher(seed: u64) -> Sim {
+    let mut s = with_publisher(seed, &["h", "l"]);
+    for source in &mut s.sources {
+        if source.rid.as_deref() == Some("l") {
+            source.packets_per_frame = 1;
+            source.payload_len = 350;
+        }
+    }
+    s
+}
+
+/// The layer tags of the video packets `client` received at or after `since`.
+fn tags_since(s: &Sim, client: usize, since: Instant) -> Vec<u8> {
+    s.clients[client]
+        .received
+        .iter()
+        .filter(|p| p.kind == MediaKind::Video && p.at >= since)
+        .map(|p| p.layer_tag)
+        .collect()
+}
+
+/// Audio delivery after `since`: distinct sequence numbers over the span they cover.
+fn audio_ratio_since(s: &Sim, client: usize, since: Instant) -> f64 {
+    let seen: Vec<SeenRtp> = s.clients[client]
+        .received
+        .iter()
+        .filter(|p| p.at >= since)
+        .copied()
+        .collect();
+    ratio(&seen, MediaKind::Audio)
+}
+
+#[test]
+fn a_capped_subscriber_moves_to_the_low_layer_and_back_while_others_keep_the_high_one() {
+    let mut s = with_simulcast_publisher(21);
+    let capped_link = LinkConfig {
+        down_rate: Some(400_000),
+        ..LinkConfig::CLEAN
+    };
+    let capped = s.add_client(addr(30, 6000), capped_link);
+    let clean = s.add_client(addr(31, 6000), LinkConfig::CLEAN);
+    s.subscribe(capped, StreamKey(300), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.subscribe(clean, StreamKey(301), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(20));
+    let settled = s.now - Duration::from_secs(8);
+    let capped_tags = tags_since(&s, capped, settled);
+    let clean_tags = tags_since(&s, clean, settled);
+    assert!(
+        !capped_tags.is_empty() && capped_tags.iter().all(|&t| t == 2),
+        "the capped subscriber is on the low layer: {:?}",
+        &capped_tags[capped_tags.len().saturating_sub(20)..]
+    );
+    assert!(clean_tags.len() > 400 && clean_tags.iter().all(|&t| t == 1));
+    let audio = audio_ratio_since(&s, capped, settled);
+    assert!(audio >= 0.99, "audio delivery on the capped link: {audio}");
+    let reduced = MediaEvent::LayerReduced {
+        stream: StreamKey(300),
+        reduced: true,
+    };
+    assert!(s.events.contains(&reduced));
+    let stats = s.sfu.stream_stats(StreamKey(300));
+    let video = stats.iter().find(|t| t.kind == TrackKind::Video);
+    let layer = video.and_then(|t| t.layer).expect("layer stats");
+    assert_eq!((layer.sid, layer.max_sid), (0, 1));
+    assert!(layer.reduced);
+    assert!(layer.max_bitrate.is_some_and(|b| b < 400_000), "{layer:?}");
+
+    // The cap is lifted: the probes find room and the high layer comes back.
+    s.clients[capped].link = LinkConfig::CLEAN;
+    s.run_for(Duration::from_secs(25));
+    let recovered = tags_since(&s, capped, s.now - Duration::from_secs(3));
+    assert!(
+        !recovered.is_empty() && recovered.iter().all(|&t| t == 1),
+        "back on the high layer: {:?}",
+        &recovered[recovered.len().saturating_sub(20)..]
+    );
+    assert!(s.events.contains(&MediaEvent::LayerReduced {
+        stream: StreamKey(300),
+        reduced: false,
+    }));
+}
+
+#[test]
+fn publishers_are_told_not_to_send_a_layer_nobody_can_receive() {
+    let mut s = with_simulcast_publisher(22);
+    let capped_link = LinkConfig {
+        down_rate: Some(400_000),
+        ..LinkConfig::CLEAN
+    };
+    let capped = s.add_client(addr(32, 6000), capped_link);
+    s.subscribe(capped, StreamKey(310), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(15));
+    let limit = s.clients[0].remb.expect("a REMB reached the publisher");
+    assert!(
+        (150_000..600_000).contains(&limit),
+        "the limit covers the low layer and audio only: {limit}"
+    );
+    // A second receiver with room for the high layer lifts the limit.
+    let clean = s.add_client(addr(33, 6000), LinkConfig::CLEAN);
+    s.subscribe(clean, StreamKey(311), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(5));
+    let limit = s.clients[0].remb.expect("REMB");
+    assert!(limit >= 10_000_000, "limit lifted: {limit}");
 }
