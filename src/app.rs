@@ -218,6 +218,13 @@ impl App {
         &self.media
     }
 
+    /// Test hook: Galène's media side acts on `event` as if the engine had reported it.
+    #[cfg(test)]
+    pub(crate) fn inject_media_event(&mut self, now: Instant, event: crate::media::MediaEvent) {
+        self.media.inject_event(now, &mut self.core, event);
+        self.flush(now);
+    }
+
     /// The JSON of `/galene-api/v0/.stats` (galene.md §6.6).
     pub fn stats_json(&self) -> String {
         self.media.stats(&self.core).to_string()

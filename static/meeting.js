@@ -885,6 +885,19 @@ function tileFor(localId) {
     return $('videos').querySelector(`.tile[data-local-id="${CSS.escape(localId)}"]`);
 }
 
+/** Tooltip of the badge on a tile whose video the server reduced for our link. */
+const reducedText = 'Reduced quality: your connection is slow';
+
+/**
+ * Shows or hides a tile's "reduced by the network" badge.  The server says so
+ * only when our link is the cause, never when we asked for low quality.
+ * @param {Element} tile
+ * @param {boolean} reduced
+ */
+function showReduced(tile, reduced) {
+    tile.querySelector('.tile-reduced').hidden = !reduced;
+}
+
 function makeTile(localId, local) {
     const video = el('video', {autoplay: true, playsinline: true});
     video.muted = local;
@@ -895,7 +908,9 @@ function makeTile(localId, local) {
         el('figcaption', {},
             el('span', {class: 'tile-hand', title: 'Hand raised', hidden: true}, icon('hand', 'small')),
             el('span', {class: 'tile-name'}),
-            el('span', {class: 'tile-label'})),
+            el('span', {class: 'tile-label'}),
+            el('span', {class: 'tile-reduced', role: 'img', title: reducedText, 'aria-label': reducedText, hidden: true},
+                icon('signal-low', 'small'))),
         full);
     full.addEventListener('click', () => toggleFullscreen(tile));
     video.addEventListener('dblclick', () => toggleFullscreen(tile));
@@ -985,6 +1000,8 @@ function noteAudioEnergy(tile, energy) {
 function onDownStream(c) {
     const tile = tileFor(c.localId) || makeTile(c.localId, false);
     bindTile(tile, {userId: c.source, username: c.username, label: c.label, stream: null});
+    showReduced(tile, c.reducedByNetwork);
+    c.onreduced = reduced => showReduced(tile, reduced);
     c.onclose = replace => {
         if (!replace)
             removeTile(c.localId);

@@ -413,8 +413,30 @@ export class ServerConnection {
                 call(this, this.onclearchat, m.value ?? null);
             return;
         }
+        if (m.kind === 'sfubox-layer') {
+            // sfubox's own: a down stream's video is reduced by our network, or back.
+            if (m.privileged && !m.source)
+                this.gotLayerReduced(m.value);
+            return;
+        }
         call(this, this.onusermessage, m.source || '', m.dest || '', m.username ?? '',
             parseTime(m.time), !!m.privileged, m.kind || '', m.error || '', m.value);
+    }
+
+    /**
+     * Handles the value of the server's `sfubox-layer` usermessage:
+     * `{id, reduced}` for one of our down streams.
+     * @param {any} value
+     */
+    gotLayerReduced(value) {
+        if (!value || typeof value !== 'object' || typeof value.id !== 'string')
+            return;
+        const c = Object.hasOwn(this.down, value.id) ? this.down[value.id] : null;
+        const reduced = value.reduced === true;
+        if (!c || c.closed || c.reducedByNetwork === reduced)
+            return;
+        c.reducedByNetwork = reduced;
+        call(c, c.onreduced, reduced);
     }
 
     /**
@@ -817,6 +839,12 @@ export class Stream {
         this.remoteCandidates = [];
         /** Free for the application. */
         this.userdata = {};
+        /**
+         * For down streams: true while the server sends a lower video layer than
+         * the best we asked for because our network cannot carry it (sfubox only;
+         * never because we asked for low quality ourselves).
+         */
+        this.reducedByNetwork = false;
         /** Latest statistics, by track id (see updateStats). */
         this.stats = {};
         this.statsTimer = null;
@@ -834,6 +862,8 @@ export class Stream {
         this.onstats = null;
         /** @type {(this: Stream) => void} */
         this.onnegotiationcompleted = null;
+        /** @type {(this: Stream, reduced: boolean) => void} */
+        this.onreduced = null;
     }
 
     /**

@@ -21,6 +21,10 @@
 //! becomes empty gets `close`. Deliberate difference from Galène: a receiver that never had
 //! a stream is not sent `close` for it (galene.md §13).
 //!
+//! When the engine reports that a down stream's video is reduced by its receiver's network
+//! (or is back), the receiver is told ([`StreamNotice::LayerReduced`]), once per change and
+//! only while it has that stream.
+//!
 //! Without an engine ([`Media::enable`] not called: no media socket), offers are refused with
 //! `abort` and an error, as before publishing existed.
 
@@ -94,6 +98,14 @@ pub enum StreamNotice {
         /// The stream id.
         id: String,
     },
+    /// The video of down stream `id` is now received below (or back at) the best layer the
+    /// client asked for, because of the client's own link (sent only on change).
+    LayerReduced {
+        /// The stream id.
+        id: String,
+        /// Whether it is reduced now.
+        reduced: bool,
+    },
     /// An error text for the user.
     Error(String),
 }
@@ -131,6 +143,8 @@ struct DownStream {
     source: StreamKey,
     /// `requestStream` override.
     requested: Option<TrackSelection>,
+    /// Whether the client was last told its video is reduced by its network.
+    reduced: bool,
 }
 
 /// Which streams one client has.
@@ -859,6 +873,7 @@ impl Media {
                         id: name.1.clone(),
                         source: key,
                         requested: None,
+                        reduced: false,
                     },
                 );
                 self.down_ids.insert(name, down_key);
@@ -891,39 +906,72 @@ impl Media {
     /// Acts on everything the engine reported.
     fn process_events(&mut self, now: Instant, core: &mut Core) {
         while let Some(event) = self.sfu.as_mut().and_then(Sfu::poll_event) {
-            match event {
-                MediaEvent::Connected { stream } => {
-                    log::debug!("stream {} connected", stream.0);
+            self.handle_event(now, core, event);
+        }
+    }
+
+    /// Acts on one engine event.
+    fn handle_event(&mut self, now: Instant, core: &mut Core, event: MediaEvent) {
+        match event {
+            MediaEvent::Connected { stream } => {
+                log::debug!("stream {} connected", stream.0);
+            }
+            MediaEvent::UpTracks { stream, tracks } => {
+                if let Some(up) = self.ups.get_mut(&stream) {
+                    up.tracks = tracks;
+                    let at = now + PUSH_DEBOUNCE;
+                    up.push_at = Some(at);
+                    self.pushes.push(Reverse((at, stream)));
                 }
-                MediaEvent::UpTracks { stream, tracks } => {
-                    if let Some(up) = self.ups.get_mut(&stream) {
-                        up.tracks = tracks;
-                        let at = now + PUSH_DEBOUNCE;
-                        up.push_at = Some(at);
-                        self.pushes.push(Reverse((at, stream)));
-                    }
+            }
+            MediaEvent::UpIceFailed { stream } => {
+                if let Some(up) = self.ups.get(&stream) {
+                    let id = up.id.clone();
+                    self.notices
+                        .push_back((up.owner, StreamNotice::Renegotiate { id }));
                 }
-                MediaEvent::UpIceFailed { stream } => {
-                    if let Some(up) = self.ups.get(&stream) {
-                        let id = up.id.clone();
-                        self.notices
-                            .push_back((up.owner, StreamNotice::Renegotiate { id }));
-                    }
+            }
+            MediaEvent::DownIceFailed { stream } => self.restart_down(now, core, stream),
+            MediaEvent::LayerReduced { stream, reduced } => {
+                log::debug!("stream {}: reduced by the network: {reduced}", stream.0);
+                // Only a down stream the client still has, and only when its state changes.
+                if let Some(down) = self.downs.get_mut(&stream)
+                    && down.reduced != reduced
+                {
+                    down.reduced = reduced;
+                    let id = down.id.clone();
+                    self.notices
+                        .push_back((down.receiver, StreamNotice::LayerReduced { id, reduced }));
                 }
-                MediaEvent::DownIceFailed { stream } => self.restart_down(now, core, stream),
-                MediaEvent::LayerReduced { stream, reduced } => {
-                    log::debug!("stream {}: reduced by the network: {reduced}", stream.0);
-                }
-                MediaEvent::StreamGone { stream, reason } => {
-                    log::debug!("stream {} gone: {reason:?}", stream.0);
-                    if self.ups.contains_key(&stream) {
-                        self.close_up(now, stream, true);
-                    } else {
-                        self.close_down(now, stream, true);
-                    }
+            }
+            MediaEvent::StreamGone { stream, reason } => {
+                log::debug!("stream {} gone: {reason:?}", stream.0);
+                if self.ups.contains_key(&stream) {
+                    self.close_up(now, stream, true);
+                } else {
+                    self.close_down(now, stream, true);
                 }
             }
         }
+    }
+
+    /// Test hook: acts on `event` as if the engine had reported it.
+    #[cfg(test)]
+    pub(crate) fn inject_event(&mut self, now: Instant, core: &mut Core, event: MediaEvent) {
+        self.handle_event(now, core, event);
+        self.process_events(now, core);
+    }
+
+    /// Test hook: the engine key of `receiver`'s down stream `id`.
+    #[cfg(test)]
+    pub(crate) fn down_key(&self, receiver: ConnId, id: &str) -> Option<StreamKey> {
+        self.down_ids.get(&(receiver, id.to_owned())).copied()
+    }
+
+    /// Test hook: the engine key of `owner`'s up stream `id`.
+    #[cfg(test)]
+    pub(crate) fn up_key(&self, owner: ConnId, id: &str) -> Option<StreamKey> {
+        self.up_ids.get(&(owner, id.to_owned())).copied()
     }
 }
 
@@ -1337,6 +1385,87 @@ mod tests {
             renegotiate,
             Some(json!({"type": "renegotiate", "id": "up"}))
         );
+    }
+
+    #[test]
+    fn receivers_hear_when_their_video_is_reduced_by_their_network() {
+        use crate::media::MediaEvent;
+
+        let mut w = World::new();
+        let p = w.client("p");
+        let s = w.client("s");
+        // A seed-dialect receiver: it has no way to understand the message.
+        let q = w.app.galene_connect(w.now, None);
+        w.send(q, json!({"type": "handshake", "id": "q"}));
+        w.send(
+            q,
+            json!({"type": "join", "kind": "join", "group": "g", "username": "q", "password": "pw"}),
+        );
+        w.send(
+            s,
+            json!({"type": "request", "request": {"": ["audio", "video"]}}),
+        );
+        w.send(
+            q,
+            json!({"type": "request", "request": {"audio": true, "video": true}}),
+        );
+        let (pp, sp, qp) = (w.peer(1), w.peer(2), w.peer(3));
+        w.publish(p, pp, "up");
+        w.run(Duration::from_millis(250));
+        w.receive(s, sp, "up");
+        w.receive(q, qp, "up");
+        w.received.clear();
+        let media = w.app.media();
+        let (s_down, q_down) = (
+            media.down_key(s, "up").unwrap(),
+            media.down_key(q, "up").unwrap(),
+        );
+        let up = media.up_key(p, "up").unwrap();
+        let inject = |w: &mut World, stream, reduced| {
+            w.app
+                .inject_media_event(w.now, MediaEvent::LayerReduced { stream, reduced });
+            w.collect();
+        };
+        let layer = |reduced: bool| {
+            json!({"type": "usermessage", "kind": "sfubox-layer", "dest": "s", "privileged": true,
+                   "value": {"id": "up", "reduced": reduced}})
+        };
+
+        // The receiver whose stream it is hears it, about its own stream id; nobody else does.
+        inject(&mut w, s_down, true);
+        assert_eq!(w.received, [(s, layer(true))]);
+        w.received.clear();
+        // Only changes are sent.
+        inject(&mut w, s_down, true);
+        assert_eq!(w.received, []);
+        inject(&mut w, s_down, false);
+        assert_eq!(w.received, [(s, layer(false))]);
+        w.received.clear();
+        // Not to the seed dialect; not for an up stream.
+        inject(&mut w, q_down, true);
+        inject(&mut w, up, true);
+        assert_eq!(w.received, []);
+
+        // A stream the client no longer has: nothing.
+        w.send(s, json!({"type": "abort", "id": "up"}));
+        assert_eq!(w.take(s, "close").unwrap()["id"], "up");
+        inject(&mut w, s_down, true);
+        assert_eq!(w.received, []);
+        // Pushed again, the new down stream starts unreduced: `false` is not news.
+        w.send(s, json!({"type": "request", "request": {"": ["audio"]}}));
+        w.send(
+            s,
+            json!({"type": "request", "request": {"": ["audio", "video"]}}),
+        );
+        let sp2 = w.peer(4);
+        w.receive(s, sp2, "up");
+        w.received.clear();
+        let again = w.app.media().down_key(s, "up").unwrap();
+        assert_ne!(again, s_down);
+        inject(&mut w, again, false);
+        assert_eq!(w.received, []);
+        inject(&mut w, again, true);
+        assert_eq!(w.received, [(s, layer(true))]);
     }
 
     #[test]

@@ -30,6 +30,23 @@ pub fn notice(dest: &str, kind: &str, text: &str) -> Message {
     m
 }
 
+/// The `kind` of the sfubox-only user message that tells a client whether the video of one
+/// of its down streams is reduced by its network.
+pub const LAYER_KIND: &str = "sfubox-layer";
+
+/// The sfubox-only user message telling client `dest` that the video of its down stream `id`
+/// is received below the best layer it asked for because of its own link (`reduced`), or is
+/// back. Galène has no such message; other clients ignore the unknown kind. Like every
+/// server-originated user message it is privileged and has no `source`.
+pub fn layer_reduced(dest: &str, id: &str, reduced: bool) -> Message {
+    let mut m = Message::new("usermessage");
+    m.kind = LAYER_KIND.to_owned();
+    m.dest = dest.to_owned();
+    m.privileged = true;
+    m.value = Some(json!({"id": id, "reduced": reduced}));
+    m
+}
+
 /// The `kicked` user message.
 pub fn kicked(
     dest: &str,

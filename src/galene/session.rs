@@ -13,7 +13,10 @@
 //!   the last frame received, and the connection is dropped (1011) 45 s after it;
 //! - `request` before joining is a user error (`join a group first`, close 1000);
 //! - chat and user messages without `source`/`username` get the sender's (see
-//!   [`Core::send_message`]).
+//!   [`Core::send_message`]);
+//! - a version "2" client is told with a `sfubox-layer` user message when the video of one of
+//!   its down streams is reduced by its network, and when it is back
+//!   ([`render::layer_reduced`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -266,7 +269,8 @@ impl Session {
         }
     }
 
-    /// Renders one stream notice for this client.
+    /// Renders one stream notice for this client. [`StreamNotice::LayerReduced`] is sfubox's
+    /// own user message, sent to version "2" clients only: no seed-dialect client knows it.
     pub fn render_stream(&mut self, notice: &StreamNotice, out: &mut Outbox) {
         if self.is_closed() {
             return;
@@ -314,6 +318,10 @@ impl Session {
                 m.id = id.clone();
                 m
             }
+            StreamNotice::LayerReduced { id, reduced } => match self.dialect() {
+                Dialect::V2 => render::layer_reduced(self.own_id(), id, *reduced),
+                Dialect::Seed => return,
+            },
             StreamNotice::Error(text) => render::notice(self.own_id(), "error", text),
         };
         out.text(self.conn, message.to_json());

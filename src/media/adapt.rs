@@ -172,12 +172,7 @@ fn ranked_layers(layers: &[UpLayer], mline: usize) -> heapless::Vec<usize, 8> {
 /// The ways a track may receive `wanted` (the layer its selection names), cheapest first:
 /// temporal layers of the cheapest layer, then each layer cheaper than `wanted`, then `wanted`.
 /// With `video-low`, only `wanted` and its temporal layers.
-fn track_options(
-    now: Instant,
-    layers: &[UpLayer],
-    wanted: usize,
-    video: VideoChoice,
-) -> Options {
+fn track_options(now: Instant, layers: &[UpLayer], wanted: usize, video: VideoChoice) -> Options {
     let mut options = Options::new();
     let Some(top) = layers.get(wanted) else {
         return options;
@@ -185,8 +180,10 @@ fn track_options(
     let mut spatial: heapless::Vec<usize, 8> = heapless::Vec::new();
     if video == VideoChoice::High {
         for i in ranked_layers(layers, top.mline) {
-            if i != wanted && layers[i].meter.rate > 0 && layers[i].meter.rate < top.meter.rate
-            {
+            // A wanted layer never seen yet (a publisher that starts on its low layer) is
+            // worth more than any layer that arrives.
+            let cheaper = top.meter.rate == 0 || layers[i].meter.rate < top.meter.rate;
+            if i != wanted && layers[i].meter.rate > 0 && cheaper {
                 let _ = spatial.push(i);
             }
         }
@@ -503,7 +500,10 @@ impl Sfu {
             .keys
             .values()
             .copied()
-            .filter(|&id| self.peer(id).is_some_and(|p| p.up().is_some() && p.connected))
+            .filter(|&id| {
+                self.peer(id)
+                    .is_some_and(|p| p.up().is_some() && p.connected)
+            })
             .collect();
         for id in ups {
             let limit = self.rate_limit(id);
@@ -593,11 +593,11 @@ impl Sfu {
         let layer = up.layers.get(choice.layer)?;
         let ranked = ranked_layers(&up.layers, layer.mline);
         let sid = ranked.iter().position(|&i| i == choice.layer).unwrap_or(0);
-        let max_tid = layer.meter.max_tid.unwrap_or(0);
+        let (tid, max_tid) = slot.track.temporal_layers();
         Some(LayerStats {
             sid: sid as u8,
             max_sid: ranked.len().saturating_sub(1) as u8,
-            tid: choice.max_tid.unwrap_or(max_tid),
+            tid,
             max_tid,
             max_bitrate: slot.max_bitrate,
             reduced: slot.reduced,

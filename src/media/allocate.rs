@@ -181,11 +181,7 @@ pub(crate) fn allocate(
     for (i, t) in tracks.iter_mut().take(count).enumerate() {
         let mine = chosen[i].map_or(0, |c| t.options[c].rate);
         let room = video_budget.saturating_sub(total - mine);
-        let ceiling = t
-            .options
-            .iter()
-            .rposition(|o| o.rate <= room)
-            .unwrap_or(0);
+        let ceiling = t.options.iter().rposition(|o| o.rate <= room).unwrap_or(0);
         let best = best_available(t.options);
         let reduced = match (chosen[i], best) {
             (Some(c), Some(b)) => c < b,
@@ -386,7 +382,10 @@ mod tests {
         o[3].available = false;
         let a = run(t0, Some(5_000_000), &[&o], &mut p);
         assert_eq!(a[0].chosen, 2);
-        assert!(!a[0].reduced, "not the network's fault: the publisher stopped the layer");
+        assert!(
+            !a[0].reduced,
+            "not the network's fault: the publisher stopped the layer"
+        );
         // The ceiling still says the high layer would be received.
         assert_eq!(a[0].ceiling, 3);
         o[3].available = true;

@@ -1,5 +1,6 @@
-//! Forwarding decisions: which up layer feeds a down track, and the header rewrite that keeps a
-//! receiver's sequence numbers and timestamps continuous when that source changes.
+//! Forwarding decisions: which up layer feeds a down track, which of its frames are forwarded,
+//! and the header rewrite that keeps a receiver's sequence numbers, timestamps and codec picture
+//! numbers continuous when that source changes or frames are left out.
 //!
 //! Everything here is plain data and arithmetic so it can be tested without `Rtc`s. The caller
 //! ([`super::Sfu`]) owns the `Rtc`s and hands each packet's metadata to [`DownTrack::on_packet`].
@@ -8,6 +9,10 @@ use std::time::Instant;
 
 use str0m::media::{MediaKind, Rid};
 
+use super::layers::CodecMeta;
+use super::layers::picture_id::{CodecIds, PictureIdRewriter};
+use super::layers::seqmap::SeqMap;
+use super::layers::temporal::{TemporalFilter, Verdict};
 use super::peer::PeerId;
 
 /// What a receiver wants from one up stream (Galène's `request` values for it).
@@ -114,6 +119,10 @@ pub(crate) struct PacketMeta {
     pub clock_rate: u32,
     /// Whether a decoder can start here (always true for audio).
     pub starts_decoding: bool,
+    /// The RTP marker bit.
+    pub marker: bool,
+    /// The codec's payload descriptor, for temporal layers and picture IDs.
+    pub codec: CodecMeta,
 }
 
 /// What to do with a packet for one down track.
@@ -128,6 +137,11 @@ pub(crate) enum Decision {
         ts: u32,
         /// The source abandoned by a switch that this packet completed.
         left: Option<SourceRef>,
+        /// The outgoing marker bit (moved to the last forwarded spatial layer of a VP9
+        /// picture).
+        marker: bool,
+        /// New picture ID and TL0PICIDX for the codec's descriptor, when it has them.
+        ids: Option<CodecIds>,
     },
     /// Not yet: the track waits for a keyframe on this source.
     WaitKeyframe,
@@ -147,8 +161,10 @@ pub(crate) struct DownTrack {
     /// The `epoch` of `current` the rewriter is based on.
     synced_epoch: Option<u32>,
     rewriter: Rewriter,
-    /// The highest temporal layer to forward (`None`: all).
-    max_tid: Option<u8>,
+    /// Which temporal (and VP9 spatial) layers are forwarded.
+    filter: TemporalFilter,
+    /// Picture IDs and TL0PICIDX as the receiver sees them.
+    pictures: PictureIdRewriter,
 }
 
 impl DownTrack {
@@ -160,13 +176,24 @@ impl DownTrack {
             pending: None,
             synced_epoch: None,
             rewriter: Rewriter::default(),
-            max_tid: None,
+            filter: TemporalFilter::new(),
+            pictures: PictureIdRewriter::new(),
         }
     }
 
     /// Forwards temporal layers up to `max_tid` only (`None`: all of them).
     pub(crate) fn set_max_tid(&mut self, max_tid: Option<u8>) {
-        self.max_tid = max_tid;
+        self.filter.set_target(max_tid.unwrap_or(u8::MAX), u8::MAX);
+    }
+
+    /// Whether the filter waits for a keyframe to add a spatial layer.
+    pub(crate) fn needs_keyframe(&self) -> bool {
+        self.filter.needs_keyframe()
+    }
+
+    /// The highest temporal layer being forwarded, and the highest the source has.
+    pub(crate) fn temporal_layers(&self) -> (u8, u8) {
+        (self.filter.current_tid(), self.filter.max_tid())
     }
 
     /// Asks for `source` from now on. Returns the sources this track stopped listening to.
@@ -222,15 +249,14 @@ impl DownTrack {
 
     /// Decides what to do with one packet from one of the sources this track listens to.
     pub(crate) fn on_packet(&mut self, p: &PacketMeta) -> Decision {
+        let mut left = None;
         if self.pending == Some(p.source) {
             if !p.starts_decoding {
                 return Decision::WaitKeyframe;
             }
-            let left = self.current.replace(p.source);
+            left = self.current.replace(p.source);
             self.pending = None;
-            self.synced_epoch = Some(p.epoch);
-            let (seq, ts) = self.rewriter.rebase(p);
-            return Decision::Forward { seq, ts, left };
+            self.synced_epoch = None;
         }
         if self.current != Some(p.source) {
             return Decision::Drop;
@@ -239,37 +265,64 @@ impl DownTrack {
             if !p.starts_decoding {
                 return Decision::WaitKeyframe;
             }
+            // A new source or a restarted one: numbering continues from what was sent.
             self.synced_epoch = Some(p.epoch);
-            let (seq, ts) = self.rewriter.rebase(p);
-            return Decision::Forward {
-                seq,
-                ts,
-                left: None,
-            };
+            self.rewriter.rebase(p);
+            self.filter.reset();
+            self.pictures.rebase();
         }
+        let (marker, ids) = match p.codec.layer(p.ts, p.marker) {
+            None => (p.marker, None),
+            Some(layer) => match self.filter.on_packet(&layer) {
+                Verdict::Forward { marker } => {
+                    let tid = p.codec.tid().unwrap_or(0);
+                    match self.pictures.forward(p.codec.ids(), tid) {
+                        Some(ids) => (marker, Some(ids)),
+                        None => {
+                            self.rewriter.drop(p);
+                            return Decision::Drop;
+                        }
+                    }
+                }
+                Verdict::DropFrame => {
+                    self.rewriter.drop(p);
+                    if p.codec.dense_ids() {
+                        self.pictures
+                            .drop_frame(p.codec.ids(), p.codec.tid().unwrap_or(0));
+                    }
+                    return Decision::Drop;
+                }
+                Verdict::DropLayer => {
+                    self.rewriter.drop(p);
+                    return Decision::Drop;
+                }
+            },
+        };
         match self.rewriter.map(p) {
             Some((seq, ts)) => Decision::Forward {
                 seq,
                 ts,
-                left: None,
+                left,
+                marker,
+                ids,
             },
             None => Decision::Drop,
         }
     }
 }
 
-/// Offset rewriting of sequence numbers and timestamps for one down track.
+/// Rewriting of sequence numbers and timestamps for one down track: an offset per source, less
+/// the packets left out on purpose.
 #[derive(Debug, Default)]
 struct Rewriter {
     state: Option<RewriteState>,
+    /// Incoming to outgoing sequence numbers of the current source; packets before its first
+    /// one map to nothing.
+    seqs: SeqMap,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct RewriteState {
-    /// First incoming sequence number of the current source; older ones are dropped.
-    base_in: u64,
-    /// The outgoing sequence number `base_in` maps to.
-    base_out: u64,
     /// Added (wrapping) to incoming timestamps.
     ts_offset: u32,
     /// Highest outgoing sequence number so far.
@@ -280,8 +333,9 @@ struct RewriteState {
 }
 
 impl Rewriter {
-    /// Starts mapping at packet `p`, continuing the outgoing numbering if there was one.
-    fn rebase(&mut self, p: &PacketMeta) -> (u64, u32) {
+    /// Starts mapping at packet `p`, continuing the outgoing numbering if there was one; `p`
+    /// itself is then mapped (or dropped) like any other packet.
+    fn rebase(&mut self, p: &PacketMeta) {
         let (out_seq, out_ts) = match self.state {
             // The first packet a receiver ever sees keeps its low 16 bits, so the outgoing
             // SRTP rollover counter starts at 0 as a new receiver expects.
@@ -293,22 +347,27 @@ impl Rewriter {
                 (s.max_out + 1, s.max_out_ts.wrapping_add(step))
             }
         };
+        self.seqs.rebase(p.seq, out_seq);
         self.state = Some(RewriteState {
-            base_in: p.seq,
-            base_out: out_seq,
             ts_offset: out_ts.wrapping_sub(p.ts),
             max_out: out_seq,
             max_out_ts: out_ts,
             max_out_at: p.at,
         });
-        (out_seq, out_ts)
     }
 
-    /// Maps a packet of the current source, or `None` if it predates the switch.
+    /// Leaves packet `p` out of the outgoing numbering.
+    fn drop(&mut self, p: &PacketMeta) {
+        if self.state.is_some() {
+            self.seqs.drop(p.seq);
+        }
+    }
+
+    /// Maps a packet of the current source, or `None` if it predates the switch or was left
+    /// out.
     fn map(&mut self, p: &PacketMeta) -> Option<(u64, u32)> {
         let s = self.state.as_mut()?;
-        let delta = p.seq.checked_sub(s.base_in)?;
-        let seq = s.base_out.checked_add(delta)?;
+        let seq = self.seqs.map(p.seq)?;
         let ts = p.ts.wrapping_add(s.ts_offset);
         if seq > s.max_out {
             s.max_out = seq;
@@ -340,6 +399,8 @@ mod tests {
             at,
             clock_rate: 90_000,
             starts_decoding: key,
+            marker: false,
+            codec: CodecMeta::Other,
         }
     }
 
@@ -379,7 +440,7 @@ mod tests {
         );
         let later = t0 + Duration::from_millis(10);
         match t.on_packet(&meta(1, 6, 90_000, later, true)) {
-            Decision::Forward { seq, ts, left } => {
+            Decision::Forward { seq, ts, left, .. } => {
                 assert_eq!(seq, 4468);
                 assert_eq!(ts, 7000 + 900);
                 assert_eq!(left, Some(src(0)));

@@ -71,6 +71,7 @@ mod allocate;
 mod codecs;
 mod demux;
 mod forward;
+mod layers;
 mod peer;
 pub mod sim;
 mod timers;
@@ -99,13 +100,14 @@ pub use adapt::{LayerStats, LinkKey};
 pub use codecs::MediaCodec;
 pub use forward::{Selection, VideoChoice};
 
+use allocate::TrackPolicy;
 use codecs::configure_codecs;
 use forward::{Decision, DownTrack, LayerShape, PacketMeta, SourceRef, choose_layer};
+use layers::CodecMeta;
 use peer::{
     DownSlot, DownState, MAX_ADDRS_PER_PEER, MAX_BUFFERED_CANDIDATES, Peer, PeerId, Role,
     Subscriber, UpLayer, UpState,
 };
-use allocate::TrackPolicy;
 use timers::TimerHeap;
 
 /// The caller's name for one stream (one `Rtc`). Up and down streams share one namespace.
@@ -1519,13 +1521,24 @@ impl Sfu {
         let Some((_, params)) = layer.payload else {
             return;
         };
+        let codec = params.spec().codec;
+        let is_video = layer.kind == MediaKind::Video;
+        let codec_meta = if is_video {
+            CodecMeta::parse(codec, &packet.payload)
+        } else {
+            CodecMeta::Other
+        };
         layer
             .meter
-            .on_packet(packet.timestamp, packet.payload.len(), None);
+            .on_packet(packet.timestamp, packet.payload.len(), codec_meta.tid());
         if layer.subscribers.is_empty() {
             return;
         }
-        let is_video = layer.kind == MediaKind::Video;
+        // str0m patches VP8 descriptors on the way out; its own parse says where the fields are.
+        let vp8_descriptor = match codec_meta {
+            CodecMeta::Vp8(_) => str0m::rtp::Vp8Descriptor::parse(&packet.payload).ok(),
+            _ => None,
+        };
         let meta = PacketMeta {
             source: SourceRef {
                 up: up_id,
@@ -1536,7 +1549,9 @@ impl Sfu {
             ts: packet.header.timestamp,
             at: packet.timestamp,
             clock_rate: packet.time.frequency().get(),
-            starts_decoding: !is_video || starts_decoding(params.spec().codec, &packet.payload),
+            starts_decoding: !is_video || starts_decoding(codec, &packet.payload),
+            marker: packet.header.marker,
+            codec: codec_meta,
         };
         let ext_vals = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
@@ -1562,18 +1577,28 @@ impl Sfu {
             let Some(slot) = down.tracks.get_mut(sub.track) else {
                 continue;
             };
-            let (seq, ts) = match slot.track.on_packet(&meta) {
-                Decision::Forward { seq, ts, left } => {
+            let (seq, ts, marker, ids) = match slot.track.on_packet(&meta) {
+                Decision::Forward {
+                    seq,
+                    ts,
+                    left,
+                    marker,
+                    ids,
+                } => {
                     if let Some(old) = left {
                         self.deferred.push_back(Deferred::Unsubscribe(old, sub));
                     }
-                    (seq, ts)
+                    (seq, ts, marker, ids)
                 }
                 Decision::WaitKeyframe => {
                     want_keyframe = true;
                     continue;
                 }
-                Decision::Drop => continue,
+                Decision::Drop => {
+                    // A VP9 spatial layer can only be added at a keyframe.
+                    want_keyframe |= slot.track.needs_keyframe();
+                    continue;
+                }
             };
             let out_pt = match slot.pt_map {
                 Some((from, to)) if from == pt => to,
@@ -1590,9 +1615,30 @@ impl Sfu {
             let Some(tx) = api.stream_tx_by_mid(slot.mid, None) else {
                 continue;
             };
+            let mut write = match (&meta.codec, ids) {
+                // VP9 descriptors are rewritten in a copy (str0m has no patch for them).
+                (CodecMeta::Vp9(_), Some(ids)) => {
+                    let mut copy = packet.payload.to_vec();
+                    meta.codec.write_into(&mut copy, ids);
+                    RtpWrite::new(out_pt, seq.into(), ts, meta.at, copy)
+                }
+                _ => RtpWrite::new(out_pt, seq.into(), ts, meta.at, packet.payload.clone()),
+            };
+            if let (Some(descriptor), Some(ids)) = (&vp8_descriptor, ids) {
+                let mut patch = descriptor.patch();
+                if let Some(picture_id) = ids.picture_id {
+                    patch = patch.picture_id(picture_id.value);
+                }
+                if let Some(tl0) = ids.tl0_pic_idx {
+                    patch = patch.tl0_pic_idx(tl0);
+                }
+                if let Ok(patch) = patch.build() {
+                    write = write.vp8_patch(patch);
+                }
+            }
             tx.write_rtp(
-                RtpWrite::new(out_pt, seq.into(), ts, meta.at, packet.payload.clone())
-                    .marker(packet.header.marker)
+                write
+                    .marker(marker)
                     .ext_vals(ext_vals.clone())
                     .nackable(is_video),
             );

@@ -306,7 +306,9 @@ impl Sim {
         source: StreamKey,
         selection: Selection,
     ) -> Result<(), MediaError> {
-        let offer = self.engine(|sfu, now| sfu.create_down(now, key, source, LinkKey(client as u64), selection))?;
+        let offer = self.engine(|sfu, now| {
+            sfu.create_down(now, key, source, LinkKey(client as u64), selection)
+        })?;
         self.answer_offer(client, key, offer)
     }
 

@@ -340,11 +340,25 @@ fn bad_input_is_refused_without_panicking() {
     assert!(matches!(r, Err(MediaError::BadSdp(_))), "{r:?}");
     let r = s.engine(|sfu, now| sfu.add_remote_candidate(now, StreamKey(700), "candidate:x"));
     assert!(matches!(r, Err(MediaError::BadCandidate(_))), "{r:?}");
-    let r =
-        s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), StreamKey(700), LinkKey(1), Selection::ALL));
+    let r = s.engine(|sfu, now| {
+        sfu.create_down(
+            now,
+            StreamKey(701),
+            StreamKey(700),
+            LinkKey(1),
+            Selection::ALL,
+        )
+    });
     assert_eq!(r, Err(MediaError::WrongDirection(StreamKey(700))));
-    let r =
-        s.engine(|sfu, now| sfu.create_down(now, StreamKey(701), StreamKey(42), LinkKey(1), Selection::ALL));
+    let r = s.engine(|sfu, now| {
+        sfu.create_down(
+            now,
+            StreamKey(701),
+            StreamKey(42),
+            LinkKey(1),
+            Selection::ALL,
+        )
+    });
     assert_eq!(r, Err(MediaError::UnknownStream(StreamKey(42))));
     let nothing = Selection {
         audio: false,

@@ -341,6 +341,22 @@ describe('media', () => {
                 await a.selectOption('#receive-select', value);
                 await a.click('#settings-dialog button[value=close]');
             };
+            // the server's sfubox-layer usermessage (handed straight to the dispatcher: the
+            // loopback link cannot be made slow here) shows the badge on that stream's tile only
+            const badge = await a.evaluate(() => {
+                const sc = window.sfubox.connection();
+                const [c, other] = Object.values(sc.down);
+                const badgeOf = s => document.querySelector(`.tile[data-local-id="${CSS.escape(s.localId)}"] .tile-reduced`);
+                const layer = reduced => sc.dispatch({type: 'usermessage', kind: 'sfubox-layer', dest: sc.id,
+                    privileged: true, value: {id: c.id, reduced}});
+                const otherBefore = badgeOf(other).hidden;
+                layer(true);
+                const shown = {mine: !badgeOf(c).hidden, otherUnchanged: badgeOf(other).hidden === otherBefore,
+                    label: badgeOf(c).getAttribute('aria-label')};
+                layer(false);
+                return {...shown, after: !badgeOf(c).hidden};
+            });
+            assert.deepEqual(badge, {mine: true, otherUnchanged: true, label: 'Reduced quality: your connection is slow', after: false});
             await receive('none');
             await a.waitForFunction(() => document.querySelectorAll('#videos .tile:not(.local)').length === 0);
             await receive('audio');

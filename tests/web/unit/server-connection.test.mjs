@@ -319,6 +319,67 @@ test('an offer that reuses the id of one of our up streams is aborted', async ()
     assert.deepEqual(ws.sent.at(-1), {type: 'abort', id: c.id});
 });
 
+test('sfubox-layer marks a down stream reduced by the network, once per change', async () => {
+    const {sc, ws, log} = await joined();
+    const streams = [];
+    sc.ondownstream = c => streams.push(c);
+    ws.receive({type: 'offer', id: 's1', label: 'camera', source: 'b', username: 'bob', sdp: 'o1'});
+    ws.receive({type: 'offer', id: 's2', label: 'camera', source: 'c', username: 'carol', sdp: 'o2'});
+    await settle();
+    const [s1, s2] = streams;
+    assert.equal(s1.reducedByNetwork, false);
+    const calls = [];
+    for (const c of streams)
+        c.onreduced = function(reduced) { calls.push([this.id, reduced]); };
+    const layer = (id, reduced, extra = {}) => ws.receive({
+        type: 'usermessage', kind: 'sfubox-layer', dest: sc.id, privileged: true, value: {id, reduced}, ...extra,
+    });
+    layer('s1', true);
+    assert.equal(s1.reducedByNetwork, true);
+    assert.equal(s2.reducedByNetwork, false);
+    layer('s1', true); // no change, no callback
+    layer('s1', false);
+    assert.equal(s1.reducedByNetwork, false);
+    assert.deepEqual(calls, [['s1', true], ['s1', false]]);
+    // it is the library's business, not the application's
+    assert.equal(log.filter(e => e[0] === 'usermessage').length, 0);
+});
+
+test('sfubox-layer is honoured only from the server and only for a down stream we have', async () => {
+    const {sc, ws, log} = await joined();
+    const streams = [];
+    sc.ondownstream = c => streams.push(c);
+    ws.receive({type: 'offer', id: 's1', label: 'camera', source: 'b', username: 'bob', sdp: 'o1'});
+    await settle();
+    const up = sc.newUpStream();
+    const calls = [];
+    streams[0].onreduced = reduced => calls.push(reduced);
+    up.onreduced = reduced => calls.push(['up', reduced]);
+    const layer = (value, extra = {}) => ws.receive({
+        type: 'usermessage', kind: 'sfubox-layer', dest: sc.id, privileged: true, value, ...extra,
+    });
+    layer({id: 's1', reduced: true}, {privileged: false}); // not from the server
+    layer({id: 's1', reduced: true}, {source: 'b'});       // from a client, even an operator
+    layer({id: up.id, reduced: true});                     // not a down stream
+    layer({id: 'gone', reduced: true});                    // a stream we do not have
+    layer({id: 'toString', reduced: true});
+    layer(null);
+    layer('s1');
+    assert.equal(streams[0].reducedByNetwork, false);
+    assert.equal(up.reducedByNetwork, false);
+    assert.deepEqual(calls, []);
+    assert.equal(log.filter(e => e[0] === 'usermessage').length, 0);
+    // a replacing stream starts unreduced, as the server's new stream does
+    layer({id: 's1', reduced: true});
+    ws.receive({type: 'offer', id: 's3', replace: 's1', label: 'camera', source: 'b', username: 'bob', sdp: 'o3'});
+    await settle();
+    assert.equal(streams[1].reducedByNetwork, false);
+    // and a closed stream hears nothing more
+    ws.receive({type: 'close', id: 's3'});
+    streams[1].onreduced = () => assert.fail('closed stream');
+    layer({id: 's3', reduced: true});
+});
+
 test('parseTime accepts RFC 3339 strings and milliseconds', () => {
     assert.equal(parseTime('2026-01-02T03:04:05Z').getTime(), Date.UTC(2026, 0, 2, 3, 4, 5));
     assert.equal(parseTime(1000).getTime(), 1000);
