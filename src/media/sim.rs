@@ -25,6 +25,11 @@ use super::{LinkKey, MediaCodec, MediaError, MediaEvent, Selection, Sfu, SfuConf
 
 /// Byte 2 of every simulated video payload names the layer it was sent on.
 pub const LAYER_TAG_OFFSET: usize = 2;
+/// Where the layer tag is in payloads with full VP8 descriptors (after the descriptor and the
+/// VP8 payload header byte).
+pub const TEMPORAL_TAG_OFFSET: usize = 8;
+/// The first bytes of a payload kept per received packet.
+pub const HEAD_LEN: usize = 12;
 
 /// Loss, delay and capacity of the path between one client and the server.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +70,10 @@ pub struct SeenRtp {
     pub pt: u8,
     /// The layer tag of the payload (see [`LAYER_TAG_OFFSET`]).
     pub layer_tag: u8,
+    /// The payload's first [`HEAD_LEN`] bytes (zero-padded).
+    pub head: [u8; HEAD_LEN],
+    /// The RTP marker bit.
+    pub marker: bool,
     /// When it arrived.
     pub at: Instant,
 }
@@ -109,6 +118,13 @@ pub struct Source {
     pub layer_tag: u8,
     /// Packets written so far.
     pub sent: u64,
+    /// Video: write full VP8 descriptors (15-bit picture ID, TL0PICIDX, TID and layer sync)
+    /// with three temporal layers in libwebrtc's pattern (TIDs 0, 2, 1, 2). The layer tag then
+    /// moves to [`TEMPORAL_TAG_OFFSET`].
+    pub temporal_layers: bool,
+    picture_id: u16,
+    tl0_pic_idx: u8,
+    frames_since_keyframe: u64,
     next_at: Instant,
     seq: u64,
     ts: u32,
@@ -361,6 +377,10 @@ impl Sim {
             seq: 1000 * (self.sources.len() as u64 + 1),
             ts: 0,
             keyframe_due: true,
+            temporal_layers: false,
+            picture_id: 0x7ff0,
+            tl0_pic_idx: 250,
+            frames_since_keyframe: 0,
         });
         self.sources.len() - 1
     }
@@ -566,6 +586,13 @@ impl Sim {
                     ts: p.header.timestamp,
                     pt: *p.header.payload_type,
                     layer_tag: p.payload.get(LAYER_TAG_OFFSET).copied().unwrap_or(0),
+                    head: {
+                        let mut head = [0; HEAD_LEN];
+                        let n = p.payload.len().min(HEAD_LEN);
+                        head[..n].copy_from_slice(&p.payload[..n]);
+                        head
+                    },
+                    marker: p.header.marker,
                     at: p.timestamp,
                 });
             }
@@ -595,6 +622,20 @@ impl Sim {
             return;
         };
         let keyframe = std::mem::take(&mut s.keyframe_due);
+        // Temporal layers: TIDs 0, 2, 1, 2; layer sync on the first TL1 and TL2 frames of
+        // each cycle (they refer to TL0 only).
+        if keyframe {
+            s.frames_since_keyframe = 0;
+        }
+        let phase = s.frames_since_keyframe % 4;
+        let tid: u8 = [0, 2, 1, 2][phase as usize];
+        let layer_sync = phase == 1 || phase == 2;
+        s.frames_since_keyframe += 1;
+        s.picture_id = (s.picture_id + 1) & 0x7fff;
+        if tid == 0 {
+            s.tl0_pic_idx = s.tl0_pic_idx.wrapping_add(1);
+        }
+        let (temporal, picture_id, tl0) = (s.temporal_layers, s.picture_id, s.tl0_pic_idx);
         s.ts = s.ts.wrapping_add(ts_step);
         let (mid, rid, count, len, tag, ts) = (
             s.mid,
@@ -607,12 +648,26 @@ impl Sim {
         for n in 0..count {
             let s = &mut self.sources[i];
             let mut payload = vec![0u8; len.max(LAYER_TAG_OFFSET + 1)];
-            if s.kind == MediaKind::Video {
+            if s.kind == MediaKind::Video && temporal {
+                payload.resize(payload.len().max(TEMPORAL_TAG_OFFSET + 1), 0);
+                // X, S on the first packet; I, L, T; 15-bit picture ID; TL0PICIDX; TID and Y;
+                // then the VP8 payload header (P bit clear on keyframes).
+                payload[0] = 0x80 | if n == 0 { 0x10 } else { 0x00 };
+                payload[1] = 0xe0;
+                payload[2] = 0x80 | (picture_id >> 8) as u8;
+                payload[3] = picture_id as u8;
+                payload[4] = tl0;
+                payload[5] = (tid << 6) | if layer_sync { 0x20 } else { 0 };
+                payload[6] = if keyframe { 0x00 } else { 0x01 };
+                payload[TEMPORAL_TAG_OFFSET] = tag;
+            } else if s.kind == MediaKind::Video {
                 // VP8 descriptor: S bit on the first packet; P bit clear on keyframes.
                 payload[0] = if n == 0 { 0x10 } else { 0x00 };
                 payload[1] = if keyframe { 0x00 } else { 0x01 };
+                payload[LAYER_TAG_OFFSET] = tag;
+            } else {
+                payload[LAYER_TAG_OFFSET] = tag;
             }
-            payload[LAYER_TAG_OFFSET] = tag;
             let seq = s.seq;
             s.seq += 1;
             s.sent += 1;

@@ -550,3 +550,77 @@ fn publishers_are_told_not_to_send_a_layer_nobody_can_receive() {
     let limit = s.clients[0].remb.expect("REMB");
     assert!(limit >= 10_000_000, "limit lifted: {limit}");
 }
+
+/// A received VP8 packet's TID, picture ID and TL0PICIDX (full descriptors only).
+fn vp8_ids(p: &SeenRtp) -> (u8, u16, u8) {
+    let h = p.head;
+    (
+        h[5] >> 6,
+        (u16::from(h[2] & 0x7f) << 8) | u16::from(h[3]),
+        h[4],
+    )
+}
+
+#[test]
+fn below_the_lowest_layer_temporal_layers_are_dropped_without_gaps() {
+    let mut s = with_publisher(23, &[]);
+    for source in &mut s.sources {
+        source.temporal_layers = true;
+    }
+    // The video costs about 840 kb/s: TL0 a quarter of it, TL0+TL1 half.
+    let capped_link = LinkConfig {
+        down_rate: Some(420_000),
+        ..LinkConfig::CLEAN
+    };
+    let capped = s.add_client(addr(34, 6000), capped_link);
+    s.subscribe(capped, StreamKey(320), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(25));
+    let since = s.now - Duration::from_secs(8);
+    let video: Vec<SeenRtp> = s.clients[capped]
+        .received
+        .iter()
+        .filter(|p| p.kind == MediaKind::Video && p.at >= since)
+        .copied()
+        .collect();
+    assert!(video.len() > 100, "{} video packets", video.len());
+    let tids: BTreeSet<u8> = video.iter().map(|p| vp8_ids(p).0).collect();
+    assert!(
+        !tids.contains(&2),
+        "the top temporal layer is dropped: {tids:?}"
+    );
+    // Sequence numbers have no holes where frames were left out.
+    let ratio = ratio(&video, MediaKind::Video);
+    assert!(
+        ratio >= 0.99,
+        "video sequence numbers are gap-free: {ratio}"
+    );
+    // Picture IDs go up by one per forwarded frame (wrapping at 2^15), TL0PICIDX by one per
+    // TL0 frame.
+    let mut frames: Vec<(u64, u8, u16, u8)> = video
+        .iter()
+        .filter(|p| p.head[0] & 0x10 != 0)
+        .map(|p| {
+            let (tid, pid, tl0) = vp8_ids(p);
+            (p.seq, tid, pid, tl0)
+        })
+        .collect();
+    frames.sort();
+    frames.dedup();
+    for pair in frames.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert_eq!(b.2, (a.2 + 1) & 0x7fff, "picture IDs continue: {a:?} {b:?}");
+        let tl0_step = u8::from(b.1 == 0);
+        assert_eq!(b.3, a.3.wrapping_add(tl0_step), "TL0PICIDX: {a:?} {b:?}");
+    }
+    let audio = audio_ratio_since(&s, capped, since);
+    assert!(audio >= 0.99, "audio delivery: {audio}");
+    let stats = s.sfu.stream_stats(StreamKey(320));
+    let layer = stats
+        .iter()
+        .find(|t| t.kind == TrackKind::Video)
+        .and_then(|t| t.layer)
+        .expect("layer stats");
+    assert_eq!(layer.max_tid, 2);
+    assert!(layer.tid < 2 && layer.reduced, "{layer:?}");
+}
