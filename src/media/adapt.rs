@@ -62,6 +62,10 @@ const MIN_REMB: u64 = 150_000;
 const UNLIMITED_REMB: u64 = 100_000_000;
 /// An estimate fall that re-runs the choice at once (fraction of the last one).
 const FALL_TRIGGER: f64 = 0.9;
+/// A new down stream's estimate is ignored this long: the estimator starts high, reacts to the
+/// first keyframe's burst as congestion and needs a few seconds to find the path (measured
+/// with Chromium: 1.5 Mb/s, 290 kb/s after 2 s, 1.3 Mb/s after 5 s on an unshaped link).
+const STARTUP_GRACE: Duration = Duration::from_secs(5);
 /// The estimator is asked for this much more than the best layers cost.
 const DESIRED_HEADROOM: f64 = 1.2;
 
@@ -97,12 +101,10 @@ impl LayerMeter {
         self.last_packet = Some(at);
     }
 
-    /// Whether packets are arriving.
+    /// Whether packets are arriving (a layer that just started counts, with no rate yet).
     pub(crate) fn available(&self, now: Instant) -> bool {
-        self.rate > 0
-            && self
-                .last_packet
-                .is_some_and(|at| now.saturating_duration_since(at) < LAYER_TIMEOUT)
+        self.last_packet
+            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_TIMEOUT)
     }
 
     /// Closes the measuring window if it is old enough, folding it into the smoothed rates
@@ -157,7 +159,10 @@ pub struct LayerStats {
     pub reduced: bool,
 }
 
-/// The layers of one m-line of an up stream, cheapest first by their measured rate.
+/// The video layers of one m-line of an up stream, lowest first, by Galène's convention: rid
+/// `l` is the lowest and `h` the highest, others rank by the order the publisher listed them,
+/// the first listed highest. (Not by measured rate: a browser ramps its high layer up from
+/// nothing, and a layer it paused keeps no rate.)
 fn ranked_layers(layers: &[UpLayer], mline: usize) -> heapless::Vec<usize, 8> {
     let mut ranked: heapless::Vec<usize, 8> = heapless::Vec::new();
     for (i, l) in layers.iter().enumerate() {
@@ -165,14 +170,29 @@ fn ranked_layers(layers: &[UpLayer], mline: usize) -> heapless::Vec<usize, 8> {
             let _ = ranked.push(i); // more than 8 layers in one m-line: the rest are ignored
         }
     }
-    ranked.sort_by_key(|&i| layers[i].meter.rate);
+    let named = |i: usize| match layers[i].rid.as_deref() {
+        Some("l") => 0,
+        Some("h") => 2,
+        _ => 1,
+    };
+    ranked.sort_by_key(|&i| (named(i), std::cmp::Reverse(i)));
     ranked
 }
 
 /// The ways a track may receive `wanted` (the layer its selection names), cheapest first:
-/// temporal layers of the cheapest layer, then each layer cheaper than `wanted`, then `wanted`.
-/// With `video-low`, only `wanted` and its temporal layers.
-fn track_options(now: Instant, layers: &[UpLayer], wanted: usize, video: VideoChoice) -> Options {
+/// temporal layers of the lowest layer, then each layer up to `wanted`. With `video-low`, only
+/// `wanted` and its temporal layers.
+///
+/// A layer not seen yet counts as arriving while the stream is younger than [`LAYER_TIMEOUT`]
+/// (`young`): a receiver that joins with the publisher waits for the layer it asked for rather
+/// than starting on whichever layer's first packet came first.
+fn track_options(
+    now: Instant,
+    layers: &[UpLayer],
+    wanted: usize,
+    video: VideoChoice,
+    young: bool,
+) -> Options {
     let mut options = Options::new();
     let Some(top) = layers.get(wanted) else {
         return options;
@@ -180,18 +200,16 @@ fn track_options(now: Instant, layers: &[UpLayer], wanted: usize, video: VideoCh
     let mut spatial: heapless::Vec<usize, 8> = heapless::Vec::new();
     if video == VideoChoice::High {
         for i in ranked_layers(layers, top.mline) {
-            // A wanted layer never seen yet (a publisher that starts on its low layer) is
-            // worth more than any layer that arrives.
-            let cheaper = top.meter.rate == 0 || layers[i].meter.rate < top.meter.rate;
-            if i != wanted && layers[i].meter.rate > 0 && cheaper {
-                let _ = spatial.push(i);
+            if i == wanted {
+                break;
             }
+            let _ = spatial.push(i);
         }
     }
     let _ = spatial.push(wanted); // at most 8 video layers per m-line, see ranked_layers
     for (n, &i) in spatial.iter().enumerate() {
         let meter = &layers[i].meter;
-        let available = meter.available(now);
+        let available = meter.available(now) || (young && meter.last_packet.is_none());
         if n == 0
             && let Some(max_tid) = meter.max_tid
         {
@@ -253,6 +271,7 @@ impl Sfu {
             &mut down.estimate
         };
         let fell = slot.is_none_or(|old| (bitrate as f64) < old as f64 * FALL_TRIGGER);
+        log::trace!("down {id:?}: estimate {bitrate} (receiver's: {from_receiver})");
         *slot = Some(bitrate);
         if fell {
             let link = down.link;
@@ -261,14 +280,17 @@ impl Sfu {
     }
 
     /// The budget of `link`: the estimates of its down streams added up (`None` while none is
-    /// known).
-    fn link_budget(&self, link: LinkKey) -> Option<u64> {
+    /// known, or all are younger than [`STARTUP_GRACE`]).
+    fn link_budget(&self, now: Instant, link: LinkKey) -> Option<u64> {
         let downs = self.links.get(&link)?;
         let mut total = None;
         for &id in downs {
             let Some(down) = self.peer(id).and_then(|p| p.down()) else {
                 continue;
             };
+            if now.saturating_duration_since(down.created) < STARTUP_GRACE {
+                continue;
+            }
             let estimate = match (down.estimate, down.remb) {
                 (Some(e), Some(r)) => Some(e.min(r)),
                 (e, r) => e.or(r),
@@ -310,7 +332,7 @@ impl Sfu {
     /// Chooses a layer for every video track of `link` and applies it.
     pub(crate) fn adapt_link(&mut self, now: Instant, link: LinkKey) {
         let budget = if self.config.downlink_estimation {
-            self.link_budget(link)
+            self.link_budget(now, link)
         } else {
             None
         };
@@ -349,11 +371,14 @@ impl Sfu {
                 if gathered.len() >= 16 {
                     break;
                 }
+                let young = up
+                    .created
+                    .is_some_and(|c| now.saturating_duration_since(c) < LAYER_TIMEOUT);
                 gathered.push(Gathered {
                     down: id,
                     track: index,
                     source: down.source,
-                    options: track_options(now, &up.layers, wanted, down.selection.video),
+                    options: track_options(now, &up.layers, wanted, down.selection.video, young),
                     policy: slot.policy.clone(),
                 });
             }
@@ -374,7 +399,7 @@ impl Sfu {
         let video_budget = budget.map(|b| b.saturating_sub(audio));
         let mut desired: Vec<(PeerId, u64)> = Vec::new();
         for (g, a) in gathered.into_iter().zip(allocations) {
-            let Some(option) = g.options.get(a.chosen).copied() else {
+            let Some(option) = a.chosen.and_then(|c| g.options.get(c)).copied() else {
                 continue;
             };
             let top_rate = g.options.last().map_or(0, |o| o.rate);
@@ -574,12 +599,12 @@ impl Sfu {
             if best + 1 >= ranked.len() {
                 return None;
             }
+            let rates = ranked[..=best].iter().map(|&i| up.layers[i].meter.rate);
+            if rates.clone().any(|r| r == 0) {
+                return None; // not measured yet: no grounds for a limit
+            }
             limited = true;
-            let layers: u64 = ranked[..=best]
-                .iter()
-                .map(|&i| up.layers[i].meter.rate)
-                .sum();
-            total += (layers as f64 * REMB_HEADROOM) as u64;
+            total += (rates.sum::<u64>() as f64 * REMB_HEADROOM) as u64;
         }
         limited.then_some(total.max(MIN_REMB))
     }

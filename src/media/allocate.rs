@@ -85,8 +85,8 @@ pub(crate) struct TrackPolicy {
 /// The outcome of one run for one track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Allocation {
-    /// Index of the chosen option.
-    pub chosen: usize,
+    /// Index of the chosen option (`None`: no option is arriving; leave the track as it is).
+    pub chosen: Option<usize>,
     /// Whether a better available option exists that the budget does not allow.
     pub reduced: bool,
     /// The best option the budget would allow if every layer were arriving (what the
@@ -226,7 +226,7 @@ fn settle(
     }
     policy.current = chosen.map(|c| track.options[c].choice());
     Allocation {
-        chosen: chosen.unwrap_or(0),
+        chosen,
         reduced,
         ceiling,
     }
@@ -307,21 +307,21 @@ mod tests {
         let mut p = [TrackPolicy::default()];
         // 900 kb/s: 850k for video, and the high layer must fit in 85 % of that (722k): no.
         let a = run(t0, Some(900_000), &[&o], &mut p);
-        assert_eq!(a[0].chosen, 2);
+        assert_eq!(a[0].chosen.unwrap(), 2);
         assert!(a[0].reduced);
         let mut p = [TrackPolicy::default()];
         let a = run(t0, Some(1_100_000), &[&o], &mut p);
-        assert_eq!(a[0].chosen, 3);
+        assert_eq!(a[0].chosen.unwrap(), 3);
         assert!(!a[0].reduced);
         // Unknown budget: the best.
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, None, &[&o], &mut p)[0].chosen, 3);
+        assert_eq!(run(t0, None, &[&o], &mut p)[0].chosen.unwrap(), 3);
         // 300 kb/s less 50k audio: the whole low layer fits with headroom.
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, Some(300_000), &[&o], &mut p)[0].chosen, 2);
+        assert_eq!(run(t0, Some(300_000), &[&o], &mut p)[0].chosen.unwrap(), 2);
         // 140 kb/s: audio takes 50k, tid 0 of the low layer (75k) fits, tid 1 (112k) does not.
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, Some(140_000), &[&o], &mut p)[0].chosen, 0);
+        assert_eq!(run(t0, Some(140_000), &[&o], &mut p)[0].chosen.unwrap(), 0);
     }
 
     #[test]
@@ -329,17 +329,17 @@ mod tests {
         let t0 = Instant::now();
         let o = simulcast(150_000, 800_000);
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, Some(2_000_000), &[&o], &mut p)[0].chosen, 3);
+        assert_eq!(run(t0, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
         // The link drops to 300k: straight to the low layer.
         let t1 = t0 + Duration::from_secs(20);
         let a = run(t1, Some(300_000), &[&o], &mut p);
-        assert_eq!(a[0].chosen, 2);
+        assert_eq!(a[0].chosen.unwrap(), 2);
         assert!(a[0].reduced);
         // It recovers at once, but the hold keeps the low layer for UPGRADE_HOLD.
         let t2 = t1 + Duration::from_secs(1);
-        assert_eq!(run(t2, Some(2_000_000), &[&o], &mut p)[0].chosen, 2);
+        assert_eq!(run(t2, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 2);
         let t3 = t1 + UPGRADE_HOLD;
-        assert_eq!(run(t3, Some(2_000_000), &[&o], &mut p)[0].chosen, 3);
+        assert_eq!(run(t3, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
     }
 
     #[test]
@@ -347,12 +347,12 @@ mod tests {
         let t0 = Instant::now();
         let o = simulcast(150_000, 800_000);
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, Some(1_100_000), &[&o], &mut p)[0].chosen, 3);
+        assert_eq!(run(t0, Some(1_100_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
         // 900k: would not be chosen fresh (850k > 0.85 * 900k) but still fits: kept.
         let t1 = t0 + Duration::from_secs(1);
-        assert_eq!(run(t1, Some(900_000), &[&o], &mut p)[0].chosen, 3);
+        assert_eq!(run(t1, Some(900_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
         // 840k: no longer fits.
-        assert_eq!(run(t1, Some(840_000), &[&o], &mut p)[0].chosen, 2);
+        assert_eq!(run(t1, Some(840_000), &[&o], &mut p)[0].chosen.unwrap(), 2);
     }
 
     #[test]
@@ -364,13 +364,13 @@ mod tests {
         let mut t = t0 + Duration::from_secs(30);
         run(t, Some(300_000), &[&o], &mut p); // down: hold 4 s
         t += UPGRADE_HOLD;
-        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, 3); // up
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3); // up
         t += Duration::from_secs(2);
-        assert_eq!(run(t, Some(300_000), &[&o], &mut p)[0].chosen, 2); // down again: hold 8 s
+        assert_eq!(run(t, Some(300_000), &[&o], &mut p)[0].chosen.unwrap(), 2); // down again: hold 8 s
         t += UPGRADE_HOLD;
-        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, 2);
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 2);
         t += UPGRADE_HOLD;
-        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, 3);
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
     }
 
     #[test]
@@ -378,10 +378,10 @@ mod tests {
         let t0 = Instant::now();
         let mut o = simulcast(150_000, 800_000);
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen, 3);
+        assert_eq!(run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
         o[3].available = false;
         let a = run(t0, Some(5_000_000), &[&o], &mut p);
-        assert_eq!(a[0].chosen, 2);
+        assert_eq!(a[0].chosen.unwrap(), 2);
         assert!(
             !a[0].reduced,
             "not the network's fault: the publisher stopped the layer"
@@ -389,7 +389,7 @@ mod tests {
         // The ceiling still says the high layer would be received.
         assert_eq!(a[0].ceiling, 3);
         o[3].available = true;
-        assert_eq!(run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen, 3);
+        assert_eq!(run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
     }
 
     #[test]
@@ -400,16 +400,16 @@ mod tests {
         // 1.1M: 1.05M for video, upgrades up to 892k: one high (800k) and one low (150k) is
         // 950k, too much: both low.
         let a = run(t0, Some(1_100_000), &[&o, &o], &mut p);
-        assert_eq!((a[0].chosen, a[1].chosen), (2, 2));
+        assert_eq!((a[0].chosen.unwrap(), a[1].chosen.unwrap()), (2, 2));
         let mut p = [TrackPolicy::default(), TrackPolicy::default()];
         let a = run(t0, Some(1_300_000), &[&o, &o], &mut p);
-        assert_eq!((a[0].chosen, a[1].chosen), (3, 2));
+        assert_eq!((a[0].chosen.unwrap(), a[1].chosen.unwrap()), (3, 2));
         // Congestion: the expensive one steps down first.
         let t1 = t0 + Duration::from_secs(1);
         let a = run(t1, Some(500_000), &[&o, &o], &mut p);
-        assert_eq!((a[0].chosen, a[1].chosen), (2, 2));
+        assert_eq!((a[0].chosen.unwrap(), a[1].chosen.unwrap()), (2, 2));
         // Severe congestion: both lose temporal layers, the audio stays reserved.
         let a = run(t1, Some(250_000), &[&o, &o], &mut p);
-        assert!(a[0].chosen <= 1 && a[1].chosen <= 1, "{a:?}");
+        assert!(a[0].chosen.unwrap() <= 1 && a[1].chosen.unwrap() <= 1, "{a:?}");
     }
 }

@@ -641,7 +641,10 @@ impl Sfu {
                     codecs
                 };
                 let rtc = self.build_rtc(now, codecs, Direction::RecvOnly)?;
-                let up = UpState::default();
+                let up = UpState {
+                    created: Some(now),
+                    ..UpState::default()
+                };
                 (self.insert_peer(now, key, rtc, Role::Up(up)), true)
             }
         };
@@ -718,6 +721,7 @@ impl Sfu {
             estimate: None,
             remb: None,
             desired: 0,
+            created: now,
             source: up_id,
             selection,
             tracks: Vec::new(),

@@ -100,6 +100,8 @@ pub(crate) struct UpState {
     pub layers: Vec<UpLayer>,
     /// The last rate limit sent to the publisher (REMB), bits per second.
     pub remb: Option<u64>,
+    /// When the stream was created.
+    pub created: Option<Instant>,
 }
 
 /// One incoming encoding: an m-line, or one simulcast rid of it.
@@ -145,6 +147,8 @@ pub(crate) struct DownState {
     pub remb: Option<u64>,
     /// The `desired` rate last given to the estimator.
     pub desired: u64,
+    /// When the stream was created (its estimate is not trusted at first).
+    pub created: Instant,
     /// The up stream it forwards from.
     pub source: PeerId,
     /// What the receiver asked for.

@@ -624,3 +624,18 @@ fn below_the_lowest_layer_temporal_layers_are_dropped_without_gaps() {
     assert_eq!(layer.max_tid, 2);
     assert!(layer.tid < 2 && layer.reduced, "{layer:?}");
 }
+
+#[test]
+fn debug_simulcast_temporal() {
+    let mut s = with_simulcast_publisher(24);
+    for source in &mut s.sources {
+        source.temporal_layers = true;
+    }
+    let c = s.add_client(addr(35, 6000), LinkConfig::CLEAN);
+    s.subscribe(c, StreamKey(330), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(5));
+    let n = s.clients[c].received.iter().filter(|p| p.kind == MediaKind::Video).count();
+    eprintln!("video packets {n}, stats {:?}", s.sfu.stream_stats(StreamKey(330)));
+    assert!(n > 100);
+}
