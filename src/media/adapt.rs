@@ -30,7 +30,7 @@
 use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
-use str0m::media::MediaKind;
+use str0m::media::{MediaKind, Mid};
 
 use super::allocate::{self, Allocation, Choice, LayerOption, Options, TrackInput};
 use super::forward::{SourceRef, VideoChoice};
@@ -58,14 +58,29 @@ pub(crate) const MAX_TIDS: usize = 4;
 const REMB_HEADROOM: f64 = 1.25;
 /// The lowest limit sent to a publisher.
 const MIN_REMB: u64 = 150_000;
+/// Rounds of [`REMB_INTERVAL`] a limit must be wanted before it is sent.
+const LIMIT_ROUNDS: u8 = 3;
 /// The value that lifts a limit.
 const UNLIMITED_REMB: u64 = 100_000_000;
 /// An estimate fall that re-runs the choice at once (fraction of the last one).
 const FALL_TRIGGER: f64 = 0.9;
 /// A new down stream's estimate is ignored this long: the estimator starts high, reacts to the
 /// first keyframe's burst as congestion and needs a few seconds to find the path (measured
-/// with Chromium: 1.5 Mb/s, 290 kb/s after 2 s, 1.3 Mb/s after 5 s on an unshaped link).
-const STARTUP_GRACE: Duration = Duration::from_secs(5);
+/// with Chromium: 1.5 Mb/s, 290 kb/s after 2 s, back to 1.3 Mb/s 5 to 10 s later on an
+/// unshaped link; the receiver reports still catch real congestion meanwhile).
+const STARTUP_GRACE: Duration = Duration::from_secs(10);
+/// Loss a receiver may report before its link counts as congested (random loss below this is
+/// left to NACK/RTX, as a 5 % lossy Wi-Fi link is not a reason to drop a layer).
+const CONGESTION_LOSS: f32 = 0.10;
+/// Round-trip time above the lowest seen that counts as a queue building up.
+const CONGESTION_RTT: Duration = Duration::from_millis(200);
+/// How long a report of congestion keeps a link congested.
+const CONGESTION_MEMORY: Duration = Duration::from_secs(2);
+/// On congestion, the budget falls to this share of what the link carried.
+const CONGESTION_BACKOFF: f64 = 0.85;
+/// A higher layer at fewer frames per second than this, and under 60 % of the lower layer's
+/// rate, is worse than the lower one (a publisher short of uplink starves its high layer).
+const POOR_FPS: f64 = 12.0;
 /// The estimator is asked for this much more than the best layers cost.
 const DESIRED_HEADROOM: f64 = 1.2;
 
@@ -81,15 +96,19 @@ pub(crate) struct LayerMeter {
     pub tid_rates: [u64; MAX_TIDS],
     /// The highest temporal layer seen (`None`: no temporal layers).
     pub max_tid: Option<u8>,
+    frames: u32,
+    /// Smoothed frames per second.
+    pub fps: f64,
     /// When the last packet arrived.
     pub last_packet: Option<Instant>,
 }
 
 impl LayerMeter {
-    /// Counts one packet of `len` payload bytes in temporal layer `tid`.
-    pub(crate) fn on_packet(&mut self, at: Instant, len: usize, tid: Option<u8>) {
+    /// Counts one packet of `len` payload bytes in temporal layer `tid`; `marker` ends a frame.
+    pub(crate) fn on_packet(&mut self, at: Instant, len: usize, tid: Option<u8>, marker: bool) {
         let size = len as u64 + PACKET_OVERHEAD;
         self.bytes += size;
+        self.frames += u32::from(marker);
         if let Some(tid) = tid {
             let t = usize::from(tid).min(MAX_TIDS - 1);
             self.tid_bytes[t] += size;
@@ -128,6 +147,13 @@ impl LayerMeter {
             }
         };
         self.rate = fold(self.rate, measured);
+        let fps = f64::from(self.frames) / secs;
+        self.fps = if self.fps == 0.0 {
+            fps
+        } else {
+            self.fps * 0.7 + fps * 0.3
+        };
+        self.frames = 0;
         let mut cumulative = 0;
         for t in 0..MAX_TIDS {
             cumulative += self.tid_bytes[t];
@@ -207,9 +233,12 @@ fn track_options(
         }
     }
     let _ = spatial.push(wanted); // at most 8 video layers per m-line, see ranked_layers
+    let lowest_fps = spatial.first().map_or(0.0, |&i| layers[i].meter.fps);
     for (n, &i) in spatial.iter().enumerate() {
         let meter = &layers[i].meter;
-        let available = meter.available(now) || (young && meter.last_packet.is_none());
+        let starved = n > 0 && meter.fps > 0.0 && meter.fps < POOR_FPS.min(lowest_fps * 0.6);
+        let available =
+            (meter.available(now) || (young && meter.last_packet.is_none())) && !starved;
         if n == 0
             && let Some(max_tid) = meter.max_tid
         {
@@ -279,6 +308,91 @@ impl Sfu {
         }
     }
 
+    /// A receiver report on down peer `id`: loss above [`CONGESTION_LOSS`] or a round-trip time
+    /// [`CONGESTION_RTT`] above the lowest seen marks its link congested.
+    ///
+    /// The first report of an episode caps this stream at [`CONGESTION_BACKOFF`] of what it
+    /// carried; while reports keep showing congestion, the cap is lowered again at most every
+    /// [`CONGESTION_MEMORY`] (a lower rate needs that long to show in the reports). The cap
+    /// lapses [`CONGESTION_MEMORY`] after the last congested report.
+    pub(crate) fn on_receiver_report(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        (mid, acked): (Mid, u64),
+        loss: Option<f32>,
+        rtt: Option<Duration>,
+    ) {
+        let Some(peer) = self.peer_mut(id) else {
+            return;
+        };
+        let carried: u64 = peer.stats.iter().map(|s| s.stats.bitrate).sum();
+        let Some(down) = peer.down_mut() else {
+            return;
+        };
+        match down.reports.iter_mut().find(|(m, _)| *m == mid) {
+            Some((_, last)) if *last == acked => return, // the same report again
+            Some((_, last)) => *last = acked,
+            None => {
+                let _ = down.reports.push((mid, acked)); // more m-lines: always fresh
+            }
+        }
+        if let Some(rtt) = rtt {
+            down.min_rtt = Some(down.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        }
+        let queue = rtt
+            .zip(down.min_rtt)
+            .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT);
+        if loss.is_some_and(|l| l > CONGESTION_LOSS) || queue {
+            let lapsed = down
+                .congested_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= CONGESTION_MEMORY);
+            let cap = (carried as f64 * CONGESTION_BACKOFF) as u64;
+            let lower_again = down
+                .congestion_cap
+                .is_some_and(|(set, _)| now.saturating_duration_since(set) >= CONGESTION_MEMORY);
+            down.congested_at = Some(now);
+            if lapsed || down.congestion_cap.is_none() {
+                down.congestion_cap = Some((now, cap));
+            } else if lower_again && let Some((_, old)) = down.congestion_cap {
+                down.congestion_cap = Some((now, old.min(cap)));
+            } else {
+                return;
+            }
+            log::debug!(
+                "down {id:?}: congestion (loss {loss:?}, rtt {rtt:?}): capped at {:?}",
+                down.congestion_cap.map(|(_, c)| c)
+            );
+            let link = down.link;
+            self.link_changed(link);
+        }
+    }
+
+    /// Whether a receiver on `link` reported congestion lately, and then the most the link
+    /// may carry: the congestion caps of its down streams, and what the others carry.
+    fn link_congestion(&self, now: Instant, link: LinkKey) -> Option<u64> {
+        let downs = self.links.get(&link)?;
+        let mut congested = false;
+        let mut limit = 0;
+        for &id in downs {
+            let Some(peer) = self.peer(id) else {
+                continue;
+            };
+            let Some(down) = peer.down() else {
+                continue;
+            };
+            let active = down
+                .congested_at
+                .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
+            congested |= active;
+            limit += match down.congestion_cap {
+                Some((_, cap)) if active => cap,
+                _ => peer.stats.iter().map(|s| s.stats.bitrate).sum::<u64>(),
+            };
+        }
+        congested.then_some(limit)
+    }
+
     /// The budget of `link`: the estimates of its down streams added up (`None` while none is
     /// known, or all are younger than [`STARTUP_GRACE`]).
     fn link_budget(&self, now: Instant, link: LinkKey) -> Option<u64> {
@@ -331,11 +445,15 @@ impl Sfu {
 
     /// Chooses a layer for every video track of `link` and applies it.
     pub(crate) fn adapt_link(&mut self, now: Instant, link: LinkKey) {
-        let budget = if self.config.downlink_estimation {
-            self.link_budget(now, link)
+        let (mut budget, congestion) = if self.config.downlink_estimation {
+            (self.link_budget(now, link), self.link_congestion(now, link))
         } else {
-            None
+            (None, None)
         };
+        if let Some(cap) = congestion.filter(|&c| c > 0) {
+            // The estimate missed it (a standing queue, loss): what got through is the limit.
+            budget = Some(budget.map_or(cap, |b| b.min(cap)));
+        }
         let Some(downs) = self.links.get(&link).cloned() else {
             return;
         };
@@ -394,19 +512,38 @@ impl Sfu {
                     policy: &mut g.policy,
                 })
                 .collect();
-            allocate::allocate(now, budget, audio, &mut inputs)
+            allocate::allocate(now, budget, audio, congestion.is_some(), &mut inputs)
         };
         let video_budget = budget.map(|b| b.saturating_sub(audio));
-        let mut desired: Vec<(PeerId, u64)> = Vec::new();
+        // Per down stream: the rate its best layers cost, and the padding floor of a trial.
+        let mut desired: Vec<(PeerId, u64, u64)> = Vec::new();
         for (g, a) in gathered.into_iter().zip(allocations) {
+            log::trace!(
+                "link {}: budget {budget:?} congestion {congestion:?} audio {audio}: track {}/{} \
+                 chosen {:?} ceiling {} probe {:?} of {:?}",
+                link.0,
+                g.down.index(),
+                g.track,
+                a.chosen,
+                a.ceiling,
+                a.probe,
+                g.options
+                    .iter()
+                    .map(|o| (o.layer, o.max_tid, o.rate / 1000, o.available))
+                    .collect::<Vec<_>>()
+            );
+            let top_rate = g.options.last().map_or(0, |o| o.rate);
+            let probe = a.probe.unwrap_or(0);
+            match desired.iter_mut().find(|(d, _, _)| *d == g.down) {
+                Some((_, rate, floor)) => {
+                    *rate += top_rate;
+                    *floor = (*floor).max(probe);
+                }
+                None => desired.push((g.down, top_rate, probe)),
+            }
             let Some(option) = a.chosen.and_then(|c| g.options.get(c)).copied() else {
                 continue;
             };
-            let top_rate = g.options.last().map_or(0, |o| o.rate);
-            match desired.iter_mut().find(|(d, _)| *d == g.down) {
-                Some((_, rate)) => *rate += top_rate,
-                None => desired.push((g.down, top_rate)),
-            }
             let ceiling = g.options.get(a.ceiling).map(|o| o.layer);
             let target = SourceRef {
                 up: g.source,
@@ -427,8 +564,9 @@ impl Sfu {
             );
         }
         if self.config.downlink_estimation {
-            for (id, video) in desired {
-                self.set_desired(now, id, video + audio);
+            for (id, video, probe) in desired {
+                let floor = if probe > 0 { probe + audio } else { 0 };
+                self.set_desired(now, id, video + audio, floor);
             }
         }
     }
@@ -497,8 +635,9 @@ impl Sfu {
         }
     }
 
-    /// Tells down peer `id`'s estimator how much we would like to send (it probes towards it).
-    fn set_desired(&mut self, now: Instant, id: PeerId, rate: u64) {
+    /// Tells down peer `id`'s estimator how much we would like to send (it probes towards it)
+    /// and the floor padding must keep the link at (an upgrade on trial; 0: none).
+    fn set_desired(&mut self, now: Instant, id: PeerId, rate: u64, floor: u64) {
         let desired = ((rate as f64 * DESIRED_HEADROOM) as u64).max(300_000);
         let Some(peer) = self.peer_mut(id) else {
             return;
@@ -508,11 +647,14 @@ impl Sfu {
             return;
         };
         let old = down.desired as f64;
-        if old > 0.0 && (desired as f64 - old).abs() < old * 0.1 {
+        let same_desired = old > 0.0 && (desired as f64 - old).abs() < old * 0.1;
+        if same_desired && floor == down.probing {
             return;
         }
         down.desired = desired;
-        rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+        down.probing = floor;
+        rtc.bwe()
+            .set_bitrate(Bitrate::bps(floor.min(desired)), Bitrate::bps(desired));
         self.drain(now, id);
     }
 
@@ -539,8 +681,16 @@ impl Sfu {
             let Role::Up(up) = role else {
                 continue;
             };
+            // A limit must hold for a few rounds before it is sent (a receiver's estimate
+            // dips for a moment); lifting it is immediate.
+            up.limit_rounds = if limit.is_some() {
+                up.limit_rounds.saturating_add(1)
+            } else {
+                0
+            };
             let value = match (limit, up.remb) {
-                (Some(limit), _) => limit,
+                (Some(limit), _) if up.limit_rounds >= LIMIT_ROUNDS => limit,
+                (Some(_), _) => continue,
                 (None, Some(_)) => UNLIMITED_REMB,
                 (None, None) => continue, // never limited: nothing to lift
             };
@@ -556,6 +706,7 @@ impl Sfu {
             let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
                 continue;
             };
+            log::trace!("up {}: rate limit {value}", id.index());
             rx.request_remb(Bitrate::bps(value));
             up.remb = Some(value);
             self.drain(now, id);

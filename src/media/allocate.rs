@@ -13,6 +13,12 @@
 //! - A track steps up only when the next option fits with [`UPGRADE_HEADROOM`] to spare and no
 //!   hold is in force. A step down holds upgrades for [`UPGRADE_HOLD`], doubled for each step
 //!   down that follows an upgrade within [`FLAP_WINDOW`] (up cautiously, and do not flap).
+//! - A track that was once stepped down for lack of budget steps up again only after a trial:
+//!   for [`TRIAL_TIME`] the link is filled with padding up to what the next option would cost
+//!   ([`Allocation::probe`]), and the step happens only if no congestion was reported meanwhile.
+//!   An estimate that grew from a short probe (a shaper's token bucket lets a burst through at
+//!   line rate) is not trusted with a keyframe and a higher layer until then; a failed trial
+//!   counts as a flap.
 //! - Options whose layer is not arriving are skipped; a track whose option stops arriving moves
 //!   to the nearest one that arrives.
 //!
@@ -30,6 +36,8 @@ pub(crate) const FLAP_WINDOW: Duration = Duration::from_secs(15);
 pub(crate) const MAX_UPGRADE_HOLD: Duration = Duration::from_secs(32);
 /// Options kept per track, at most.
 pub(crate) const MAX_OPTIONS: usize = 8;
+/// How long an upgrade is tried with padding before it is made.
+pub(crate) const TRIAL_TIME: Duration = Duration::from_millis(2500);
 
 /// One way to receive a video track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +88,12 @@ pub(crate) struct TrackPolicy {
     hold: Option<Duration>,
     /// When the last upgrade happened.
     last_upgrade: Option<Instant>,
+    /// When the last step down happened.
+    last_down: Option<Instant>,
+    /// The budget once forced this track down: upgrades go through trials.
+    recovering: bool,
+    /// The trial of the next upgrade runs until then.
+    trial_until: Option<Instant>,
 }
 
 /// The outcome of one run for one track.
@@ -92,6 +106,8 @@ pub(crate) struct Allocation {
     /// The best option the budget would allow if every layer were arriving (what the
     /// publisher is worth asking for).
     pub ceiling: usize,
+    /// An upgrade is on trial: keep the link busy up to this much video, bits per second.
+    pub probe: Option<u64>,
 }
 
 /// One track as [`allocate`] sees it.
@@ -104,13 +120,22 @@ pub(crate) struct TrackInput<'a> {
 
 /// Chooses an option for every track of one link. `budget` is the link's estimate in bits per
 /// second (`None`: unknown, every track gets its best available option); `audio` is the rate
-/// reserved for audio. Returns one [`Allocation`] per track, in order.
+/// reserved for audio; `congested` says the link reported congestion lately (no upgrade, and a
+/// running trial fails). Returns one [`Allocation`] per track, in order.
 pub(crate) fn allocate(
     now: Instant,
     budget: Option<u64>,
     audio: u64,
+    congested: bool,
     tracks: &mut [TrackInput<'_>],
 ) -> heapless::Vec<Allocation, 16> {
+    if congested {
+        for t in tracks.iter_mut() {
+            if t.policy.trial_until.take().is_some() {
+                fail_trial(now, t.policy);
+            }
+        }
+    }
     let mut chosen: heapless::Vec<Option<usize>, 16> = heapless::Vec::new();
     for t in tracks.iter() {
         // capacity 16: callers pass at most 16 tracks (extra ones are left out below)
@@ -123,7 +148,7 @@ pub(crate) fn allocate(
             let best = best_available(t.options);
             chosen[i] = best;
             let ceiling = t.options.len().saturating_sub(1);
-            let _ = out.push(settle(now, t, best, false, false, ceiling));
+            let _ = out.push(settle(now, t, best, false, false, ceiling, None));
         }
         return out;
     };
@@ -156,10 +181,14 @@ pub(crate) fn allocate(
     }
     // Up: the track on the cheapest option first, while the next one fits with headroom.
     let allowed = (video_budget as f64 * UPGRADE_HEADROOM) as u64;
+    let mut probes: heapless::Vec<Option<u64>, 16> = heapless::Vec::new();
+    for _ in 0..count {
+        let _ = probes.push(None);
+    }
     loop {
         let total = cost(&chosen, tracks);
         let candidate = (0..count)
-            .filter(|&i| !stepped_down[i])
+            .filter(|&i| !stepped_down[i] && probes[i].is_none())
             .filter(|&i| tracks[i].policy.hold_until.is_none_or(|h| now >= h))
             .filter_map(|i| {
                 let c = chosen[i]?;
@@ -173,6 +202,26 @@ pub(crate) fn allocate(
         let Some((_, i, above)) = candidate else {
             break;
         };
+        let policy = &mut *tracks[i].policy;
+        if policy.recovering {
+            if congested {
+                break;
+            }
+            match policy.trial_until {
+                Some(until) if now >= until => policy.trial_until = None, // passed
+                Some(_) => {
+                    probes[i] = Some(total - chosen[i].map_or(0, |c| tracks[i].options[c].rate)
+                        + tracks[i].options[above].rate);
+                    continue;
+                }
+                None => {
+                    policy.trial_until = Some(now + TRIAL_TIME);
+                    probes[i] = Some(total - chosen[i].map_or(0, |c| tracks[i].options[c].rate)
+                        + tracks[i].options[above].rate);
+                    continue;
+                }
+            }
+        }
         chosen[i] = Some(above);
     }
     // The ceiling: the best option each track could afford alone on what is left.
@@ -187,7 +236,18 @@ pub(crate) fn allocate(
             (Some(c), Some(b)) => c < b,
             _ => false,
         };
-        let _ = out.push(settle(now, t, chosen[i], stepped_down[i], reduced, ceiling));
+        if probes[i].is_none() {
+            t.policy.trial_until = None; // the upgrade no longer fits: no trial
+        }
+        let _ = out.push(settle(
+            now,
+            t,
+            chosen[i],
+            stepped_down[i],
+            reduced,
+            ceiling,
+            probes[i],
+        ));
     }
     out
 }
@@ -202,6 +262,7 @@ fn settle(
     budget_down: bool,
     reduced: bool,
     ceiling: usize,
+    probe: Option<u64>,
 ) -> Allocation {
     let previous = track
         .policy
@@ -210,16 +271,21 @@ fn settle(
     let policy = &mut *track.policy;
     match (previous, chosen) {
         (Some(p), Some(c)) if c < p && budget_down => {
-            // A step down. Flapping (down soon after an up) doubles the hold.
-            let flapped = policy
-                .last_upgrade
-                .is_some_and(|u| now.saturating_duration_since(u) < FLAP_WINDOW);
+            // A step down. Flapping (down soon after an up) doubles the hold, once per up:
+            // the steps of one fall are one flap.
+            let flapped = policy.last_upgrade.is_some_and(|u| {
+                now.saturating_duration_since(u) < FLAP_WINDOW
+                    && policy.last_down.is_none_or(|d| d < u)
+            });
+            policy.last_down = Some(now);
             let hold = match policy.hold {
                 Some(h) if flapped => (h * 2).min(MAX_UPGRADE_HOLD),
                 _ => UPGRADE_HOLD,
             };
             policy.hold = Some(hold);
             policy.hold_until = Some(now + hold);
+            policy.recovering = true;
+            policy.trial_until = None;
         }
         (Some(p), Some(c)) if c > p => policy.last_upgrade = Some(now),
         _ => {}
@@ -229,7 +295,17 @@ fn settle(
         chosen,
         reduced,
         ceiling,
+        probe,
     }
+}
+
+/// A trial saw congestion: hold upgrades as after a flap.
+fn fail_trial(now: Instant, policy: &mut TrackPolicy) {
+    let hold = policy
+        .hold
+        .map_or(UPGRADE_HOLD, |h| (h * 2).min(MAX_UPGRADE_HOLD));
+    policy.hold = Some(hold);
+    policy.hold_until = Some(now + hold);
 }
 
 /// Where a track starts this run: its previous option if it is still offered and arriving,
@@ -297,7 +373,7 @@ mod tests {
                 policy: p,
             })
             .collect();
-        allocate(now, budget, 50_000, &mut inputs).to_vec()
+        allocate(now, budget, 50_000, false, &mut inputs).to_vec()
     }
 
     #[test]
@@ -337,9 +413,49 @@ mod tests {
         assert!(a[0].reduced);
         // It recovers at once, but the hold keeps the low layer for UPGRADE_HOLD.
         let t2 = t1 + Duration::from_secs(1);
-        assert_eq!(run(t2, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 2);
+        let a = run(t2, Some(2_000_000), &[&o], &mut p);
+        assert_eq!((a[0].chosen, a[0].probe), (Some(2), None));
+        // Then a trial: padding up to what the high layer costs, still on the low layer.
         let t3 = t1 + UPGRADE_HOLD;
-        assert_eq!(run(t3, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
+        let a = run(t3, Some(2_000_000), &[&o], &mut p);
+        assert_eq!((a[0].chosen, a[0].probe), (Some(2), Some(800_000)));
+        let a = run(t3 + TRIAL_TIME / 2, Some(2_000_000), &[&o], &mut p);
+        assert_eq!((a[0].chosen, a[0].probe), (Some(2), Some(800_000)));
+        // The trial saw no congestion: up.
+        let a = run(t3 + TRIAL_TIME, Some(2_000_000), &[&o], &mut p);
+        assert_eq!((a[0].chosen, a[0].probe), (Some(3), None));
+    }
+
+    fn run_congested(now: Instant, budget: u64, o: &Options, p: &mut TrackPolicy) -> Allocation {
+        let mut inputs = [TrackInput {
+            options: o.as_slice(),
+            policy: p,
+        }];
+        allocate(now, Some(budget), 50_000, true, &mut inputs)[0]
+    }
+
+    #[test]
+    fn a_trial_that_meets_congestion_fails_and_holds_longer() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default()];
+        run(t0, Some(2_000_000), &[&o], &mut p);
+        let t1 = t0 + Duration::from_secs(30);
+        run(t1, Some(300_000), &[&o], &mut p); // down, hold 4 s
+        let t2 = t1 + UPGRADE_HOLD;
+        assert_eq!(run(t2, Some(2_000_000), &[&o], &mut p)[0].probe, Some(800_000));
+        // The receiver reports loss while the padding runs: the trial fails.
+        let a = run_congested(t2 + Duration::from_secs(1), 2_000_000, &o, &mut p[0]);
+        assert_eq!((a.chosen, a.probe), (Some(2), None));
+        // The hold doubled (8 s): no new trial before it ends.
+        let t3 = t2 + Duration::from_secs(1);
+        let a = run(t3 + Duration::from_secs(7), Some(2_000_000), &[&o], &mut p);
+        assert_eq!((a[0].chosen, a[0].probe), (Some(2), None));
+        let a = run(t3 + Duration::from_secs(8), Some(2_000_000), &[&o], &mut p);
+        assert_eq!((a[0].chosen, a[0].probe), (Some(2), Some(800_000)));
+        // A track that was never forced down needs no trial.
+        let mut fresh = [TrackPolicy::default()];
+        assert_eq!(run(t3, Some(2_000_000), &[&o], &mut fresh)[0].chosen, Some(3));
     }
 
     #[test]
@@ -364,13 +480,17 @@ mod tests {
         let mut t = t0 + Duration::from_secs(30);
         run(t, Some(300_000), &[&o], &mut p); // down: hold 4 s
         t += UPGRADE_HOLD;
-        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3); // up
+        run(t, Some(2_000_000), &[&o], &mut p); // trial
+        t += TRIAL_TIME;
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, Some(3)); // up
         t += Duration::from_secs(2);
-        assert_eq!(run(t, Some(300_000), &[&o], &mut p)[0].chosen.unwrap(), 2); // down again: hold 8 s
+        assert_eq!(run(t, Some(300_000), &[&o], &mut p)[0].chosen, Some(2)); // down again: hold 8 s
         t += UPGRADE_HOLD;
-        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 2);
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].probe, None);
         t += UPGRADE_HOLD;
-        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].probe, Some(800_000));
+        t += TRIAL_TIME;
+        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, Some(3));
     }
 
     #[test]

@@ -722,6 +722,11 @@ impl Sfu {
             remb: None,
             desired: 0,
             created: now,
+            min_rtt: None,
+            congested_at: None,
+            congestion_cap: None,
+            probing: 0,
+            reports: heapless::Vec::new(),
             source: up_id,
             selection,
             tracks: Vec::new(),
@@ -1289,8 +1294,12 @@ impl Sfu {
             }
             Event::MediaEgressStats(report) => {
                 let jitter = report.remote.as_ref().map(|r| r.jitter);
+                let acked = report.remote.as_ref().map(|r| *r.maximum_sequence_number);
                 let sample = (report.mid, report.rid, report.bytes, report.timestamp);
                 self.record_stats(id, sample, report.loss, jitter, report.rtt);
+                if let Some(acked) = acked {
+                    self.on_receiver_report(now, id, (report.mid, acked), report.loss, report.rtt);
+                }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 self.on_estimate(id, estimate.as_u64(), false);
@@ -1532,9 +1541,12 @@ impl Sfu {
         } else {
             CodecMeta::Other
         };
-        layer
-            .meter
-            .on_packet(packet.timestamp, packet.payload.len(), codec_meta.tid());
+        layer.meter.on_packet(
+            packet.timestamp,
+            packet.payload.len(),
+            codec_meta.tid(),
+            packet.header.marker,
+        );
         if layer.subscribers.is_empty() {
             return;
         }

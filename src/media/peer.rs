@@ -2,7 +2,7 @@
 //! layers or tracks, its routing entries and its deadline.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::Candidate;
 use str0m::Rtc;
@@ -102,6 +102,8 @@ pub(crate) struct UpState {
     pub remb: Option<u64>,
     /// When the stream was created.
     pub created: Option<Instant>,
+    /// Consecutive rounds in which a rate limit was wanted.
+    pub limit_rounds: u8,
 }
 
 /// One incoming encoding: an m-line, or one simulcast rid of it.
@@ -149,6 +151,17 @@ pub(crate) struct DownState {
     pub desired: u64,
     /// When the stream was created (its estimate is not trusted at first).
     pub created: Instant,
+    /// The lowest round-trip time the receiver's reports gave.
+    pub min_rtt: Option<Duration>,
+    /// When the receiver's reports last showed congestion (loss or a queue building).
+    pub congested_at: Option<Instant>,
+    /// The rate this stream is held to while congested, and when it was set.
+    pub congestion_cap: Option<(Instant, u64)>,
+    /// The padding floor last given to the estimator (an upgrade on trial).
+    pub probing: u64,
+    /// Per m-line, the highest sequence number the last receiver report acknowledged (a
+    /// stats event repeats the last report when no new one came).
+    pub reports: heapless::Vec<(Mid, u64), 4>,
     /// The up stream it forwards from.
     pub source: PeerId,
     /// What the receiver asked for.
