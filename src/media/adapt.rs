@@ -312,9 +312,10 @@ impl Sfu {
     /// [`CONGESTION_RTT`] above the lowest seen marks its link congested.
     ///
     /// The first report of an episode caps this stream at [`CONGESTION_BACKOFF`] of what it
-    /// carried; while reports keep showing congestion, the cap is lowered again at most every
-    /// [`CONGESTION_MEMORY`] (a lower rate needs that long to show in the reports). The cap
-    /// lapses [`CONGESTION_MEMORY`] after the last congested report.
+    /// carried; while reports keep showing congestion and the stream still sends more than its
+    /// cap, the cap is lowered again at most every [`CONGESTION_MEMORY`] (a lower rate needs
+    /// that long to show in the reports). The cap lapses [`CONGESTION_MEMORY`] after the last
+    /// congested report.
     pub(crate) fn on_receiver_report(
         &mut self,
         now: Instant,
@@ -348,9 +349,11 @@ impl Sfu {
                 .congested_at
                 .is_none_or(|at| now.saturating_duration_since(at) >= CONGESTION_MEMORY);
             let cap = (carried as f64 * CONGESTION_BACKOFF) as u64;
-            let lower_again = down
-                .congestion_cap
-                .is_some_and(|(set, _)| now.saturating_duration_since(set) >= CONGESTION_MEMORY);
+            // Lower again only if the stream still sends more than its cap: once it is below,
+            // the reports show the queue of earlier traffic draining.
+            let lower_again = down.congestion_cap.is_some_and(|(set, old)| {
+                now.saturating_duration_since(set) >= CONGESTION_MEMORY && carried > old
+            });
             down.congested_at = Some(now);
             if lapsed || down.congestion_cap.is_none() {
                 down.congestion_cap = Some((now, cap));

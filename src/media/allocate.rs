@@ -192,11 +192,18 @@ pub(crate) fn allocate(
             .filter(|&i| tracks[i].policy.hold_until.is_none_or(|h| now >= h))
             .filter_map(|i| {
                 let c = chosen[i]?;
-                let above = available_above(tracks[i].options, c)?;
-                let extra = tracks[i].options[above]
-                    .rate
-                    .saturating_sub(tracks[i].options[c].rate);
-                (total + extra <= allowed).then_some((c, i, above))
+                let options = tracks[i].options;
+                let fits = |o: usize| {
+                    total + options[o].rate.saturating_sub(options[c].rate) <= allowed
+                };
+                let mut above = available_above(options, c).filter(|&o| fits(o))?;
+                if tracks[i].policy.recovering {
+                    // One trial for the whole way up to what fits, not one per step.
+                    while let Some(next) = available_above(options, above).filter(|&o| fits(o)) {
+                        above = next;
+                    }
+                }
+                Some((c, i, above))
             })
             .min_by_key(|&(c, i, _)| (c, i));
         let Some((_, i, above)) = candidate else {
@@ -424,6 +431,23 @@ mod tests {
         // The trial saw no congestion: up.
         let a = run(t3 + TRIAL_TIME, Some(2_000_000), &[&o], &mut p);
         assert_eq!((a[0].chosen, a[0].probe), (Some(3), None));
+    }
+
+    #[test]
+    fn recovery_tries_the_whole_way_up_to_what_fits_at_once() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default()];
+        run(t0, Some(2_000_000), &[&o], &mut p);
+        // Severe congestion: down to the base temporal layer.
+        let t1 = t0 + Duration::from_secs(30);
+        assert_eq!(run(t1, Some(120_000), &[&o], &mut p)[0].chosen, Some(0));
+        // Room for the whole low layer (not the high one): one trial for it, then up.
+        let t2 = t1 + UPGRADE_HOLD;
+        let a = run(t2, Some(400_000), &[&o], &mut p);
+        assert_eq!((a[0].chosen, a[0].probe), (Some(0), Some(150_000)));
+        let a = run(t2 + TRIAL_TIME, Some(400_000), &[&o], &mut p);
+        assert_eq!((a[0].chosen, a[0].probe), (Some(2), None));
     }
 
     fn run_congested(now: Instant, budget: u64, o: &Options, p: &mut TrackPolicy) -> Allocation {
