@@ -6,9 +6,17 @@
 #   benches/run.sh --quick    smoke test (a few minutes; .ci/run uses it): results in
 #                             $CARGO_TARGET_DIR/bench-quick (or target/bench-quick); fails only
 #                             if a step cannot run or delivers no media; no timing is asserted
+#                             (includes a short `capped` step on sfubox)
+#   benches/run.sh --estimation
+#                             downlink estimation on vs off (≈ 10 min on 2 cores): sfubox and
+#                             sfubox -downlink-estimation=false (target `sfubox-noest`) on the
+#                             `capped` scenario (a simulcast publisher, a quarter of the
+#                             subscribers behind an emulated 300 kb/s, 300 ms, 2 %-loss link)
+#                             and plain fan-out N = 10, 50; results in benches/results/estimation/
 #
 # Other flags: --no-janus, --no-callgrind, --out DIR; anything else is passed to `loadgen suite`
-# (e.g. --fanout 1,10,50 --reps 1 --window 10).
+# ahead of this script's own defaults, so it wins (e.g. --fanout 1,10,50 --reps 1 --window 10,
+# --targets sfubox,sfubox-noest, --capped 20 --cap-kbps 250).
 #
 # Layout: the target runs pinned to CPU 1 and the generator to CPU 0 (taskset). As root,
 # everything runs in a private network namespace made here (`unshare -n`) with a veth pair
@@ -21,6 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
+estimation=0
 janus=1
 callgrind=1
 out=""
@@ -28,6 +37,7 @@ extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --estimation) estimation=1 ;;
     --no-janus) janus=0 ;;
     --no-callgrind) callgrind=0 ;;
     --out) out="$2"; shift ;;
@@ -38,7 +48,14 @@ done
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 if [ -z "$out" ]; then
-  if [ "$quick" = 1 ]; then out="$target_dir/bench-quick"; else out="benches/results"; fi
+  if [ "$quick" = 1 ]; then out="$target_dir/bench-quick"
+  elif [ "$estimation" = 1 ]; then out="benches/results/estimation"
+  else out="benches/results"; fi
+fi
+if [ "$estimation" = 1 ]; then
+  # Only sfubox with and without estimation: no Janus, no callgrind pass.
+  janus=0
+  callgrind=0
 fi
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
@@ -55,6 +72,7 @@ root=0
 [ "$(id -u)" = 0 ] && root=1
 
 targets="sfubox,null"
+[ "$estimation" = 1 ] && targets="sfubox,sfubox-noest"
 janus_args=()
 if [ "$janus" = 1 ]; then
   if ! command -v janus >/dev/null 2>&1 && [ "$quick" = 0 ] && [ "$root" = 1 ]; then
@@ -103,6 +121,7 @@ fi
 
 quick_args=()
 [ "$quick" = 1 ] && quick_args=(--quick)
+[ "$estimation" = 1 ] && quick_args+=(--scenarios capped,fanout --fanout 10,50)
 
 # Runs the generator pinned to CPU 0 inside a private network namespace with 127.0.0.2 on a
 # veth (as root), or directly on the host's loopback otherwise.
@@ -122,8 +141,9 @@ run_suite() {
 }
 
 echo "== load: targets $targets (results in $out)"
-run_suite --out "$out" --targets "$targets" --sfubox "$sfubox" \
-  ${janus_args[@]+"${janus_args[@]}"} ${quick_args[@]+"${quick_args[@]}"} ${extra[@]+"${extra[@]}"}
+# The generator takes the first of a repeated flag: the caller's extra flags come first.
+run_suite ${extra[@]+"${extra[@]}"} --out "$out" --targets "$targets" --sfubox "$sfubox" \
+  ${janus_args[@]+"${janus_args[@]}"} ${quick_args[@]+"${quick_args[@]}"}
 
 if [ "$callgrind" = 1 ] && [ "$quick" = 0 ] && command -v valgrind >/dev/null 2>&1; then
   echo "== instructions per forwarded packet under callgrind (sfubox and the null SFU, fan-out 10)"

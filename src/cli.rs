@@ -71,6 +71,9 @@ pub struct Options {
     /// `-camus-client`: the Camus web client's `static/` directory (served under `/static/`
     /// for the Camus room pages); `None` when not given.
     pub camus_client: Option<PathBuf>,
+    /// `-downlink-estimation`: estimate each subscriber's downlink and fit its layers to it
+    /// (sfubox only; default on). Off, every receiver gets the layer it asked for.
+    pub downlink_estimation: bool,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             relay_only: false,
             mdns: false,
             camus_client: None,
+            downlink_estimation: true,
         }
     }
 }
@@ -139,6 +143,9 @@ pub fn usage(program: &str) -> String {
          \x20 -turn address        built-in TURN server: \"\", :port, IP:port or auto (default \"auto\"; not implemented yet)\n\
          \x20 -relay-only          force ICE transport policy relay (default false)\n\
          \x20 -mdns                gather mDNS candidates (default false; accepted and ignored)\n\
+         \x20 -downlink-estimation\n\
+         \x20                      estimate each subscriber's downlink and send it the simulcast layers\n\
+         \x20                      that fit it (default true; if false, each gets the layer it asked for)\n\
          \x20 -camus-client directory\n\
          \x20                      Camus chat client: the static/ directory of an unpacked camus-chat\n\
          \x20                      wheel, served for the room pages /chat/<room> and /room/<room>\n\
@@ -221,6 +228,7 @@ fn bool_flag<'a>(options: &'a mut Options, name: &str) -> Option<&'a mut bool> {
         "insecure" => Some(&mut options.insecure),
         "relay-only" => Some(&mut options.relay_only),
         "mdns" => Some(&mut options.mdns),
+        "downlink-estimation" => Some(&mut options.downlink_estimation),
         _ => None,
     }
 }
@@ -349,6 +357,7 @@ mod tests {
         assert_eq!(options.udp_ports, None);
         assert_eq!(options.turn, "auto");
         assert!(!options.relay_only && !options.mdns);
+        assert!(options.downlink_estimation);
     }
 
     #[test]
@@ -394,6 +403,10 @@ mod tests {
         assert!(run(&["-insecure=T"]).insecure);
         assert!(!run(&["-insecure=0"]).insecure);
         assert!(error(&["-insecure=yes"]).contains("invalid boolean"));
+        assert!(!run(&["-downlink-estimation=false"]).downlink_estimation);
+        assert!(!run(&["--downlink-estimation=0"]).downlink_estimation);
+        assert!(run(&["-downlink-estimation"]).downlink_estimation);
+        assert!(error(&["-downlink-estimation=off"]).contains("invalid boolean"));
         // Like Go, a separate word after a boolean flag is not its value.
         assert!(error(&["-insecure", "false"]).contains("unexpected argument"));
     }
@@ -490,6 +503,7 @@ mod tests {
             "-turn",
             "-relay-only",
             "-mdns",
+            "-downlink-estimation",
         ] {
             assert!(help.contains(flag), "{flag}");
         }

@@ -47,3 +47,79 @@ fn bad_flags_exit_with_code_2_and_a_message() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn downlink_estimation_is_a_boolean_flag_on_by_default() {
+    let help = String::from_utf8_lossy(&sfubox(&["-help"]).stdout).into_owned();
+    assert!(help.contains("-downlink-estimation"), "{help}");
+    assert!(help.contains("(default true"), "{help}");
+    let output = sfubox(&["-downlink-estimation=maybe"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid boolean value \"maybe\" for -downlink-estimation"),
+        "{stderr}"
+    );
+    // Like Go's boolean flags, a separate word is not its value.
+    assert_eq!(
+        sfubox(&["--downlink-estimation", "false"]).status.code(),
+        Some(2)
+    );
+    let default = started_server_log(&[]);
+    assert!(default.contains("Listening on"), "{default}");
+    assert!(!default.contains("Downlink estimation is off"), "{default}");
+    for off in ["-downlink-estimation=false", "--downlink-estimation=0"] {
+        let log = started_server_log(&[off]);
+        assert!(log.contains("Downlink estimation is off"), "{off}: {log}");
+    }
+}
+
+/// Starts the server on loopback with `extra` flags, returns its log up to the "Listening"
+/// line (at most 10 s), and kills it.
+fn started_server_log(extra: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let dir = std::env::temp_dir().join(format!(
+        "sfubox-cli-{}-{}",
+        std::process::id(),
+        extra.join("").replace(['-', '='], "")
+    ));
+    std::fs::create_dir_all(dir.join("groups")).expect("temporary groups directory");
+    std::fs::create_dir_all(dir.join("data")).expect("temporary data directory");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sfubox"))
+        .args(["-insecure", "-http", "127.0.0.1:0", "-udp-range", ""])
+        .arg("-groups")
+        .arg(dir.join("groups"))
+        .arg("-data")
+        .arg(dir.join("data"))
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the sfubox binary");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(10)) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("Listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    log
+}

@@ -50,6 +50,9 @@ tests/camus/run.sh
 echo "== Media: two headless Chromium pages see and hear each other through the SFU (tests/media-browser/run.sh)"
 tests/media-browser/run.sh
 
+echo "== Shaped links: three Chromiums in network namespaces; a capped, a lossy and an uplink-capped path (tests/network/run.sh)"
+tests/network/run.sh
+
 echo "== fuzzing: every cargo-fuzz target for a fixed time from the committed corpus (tests/fuzz/run.sh)"
 tests/fuzz/run.sh
 

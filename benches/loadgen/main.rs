@@ -7,9 +7,11 @@
 //! one command) and `benches/README-section.md` (method and results).
 //!
 //! ```text
-//! loadgen suite --out DIR [--quick] [--targets sfubox,janus,null] [--sfubox BIN]
+//! loadgen suite --out DIR [--quick] [--targets sfubox,sfubox-noest,janus,null] [--sfubox BIN]
 //!               [--janus-config DIR] [--janus-ip 127.0.0.2] [--reps 3] [--target-cpu 1]
 //!               [--generator-cpu 0] [--callgrind] [--append]
+//!               [--scenarios fanout,meeting,storm,loss,capped] [--capped N]
+//!               [--cap-kbps 300] [--cap-queue-ms 300] [--cap-loss 0.02]
 //! loadgen null-sfu --http 127.0.0.1:PORT --udp 127.0.0.1:PORT
 //! loadgen report DIR          (rewrites results.md and plot.svg from results.json)
 //! ```
@@ -25,16 +27,17 @@ mod world;
 
 use std::path::PathBuf;
 
-use scenario::{Scenario, SuiteOptions};
+use scenario::{Cap, Scenario, SuiteOptions};
 use target::TargetKind;
 
 fn usage() {
     eprintln!(
-        "usage: loadgen suite --out DIR [--quick] [--targets sfubox,janus,null] [--sfubox BIN]\n\
-         \x20                   [--janus-config DIR] [--janus-ip IP] [--reps N] [--target-cpu N]\n\
-         \x20                   [--generator-cpu N] [--scenarios fanout,meeting,storm,loss]\n\
-         \x20                   [--fanout 1,10,50] [--window S] [--warmup S] [--callgrind]\n\
-         \x20                   [--append]\n\
+        "usage: loadgen suite --out DIR [--quick] [--targets sfubox,sfubox-noest,janus,null]\n\
+         \x20                   [--sfubox BIN] [--janus-config DIR] [--janus-ip IP] [--reps N]\n\
+         \x20                   [--target-cpu N] [--generator-cpu N]\n\
+         \x20                   [--scenarios fanout,meeting,storm,loss,capped]\n\
+         \x20                   [--fanout 1,10,50] [--capped N] [--cap-kbps K] [--cap-queue-ms MS]\n\
+         \x20                   [--cap-loss F] [--window S] [--warmup S] [--callgrind] [--append]\n\
          \x20      loadgen null-sfu --http ADDR --udp ADDR\n\
          \x20      loadgen report DIR\n\
          Run through benches/run.sh."
@@ -91,7 +94,7 @@ fn suite(args: &[String]) -> Result<(), String> {
     let out = PathBuf::from(value(args, "--out").ok_or("--out DIR")?);
     let targets: Vec<TargetKind> = list(value(args, "--targets").unwrap_or("sfubox,null"))?;
     let scenarios: Vec<Scenario> = list(value(args, "--scenarios").unwrap_or(if quick {
-        "fanout,storm,loss"
+        "fanout,storm,loss,capped"
     } else {
         "fanout,meeting,storm,loss"
     }))?;
@@ -107,6 +110,17 @@ fn suite(args: &[String]) -> Result<(), String> {
             .map(|v| v.parse().map_err(|_| format!("{name}: seconds")))
             .unwrap_or(Ok(default))
     };
+    let parse_num = |name: &str, default: f64| -> Result<f64, String> {
+        value(args, name)
+            .map(|v| v.parse().map_err(|_| format!("{name}: a number")))
+            .unwrap_or(Ok(default))
+    };
+    let cap_kbps = parse_num("--cap-kbps", 300.0)?;
+    let cap_queue_ms = parse_num("--cap-queue-ms", 300.0)?;
+    let cap_loss = parse_num("--cap-loss", 0.02)?;
+    if !(cap_kbps >= 10.0 && cap_queue_ms >= 1.0 && (0.0..1.0).contains(&cap_loss)) {
+        return Err("--cap-kbps ≥ 10, --cap-queue-ms ≥ 1, 0 ≤ --cap-loss < 1".into());
+    }
     let options = SuiteOptions {
         out,
         quick,
@@ -116,6 +130,15 @@ fn suite(args: &[String]) -> Result<(), String> {
         meeting,
         storm: if quick { 10 } else { 50 },
         loss_subscribers: if quick { 2 } else { 10 },
+        capped_subscribers: value(args, "--capped")
+            .map(|v| v.parse().map_err(|_| "--capped N"))
+            .unwrap_or(Ok(if quick { 4 } else { 40 }))?,
+        cap: Cap {
+            rate_bps: (cap_kbps * 1000.0) as u64,
+            queue: std::time::Duration::from_secs_f64(cap_queue_ms / 1000.0),
+            loss: cap_loss,
+        },
+        capped_warmup: if quick { 6.0 } else { 12.0 },
         reps: value(args, "--reps")
             .map(|v| v.parse().map_err(|_| "--reps N"))
             .unwrap_or(Ok(if quick { 1 } else { 3 }))?,

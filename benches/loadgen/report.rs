@@ -37,6 +37,11 @@ pub fn one_line(row: &Value) -> String {
     if let Some(e) = row["error"].as_str() {
         return format!("error: {e}");
     }
+    let capped = if row["scenario"] == "capped" {
+        format!("\n   {}", capped_summary(|k| num(row, k)))
+    } else {
+        String::new()
+    };
     format!(
         "{:.0} pkt/s, {:.1} % CPU, {:.2} µs/pkt, {:.1} MiB, loss {:.3} %, p50/p99 {:.2}/{:.2} ms, join p99 {:.0} ms, gen {:.0} % (core {:.0} %), foreign on target core {:.0} %{}",
         num(row, "forwarded_pps"),
@@ -55,7 +60,48 @@ pub fn one_line(row: &Value) -> String {
         } else {
             "  INVALID"
         }
+    ) + &capped
+}
+
+/// The per-class figures of a capped window, from `get(key)`.
+fn capped_summary(get: impl Fn(&str) -> f64) -> String {
+    let class = |c: &str| {
+        format!(
+            "{c}: video h/l {}/{} % of packets, frames whole {} % (on h {} %), loss video {} % audio {} %, p50/p99 {}/{} ms",
+            fmt(get(&format!("{c}_high_share")) * 100.0, 0),
+            fmt(get(&format!("{c}_low_share")) * 100.0, 0),
+            fmt(get(&format!("{c}_frames_whole")) * 100.0, 1),
+            fmt(get(&format!("{c}_frames_high")) * 100.0, 0),
+            fmt(get(&format!("{c}_video_loss")) * 100.0, 2),
+            fmt(get(&format!("{c}_audio_loss")) * 100.0, 2),
+            fmt(get(&format!("{c}_latency_p50_ms")), 0),
+            fmt(get(&format!("{c}_latency_p99_ms")), 0),
+        )
+    };
+    format!(
+        "{}; {}; capped links carried {} kb/s, tail drops {} %",
+        class("capped"),
+        class("clean"),
+        fmt(get("capped_link_kbps"), 0),
+        fmt(get("capped_tail_drop") * 100.0, 1)
     )
+}
+
+/// The median of `key` over the valid windows of one step (all windows without an error when
+/// none is valid).
+fn median_of(rows: &[Value], scenario: &str, target: &str, n: u64, key: &str) -> f64 {
+    let all: Vec<&Value> = rows
+        .iter()
+        .filter(|r| {
+            r["scenario"] == scenario
+                && r["target"] == target
+                && r["n"] == n
+                && r["error"].is_null()
+        })
+        .collect();
+    let valid: Vec<&Value> = all.iter().copied().filter(|r| r["valid"] == true).collect();
+    let used = if valid.is_empty() { &all } else { &valid };
+    median(used.iter().map(|r| num(r, key)).collect())
 }
 
 fn num(row: &Value, key: &str) -> f64 {
@@ -165,6 +211,7 @@ fn meta(o: Option<&SuiteOptions>) -> Value {
         m["quick"] = json!(o.quick);
         m["reps"] = json!(o.reps);
         m["warmup_s"] = json!(o.warmup);
+        m["capped_warmup_s"] = json!(o.warmup.max(o.capped_warmup));
         m["window_s"] = json!(o.window);
         m["callgrind"] = json!(o.callgrind);
         m["target_cpu"] = json!(o.target_cpu);
@@ -196,8 +243,8 @@ fn write(dir: &Path, doc: &Value) -> Result<(), String> {
 }
 
 fn keys(rows: &[Value]) -> Vec<(String, u64, String)> {
-    let order = ["fanout", "meeting", "storm", "loss"];
-    let torder = ["sfubox", "janus", "null"];
+    let order = ["fanout", "meeting", "storm", "loss", "capped"];
+    let torder = ["sfubox", "sfubox-noest", "janus", "null"];
     let mut k: Vec<(String, u64, String)> = rows
         .iter()
         .filter_map(|r| {
@@ -255,7 +302,7 @@ fn markdown(meta: &Value, rows: &[Value]) -> String {
         MAX_P99_MS
     );
     let all = keys(rows);
-    for t in ["sfubox", "janus", "null"] {
+    for t in ["sfubox", "sfubox-noest", "janus", "null"] {
         let ns: Vec<u64> = all
             .iter()
             .filter(|(sc, _, tt)| sc == "fanout" && tt == t)
@@ -303,6 +350,7 @@ fn markdown(meta: &Value, rows: &[Value]) -> String {
             fmt(us("null") / ours, 2)
         );
     }
+    estimation_tables(&mut s, meta, rows, &all);
     // The table.
     let _ = writeln!(
         s,
@@ -330,6 +378,9 @@ fn markdown(meta: &Value, rows: &[Value]) -> String {
         let mut extra = Vec::new();
         if m.instructions_per_packet.is_finite() {
             extra.push(format!("{:.0} instr/pkt", m.instructions_per_packet));
+        }
+        if sc == "capped" {
+            extra.push(capped_summary(|k| median_of(rows, sc, t, *n, k)));
         }
         if sc == "loss" {
             extra.push(format!(
@@ -371,10 +422,121 @@ fn markdown(meta: &Value, rows: &[Value]) -> String {
     s
 }
 
+/// The cost of downlink estimation (fan-out, sfubox with and without it) and the capped
+/// scenario's per-class table, when the rows hold them.
+fn estimation_tables(s: &mut String, meta: &Value, rows: &[Value], all: &[(String, u64, String)]) {
+    let mut fan: Vec<u64> = all
+        .iter()
+        .filter(|(sc, _, t)| sc == "fanout" && t == "sfubox-noest")
+        .map(|(_, n, _)| *n)
+        .collect();
+    fan.dedup();
+    if !fan.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n**Cost of downlink estimation** (fan-out, one non-simulcast publisher; sfubox as \
+             built, and with `-downlink-estimation=false`; medians):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| N | µs/pkt on | µs/pkt off | on ÷ off | CPU % on | CPU % off | RSS MiB on | RSS MiB off | loss % on | loss % off |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+        for n in fan {
+            let on = |k: &str| median_of(rows, "fanout", "sfubox", n, k);
+            let off = |k: &str| median_of(rows, "fanout", "sfubox-noest", n, k);
+            let _ = writeln!(
+                s,
+                "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                fmt(on("us_per_packet"), 2),
+                fmt(off("us_per_packet"), 2),
+                fmt(on("us_per_packet") / off("us_per_packet"), 2),
+                fmt(on("cpu_pct"), 1),
+                fmt(off("cpu_pct"), 1),
+                fmt(on("rss_mib"), 1),
+                fmt(off("rss_mib"), 1),
+                fmt(on("loss") * 100.0, 3),
+                fmt(off("loss") * 100.0, 3),
+            );
+        }
+    }
+    let capped: Vec<&(String, u64, String)> =
+        all.iter().filter(|(sc, _, _)| sc == "capped").collect();
+    if capped.is_empty() {
+        return;
+    }
+    let first = capped.first().map(|(_, n, t)| (*n, t.as_str()));
+    let (cap, queue, loss) = first.map_or((f64::NAN, f64::NAN, f64::NAN), |(n, t)| {
+        (
+            median_of(rows, "capped", t, n, "cap_kbps"),
+            median_of(rows, "capped", t, n, "cap_queue_ms"),
+            median_of(rows, "capped", t, n, "cap_loss"),
+        )
+    });
+    let _ = writeln!(
+        s,
+        "\n**Capped downlinks** (one simulcast publisher, `h` ≈ 700 kb/s and `l` ≈ 120 kb/s, \
+         to N subscribers; every fourth behind an emulated {} kb/s link with a {} ms queue, \
+         tail drop, and {} % random loss before it, from the end of joining; windows after \
+         {} s of warm-up; medians). Loss is what the subscribers saw after retransmissions \
+         (video: gaps in the down stream's sequence numbers; audio is not retransmitted); \
+         frames whole: frames of the window that arrived complete on some layer; h/l: share \
+         of video packets from each layer; fwd pkt/s and µs/pkt count packets that reached \
+         the subscribers (not those lost on a capped link). The per-step table's latency \
+         columns are the clean subscribers'.\n",
+        fmt(cap, 0),
+        fmt(queue, 0),
+        fmt(loss * 100.0, 1),
+        meta["capped_warmup_s"]
+            .as_f64()
+            .map_or("?".to_owned(), |w| fmt(w, 0)),
+    );
+    let _ = writeln!(
+        s,
+        "| N | target | µs/pkt | CPU % | RSS MiB | fwd pkt/s | class | subs | h/l % pkts | frames whole % | frames on h % | video loss % | audio loss % | lat p50/p99 ms | link kb/s | tail drop % |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (_, n, t) in capped {
+        let m = |k: &str| median_of(rows, "capped", t, *n, k);
+        for class in ["capped", "clean"] {
+            let c = |k: &str| m(&format!("{class}_{k}"));
+            let (link, tail) = if class == "capped" {
+                (
+                    fmt(m("capped_link_kbps"), 0),
+                    fmt(m("capped_tail_drop") * 100.0, 1),
+                )
+            } else {
+                (String::new(), String::new())
+            };
+            let _ = writeln!(
+                s,
+                "| {n} | {t} | {} | {} | {} | {} | {class} | {} | {}/{} | {} | {} | {} | {} | {}/{} | {link} | {tail} |",
+                fmt(m("us_per_packet"), 2),
+                fmt(m("cpu_pct"), 1),
+                fmt(m("rss_mib"), 1),
+                fmt(m("forwarded_pps"), 0),
+                fmt(c("subscribers"), 0),
+                fmt(c("high_share") * 100.0, 0),
+                fmt(c("low_share") * 100.0, 0),
+                fmt(c("frames_whole") * 100.0, 1),
+                fmt(c("frames_high") * 100.0, 0),
+                fmt(c("video_loss") * 100.0, 2),
+                fmt(c("audio_loss") * 100.0, 2),
+                fmt(c("latency_p50_ms"), 0),
+                fmt(c("latency_p99_ms"), 0),
+            );
+        }
+    }
+}
+
 /// Two panels: µs per forwarded packet and RSS against fan-out N (log x), one line per target.
 fn svg(rows: &[Value]) -> String {
     let targets = [
         ("sfubox", "#1f77b4"),
+        ("sfubox-noest", "#9467bd"),
         ("janus", "#d62728"),
         ("null", "#2ca02c"),
     ];

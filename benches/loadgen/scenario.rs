@@ -3,7 +3,9 @@
 //!
 //! Scenarios: `fanout` (1 publisher → N subscribers, N rising until the quality bar breaks),
 //! `meeting` (M clients each publishing and receiving all others), `storm` (N subscribers asked
-//! for at once: join → first packet) and `loss` (5 % dropped on subscriber links: NACK repair).
+//! for at once: join → first packet), `loss` (5 % dropped on subscriber links: NACK repair) and
+//! `capped` (1 simulcast publisher → N subscribers, every fourth behind an emulated capped,
+//! lossy downlink: does the server fit each subscriber's layer to its link; sfubox only).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::peer::Camera;
+use crate::peer::{Camera, Link, LinkStats};
 use crate::procstat;
 use crate::report;
 use crate::signal::{Client, Galene, Janus};
@@ -29,6 +31,10 @@ const MAX_GENERATOR_BUSY: f64 = 0.8;
 const GRACE: Duration = Duration::from_millis(300);
 /// Loss injected on subscriber links in the loss scenario.
 const INJECTED_LOSS: f64 = 0.05;
+/// In the capped scenario, every this many subscribers one is capped.
+const CAPPED_EVERY: usize = 4;
+/// Grace after a capped window: a capped link queues up to its delay, and repairs take RTTs.
+const CAPPED_GRACE: Duration = Duration::from_secs(1);
 
 /// A scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +47,8 @@ pub enum Scenario {
     Storm,
     /// 1 → N with 5 % loss on subscriber links.
     Loss,
+    /// 1 simulcast publisher → N, a quarter of them behind a capped, lossy downlink.
+    Capped,
 }
 
 impl FromStr for Scenario {
@@ -51,6 +59,7 @@ impl FromStr for Scenario {
             "meeting" => Ok(Scenario::Meeting),
             "storm" => Ok(Scenario::Storm),
             "loss" => Ok(Scenario::Loss),
+            "capped" => Ok(Scenario::Capped),
             _ => Err(format!("unknown scenario {s:?}")),
         }
     }
@@ -63,6 +72,7 @@ impl Scenario {
             Scenario::Meeting => "meeting",
             Scenario::Storm => "storm",
             Scenario::Loss => "loss",
+            Scenario::Capped => "capped",
         }
     }
 }
@@ -85,6 +95,12 @@ pub struct SuiteOptions {
     pub storm: usize,
     /// Subscribers in the loss scenario.
     pub loss_subscribers: usize,
+    /// Subscribers in the capped scenario (a quarter of them capped).
+    pub capped_subscribers: usize,
+    /// The capped subscribers' emulated downlink.
+    pub cap: Cap,
+    /// Warm-up seconds of the capped scenario (the estimators need time to settle).
+    pub capped_warmup: f64,
     /// Repetitions per step.
     pub reps: usize,
     /// Warm-up seconds.
@@ -105,6 +121,17 @@ pub struct SuiteOptions {
     pub callgrind: bool,
     /// Add to the rows already in `out/results.json` instead of starting afresh.
     pub append: bool,
+}
+
+/// A capped subscriber's emulated downlink.
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    /// Link rate, bits per second.
+    pub rate_bps: u64,
+    /// The longest a datagram may queue (tail drop beyond it).
+    pub queue: Duration,
+    /// Random loss before the queue.
+    pub loss: f64,
 }
 
 /// Runs every scenario, step, repetition and target; writes results as it goes.
@@ -137,12 +164,20 @@ pub fn run_suite(o: &SuiteOptions) -> Result<(), String> {
             Scenario::Meeting => o.meeting.clone(),
             Scenario::Storm => vec![o.storm],
             Scenario::Loss => vec![o.loss_subscribers],
+            Scenario::Capped => vec![o.capped_subscribers],
         };
         let mut broken: Vec<TargetKind> = Vec::new();
         for &n in &steps {
             for rep in 0..o.reps {
                 for &kind in &o.targets {
                     if broken.contains(&kind) {
+                        continue;
+                    }
+                    if scenario == Scenario::Capped && !kind.is_sfubox() {
+                        // Simulcast publishing and layer choice: Galène's signalling, sfubox's.
+                        if rep == 0 {
+                            eprintln!("== capped n={n} target={kind}: skipped (sfubox only)");
+                        }
                         continue;
                     }
                     slot = slot.wrapping_add(1);
@@ -206,6 +241,7 @@ fn run_step(
     n: usize,
     slot: u16,
 ) -> Result<Value, String> {
+    let simulcast = scenario == Scenario::Capped;
     let target = Target::start(kind, launch, slot)?;
     let idle = procstat::process(target.pid).unwrap_or_default();
     let mut world = World::new(target.peer_ip)?;
@@ -225,7 +261,7 @@ fn run_step(
         world
             .clients
             .push(connect(kind, &target, &format!("pub{p}"))?);
-        world.with_client(first_client + p, |c, env| c.publish(env))?;
+        world.with_client(first_client + p, |c, env| c.publish(env, simulcast))?;
     }
     let pubs: Vec<usize> = (first_client..first_client + publishers).collect();
     let all_published = world.run_until(Instant::now() + Duration::from_secs(20), |w| {
@@ -245,9 +281,10 @@ fn run_step(
         let ids = (2 * k as u16, 2 * k as u16 + 1);
         world
             .cameras
-            .push(Camera::new(p.peer, p.audio, p.video, ids));
+            .push(Camera::new(p.peer, p.audio, p.video, ids, simulcast));
     }
     world.meter.window_start = vec![0; 2 * publishers];
+    world.meter.low_window_start = vec![0; 2 * publishers];
 
     // Subscribers.
     let first_sub = world.clients.len();
@@ -296,8 +333,32 @@ fn run_step(
             world.peers[p].loss = INJECTED_LOSS;
         }
     }
+    // Capped: every fourth subscriber (in joining order) from now on.
+    let capped: Vec<usize> = if scenario == Scenario::Capped {
+        let mut order: Vec<usize> = Vec::new();
+        for c in &world.clients[first_sub..] {
+            order.extend(c.receivers());
+        }
+        order
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % CAPPED_EVERY == CAPPED_EVERY - 1)
+            .map(|(_, p)| p)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for &p in &capped {
+        let link = Link::new(o.cap.rate_bps, o.cap.queue, o.cap.loss, p as u64);
+        world.shape(p, link);
+    }
 
-    world.run_for(Duration::from_secs_f64(o.warmup))?;
+    let warmup = if scenario == Scenario::Capped {
+        o.warmup.max(o.capped_warmup)
+    } else {
+        o.warmup
+    };
+    world.run_for(Duration::from_secs_f64(warmup))?;
 
     // The window.
     let nacks_before: u64 = recv_peers.iter().map(|&p| world.peers[p].nacks).sum();
@@ -309,11 +370,21 @@ fn run_step(
         if let Some(s) = world.meter.window_start.get_mut(usize::from(cam.ids.1)) {
             *s = cam.next_index.1;
         }
+        if let (Some(s), Some(low)) = (
+            world.meter.low_window_start.get_mut(usize::from(cam.ids.1)),
+            cam.next_low_index(),
+        ) {
+            *s = low;
+        }
     }
+    let frames_start = world.cameras.first().map_or(0, |c| c.frames);
+    let links_before: Vec<LinkStats> = capped.iter().map(|&p| link_stats(&world, p)).collect();
     for p in &recv_peers {
         world.peers[*p].tracks.clear();
+        world.peers[*p].video = None;
     }
     world.meter.latency_us.clear();
+    world.meter.latency_linked_us.clear();
     world.meter.dropped = 0;
     world.meter.lossy_arrived = 0;
     world.meter.measuring = true;
@@ -334,8 +405,19 @@ fn run_step(
         .iter()
         .flat_map(|c| [c.next_index.0, c.next_index.1])
         .collect();
+    let low_end: Vec<u64> = world
+        .cameras
+        .iter()
+        .map(|c| c.next_low_index().unwrap_or(0))
+        .collect();
+    let frames_end = world.cameras.first().map_or(0, |c| c.frames);
+    let links_after: Vec<LinkStats> = capped.iter().map(|&p| link_stats(&world, p)).collect();
     let instructions = target.instrument(false)?;
-    world.run_for(GRACE)?;
+    world.run_for(if scenario == Scenario::Capped {
+        CAPPED_GRACE
+    } else {
+        GRACE
+    })?;
     world.meter.measuring = false;
     drop(target);
 
@@ -356,8 +438,17 @@ fn run_step(
         }
     }
     let total_expected = (expected[0] + expected[1]).max(1);
-    let total_received = received[0] + received[1];
-    let loss = 1.0 - total_received as f64 / total_expected as f64;
+    // Simulcast: the low layer's packets are forwarded packets too.
+    let low_received: u64 = recv_peers
+        .iter()
+        .filter_map(|&p| world.peers[p].video.as_ref())
+        .map(|v| {
+            let k = usize::from(v.low.source & !crate::peer::LOW_LAYER) / 2;
+            v.low.unique_below(low_end.get(k).copied().unwrap_or(0))
+        })
+        .sum();
+    let total_received = received[0] + received[1] + low_received;
+    let mut loss = 1.0 - total_received as f64 / total_expected as f64;
     let kind_loss = |k: usize| 1.0 - received[k] as f64 / expected[k].max(1) as f64;
     let nacks = recv_peers
         .iter()
@@ -371,6 +462,8 @@ fn run_step(
         - packets_before;
     let mut lat = std::mem::take(&mut world.meter.latency_us);
     lat.sort_unstable();
+    let mut lat_linked = std::mem::take(&mut world.meter.latency_linked_us);
+    lat_linked.sort_unstable();
     let pct = |v: &[u32], q: f64| -> f64 {
         if v.is_empty() {
             return f64::NAN;
@@ -408,7 +501,57 @@ fn run_step(
         ));
     }
     let foreign = (tgt_busy - cpu / elapsed).max(0.0);
-    Ok(json!({
+    // Capped: per class of subscriber (capped, clean).
+    let mut classes = serde_json::Map::new();
+    if scenario == Scenario::Capped {
+        let window = Window {
+            start: &world.meter.window_start,
+            low_start: &world.meter.low_window_start,
+            end: &window_end,
+            low_end: &low_end,
+            frames: (frames_start, frames_end),
+        };
+        let (capped_peers, clean_peers): (Vec<usize>, Vec<usize>) =
+            recv_peers.iter().partition(|p| capped.contains(p));
+        let mut link = LinkStats::default();
+        for (before, after) in links_before.iter().zip(&links_after) {
+            link.arrived += after.arrived - before.arrived;
+            link.random_drops += after.random_drops - before.random_drops;
+            link.tail_drops += after.tail_drops - before.tail_drops;
+            link.delivered_bytes += after.delivered_bytes - before.delivered_bytes;
+        }
+        let capped_class = class(&world, &capped_peers, &window, &lat_linked);
+        let clean_class = class(&world, &clean_peers, &window, &lat);
+        // The loss a subscriber sees: audio indices and video sequence numbers missing.
+        let missing = capped_class.missing + clean_class.missing;
+        let span = (capped_class.span + clean_class.span).max(1);
+        loss = missing as f64 / span as f64;
+        for (name, c) in [("capped", &capped_class), ("clean", &clean_class)] {
+            for (k, v) in c.fields() {
+                classes.insert(format!("{name}_{k}"), v);
+            }
+        }
+        let subs = capped_peers.len().max(1) as f64;
+        classes.insert(
+            "capped_link_kbps".into(),
+            json!(link.delivered_bytes as f64 * 8.0 / 1000.0 / elapsed / subs),
+        );
+        classes.insert(
+            "capped_random_drop".into(),
+            json!(link.random_drops as f64 / link.arrived.max(1) as f64),
+        );
+        classes.insert(
+            "capped_tail_drop".into(),
+            json!(link.tail_drops as f64 / link.arrived.max(1) as f64),
+        );
+        classes.insert("cap_kbps".into(), json!(o.cap.rate_bps as f64 / 1000.0));
+        classes.insert(
+            "cap_queue_ms".into(),
+            json!(o.cap.queue.as_secs_f64() * 1000.0),
+        );
+        classes.insert("cap_loss".into(), json!(o.cap.loss));
+    }
+    let mut row = json!({
         "scenario": scenario.name(),
         "target": kind.to_string(),
         "n": n,
@@ -442,5 +585,134 @@ fn run_step(
         "instructions_per_packet": instructions.map(|i| if total_received > 0 { i as f64 / total_received as f64 } else { f64::NAN }),
         "valid": problems.is_empty(),
         "problems": problems,
-    }))
+    });
+    if let Some(r) = row.as_object_mut() {
+        r.extend(classes);
+    }
+    Ok(row)
+}
+
+fn link_stats(world: &World, p: usize) -> LinkStats {
+    world
+        .peers
+        .get(p)
+        .and_then(|peer| peer.link.as_ref())
+        .map(|l| l.stats)
+        .unwrap_or_default()
+}
+
+/// A measured window's bounds, per source.
+struct Window<'a> {
+    start: &'a [u64],
+    /// Low layers' starts, by the video's source id.
+    low_start: &'a [u64],
+    end: &'a [u64],
+    low_end: &'a [u64],
+    /// Frames `[first, end)` sent in the window (the first camera's).
+    frames: (u64, u64),
+}
+
+/// What one class of subscribers received in a capped window.
+#[derive(Debug, Default)]
+struct Class {
+    subscribers: usize,
+    audio_expected: u64,
+    audio_received: u64,
+    high: u64,
+    low: u64,
+    /// Audio indices and video sequence numbers spanned, and missing.
+    span: u64,
+    missing: u64,
+    video_span: u64,
+    video_missing: u64,
+    frames: u64,
+    frames_whole: u64,
+    frames_high: u64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+}
+
+impl Class {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { f64::NAN };
+        let video = self.high + self.low;
+        vec![
+            ("subscribers", json!(self.subscribers)),
+            (
+                "audio_loss",
+                json!(1.0 - ratio(self.audio_received, self.audio_expected)),
+            ),
+            (
+                "video_loss",
+                json!(ratio(self.video_missing, self.video_span)),
+            ),
+            ("high_share", json!(ratio(self.high, video))),
+            ("low_share", json!(ratio(self.low, video))),
+            ("frames_whole", json!(ratio(self.frames_whole, self.frames))),
+            ("frames_high", json!(ratio(self.frames_high, self.frames))),
+            (
+                "video_pps",
+                json!(video as f64 / self.subscribers.max(1) as f64),
+            ),
+            ("latency_p50_ms", json!(self.latency_p50_ms)),
+            ("latency_p99_ms", json!(self.latency_p99_ms)),
+        ]
+    }
+}
+
+fn class(world: &World, peers: &[usize], w: &Window, latency_us: &[u32]) -> Class {
+    let mut c = Class {
+        subscribers: peers.len(),
+        ..Class::default()
+    };
+    for &p in peers {
+        let peer = &world.peers[p]; // receivers are peers of this world
+        for k in 0..world.cameras.len() {
+            let (a, v) = (2 * k, 2 * k + 1);
+            let (first, end) = (
+                w.start.get(a).copied().unwrap_or(0),
+                w.end.get(a).copied().unwrap_or(0),
+            );
+            c.audio_expected += end.saturating_sub(first);
+            let got = |id: usize| {
+                peer.tracks
+                    .iter()
+                    .find(|t| usize::from(t.source) == id)
+                    .map_or(0, |t| t.unique_below(w.end.get(id).copied().unwrap_or(0)))
+            };
+            c.audio_received += got(a);
+            c.high += got(v);
+        }
+        if let Some(v) = &peer.video {
+            // One stream per receiving peer: its camera is the first one (capped: the only).
+            let video = 1;
+            let bound = |s: &[u64], i: usize| s.get(i).copied().unwrap_or(0);
+            let low_end = bound(w.low_end, 0);
+            c.low += v.low.unique_below(low_end);
+            let (span, got) = v.seq_span(
+                (bound(w.start, video), bound(w.end, video)),
+                (bound(w.low_start, video), low_end),
+            );
+            c.video_span += span;
+            c.video_missing += span.saturating_sub(got);
+            let (whole, high) = v.whole_frames(w.frames.0, w.frames.1);
+            c.frames_whole += whole;
+            c.frames_high += high;
+        }
+        c.frames += w.frames.1.saturating_sub(w.frames.0);
+    }
+    c.span = c.audio_expected + c.video_span;
+    c.missing = c.audio_expected.saturating_sub(c.audio_received) + c.video_missing;
+    let pct = |q: f64| -> f64 {
+        if latency_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((latency_us.len() - 1) as f64 * q).round() as usize;
+        latency_us
+            .get(i)
+            .map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+    };
+    c.latency_p50_ms = pct(0.5);
+    c.latency_p99_ms = pct(0.99);
+    c
 }

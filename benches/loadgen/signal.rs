@@ -55,8 +55,8 @@ pub struct Published {
 pub trait Client {
     /// Reads and handles every waiting message.
     fn poll(&mut self, env: &mut Env) -> Result<(), String>;
-    /// Starts publishing a camera.
-    fn publish(&mut self, env: &mut Env) -> Result<(), String>;
+    /// Starts publishing a camera (`simulcast`: video layers `h` and `l`; Galène only).
+    fn publish(&mut self, env: &mut Env, simulcast: bool) -> Result<(), String>;
     /// Starts receiving `feeds` (Janus needs them named; Galène receives everything).
     fn subscribe(&mut self, env: &mut Env, feeds: &[u64]) -> Result<(), String>;
     /// The publication, once answered.
@@ -253,9 +253,9 @@ impl Client for Galene {
         Ok(())
     }
 
-    fn publish(&mut self, env: &mut Env) -> Result<(), String> {
+    fn publish(&mut self, env: &mut Env, simulcast: bool) -> Result<(), String> {
         let peer = env.new_peer()?;
-        let (sdp, audio, video) = env.peers[peer].publish_offer()?;
+        let (sdp, audio, video) = env.peers[peer].publish_offer(simulcast)?;
         self.publishing = Some((peer, audio, video));
         let candidate = env.peers[peer].candidate_line();
         let id = self.up_id();
@@ -429,7 +429,7 @@ impl Janus {
             Pending::JoinPublisher => {
                 self.feed = data["id"].as_u64();
                 let peer = env.new_peer()?;
-                let (sdp, audio, video) = env.peers[peer].publish_offer()?;
+                let (sdp, audio, video) = env.peers[peer].publish_offer(false)?;
                 self.publisher = Some((handle, peer, audio, video));
                 self.send_tx(
                     json!({"janus": "message",
@@ -498,7 +498,10 @@ impl Client for Janus {
         Ok(())
     }
 
-    fn publish(&mut self, _env: &mut Env) -> Result<(), String> {
+    fn publish(&mut self, _env: &mut Env, simulcast: bool) -> Result<(), String> {
+        if simulcast {
+            return Err("the Janus client does not publish simulcast".into());
+        }
         self.attach(None)
     }
 

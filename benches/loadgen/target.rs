@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 pub enum TargetKind {
     /// sfubox (release build).
     Sfubox,
+    /// sfubox with `-downlink-estimation=false` (no TWCC on down streams, no layer choice by
+    /// bandwidth, no REMB).
+    SfuboxNoEst,
     /// Janus 1.1 from Debian, VideoRoom, `event_loops = 1`.
     Janus,
     /// Our null SFU (decrypt → re-encrypt per subscriber → send).
@@ -24,10 +27,20 @@ impl FromStr for TargetKind {
     fn from_str(s: &str) -> Result<TargetKind, String> {
         match s {
             "sfubox" => Ok(TargetKind::Sfubox),
+            "sfubox-noest" => Ok(TargetKind::SfuboxNoEst),
             "janus" => Ok(TargetKind::Janus),
             "null" => Ok(TargetKind::Null),
-            _ => Err(format!("unknown target {s:?} (sfubox, janus, null)")),
+            _ => Err(format!(
+                "unknown target {s:?} (sfubox, sfubox-noest, janus, null)"
+            )),
         }
+    }
+}
+
+impl TargetKind {
+    /// sfubox, with or without downlink estimation.
+    pub fn is_sfubox(self) -> bool {
+        matches!(self, TargetKind::Sfubox | TargetKind::SfuboxNoEst)
     }
 }
 
@@ -35,6 +48,7 @@ impl fmt::Display for TargetKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TargetKind::Sfubox => "sfubox",
+            TargetKind::SfuboxNoEst => "sfubox-noest",
             TargetKind::Janus => "janus",
             TargetKind::Null => "null",
         })
@@ -89,7 +103,7 @@ impl Target {
                 .arg(format!("--callgrind-out-file={}", out.display()));
         }
         let (ws_url, peer_ip, probe) = match kind {
-            TargetKind::Sfubox => {
+            TargetKind::Sfubox | TargetKind::SfuboxNoEst => {
                 let groups = launch.dir.join("groups");
                 let data = launch.dir.join("data");
                 fs::create_dir_all(&groups).map_err(|e| e.to_string())?;
@@ -106,6 +120,9 @@ impl Target {
                     .arg(&groups)
                     .arg("-data")
                     .arg(&data);
+                if kind == TargetKind::SfuboxNoEst {
+                    cmd.arg("-downlink-estimation=false");
+                }
                 (format!("ws://127.0.0.1:{port}/ws"), LOCALHOST, port)
             }
             TargetKind::Null => {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use polling::{Events, PollMode, Poller};
 use str0m::config::CryptoProvider;
 
-use crate::peer::{Camera, Meter, Peer};
+use crate::peer::{Camera, Link, Meter, Peer};
 use crate::signal::{Client, Env};
 
 /// How often str0m timers and the WebSockets are looked at.
@@ -33,6 +33,8 @@ pub struct World {
     pub cameras: Vec<Camera>,
     /// Receive counters.
     pub meter: Meter,
+    /// Peers behind an emulated link (indices into `peers`).
+    shaped: Vec<usize>,
     buf: Vec<u8>,
     next_housekeeping: Instant,
 }
@@ -52,6 +54,7 @@ impl World {
             clients: Vec::new(),
             cameras: Vec::new(),
             meter: Meter::default(),
+            shaped: Vec::new(),
             buf: vec![0; 2048],
             next_housekeeping: now,
         })
@@ -93,6 +96,16 @@ impl World {
         Ok(())
     }
 
+    /// Puts peer `p` behind an emulated link (from its next datagram on, once connected).
+    pub fn shape(&mut self, p: usize, link: Link) {
+        if let Some(peer) = self.peers.get_mut(p) {
+            peer.link = Some(link);
+            if !self.shaped.contains(&p) {
+                self.shaped.push(p);
+            }
+        }
+    }
+
     /// Pumps everything for `d`.
     pub fn run_for(&mut self, d: Duration) -> Result<(), String> {
         let until = Instant::now() + d;
@@ -121,6 +134,11 @@ impl World {
             for cam in &self.cameras {
                 wake = wake.min(cam.next_due());
             }
+            for &p in &self.shaped {
+                if let Some(at) = self.peers.get(p).and_then(Peer::next_release) {
+                    wake = wake.min(at);
+                }
+            }
             self.events.clear();
             let timeout = wake.saturating_duration_since(now);
             self.poller
@@ -132,6 +150,14 @@ impl World {
                 }
             }
             let now = Instant::now();
+            for &p in &self.shaped {
+                if let Some(peer) = self.peers.get_mut(p)
+                    && peer.next_release().is_some_and(|at| at <= now)
+                {
+                    peer.release(now, self.epoch, &mut self.meter);
+                    peer.tick(Instant::now(), self.epoch, &mut self.meter);
+                }
+            }
             for cam in &mut self.cameras {
                 if cam.next_due() <= now
                     && let Some(peer) = self.peers.get_mut(cam.peer)

@@ -78,6 +78,9 @@ const CONGESTION_RTT: Duration = Duration::from_millis(200);
 const CONGESTION_MEMORY: Duration = Duration::from_secs(2);
 /// On congestion, the budget falls to this share of what the link carried.
 const CONGESTION_BACKOFF: f64 = 0.85;
+/// The estimate may fall this far below what the current layers cost before they are left
+/// (receiver reports of congestion act at once).
+const KEEP_SLACK: f64 = 0.8;
 /// A higher layer at fewer frames per second than this, and under 60 % of the lower layer's
 /// rate, is worse than the lower one (a publisher short of uplink starves its high layer).
 const POOR_FPS: f64 = 12.0;
@@ -309,12 +312,12 @@ impl Sfu {
     }
 
     /// A receiver report on down peer `id`: loss above [`CONGESTION_LOSS`] or a round-trip time
-    /// [`CONGESTION_RTT`] above the lowest seen marks its link congested.
+    /// [`CONGESTION_RTT`] above the lowest seen and growing marks its link congested.
     ///
     /// The first report of an episode caps this stream at [`CONGESTION_BACKOFF`] of what it
-    /// carried; while reports keep showing congestion and the stream still sends more than its
-    /// cap, the cap is lowered again at most every [`CONGESTION_MEMORY`] (a lower rate needs
-    /// that long to show in the reports). The cap lapses [`CONGESTION_MEMORY`] after the last
+    /// carried lately at most; while reports keep showing congestion, the cap is lowered to that
+    /// share of what it sends now at most every [`CONGESTION_MEMORY`] (a lower rate needs that
+    /// long to show in the reports). The cap lapses [`CONGESTION_MEMORY`] after the last
     /// congested report.
     pub(crate) fn on_receiver_report(
         &mut self,
@@ -341,23 +344,42 @@ impl Sfu {
         if let Some(rtt) = rtt {
             down.min_rtt = Some(down.min_rtt.map_or(rtt, |m| m.min(rtt)));
         }
-        let queue = rtt
-            .zip(down.min_rtt)
-            .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT);
+        // What the stream sent lately, at its peak: by the time a report shows congestion the
+        // estimator's pacing has often cut the sending already.
+        down.carried_peak = carried.max(down.carried_peak * 7 / 10);
+        // A queue building up: well above the lowest round trip, and growing (a deep buffer
+        // that drains after a step down keeps the round trip high for a while: not new
+        // congestion).
+        let growing = rtt.is_some_and(|r| down.last_rtt.is_none_or(|last| r > last));
+        let queue = growing
+            && rtt
+                .zip(down.min_rtt)
+                .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT);
+        if rtt.is_some() {
+            down.last_rtt = rtt;
+        }
         if loss.is_some_and(|l| l > CONGESTION_LOSS) || queue {
+            if down.probing > 0 {
+                // Our own trial padding did it: the trial fails (the allocation sees the
+                // congestion) and the padding stops; what the stream sent before is no worse.
+                log::debug!("down {id:?}: congestion during a trial (loss {loss:?}, rtt {rtt:?})");
+                down.trial_failed_at = Some(now);
+                let link = down.link;
+                self.link_changed(link);
+                return;
+            }
             let lapsed = down
                 .congested_at
                 .is_none_or(|at| now.saturating_duration_since(at) >= CONGESTION_MEMORY);
-            let cap = (carried as f64 * CONGESTION_BACKOFF) as u64;
-            // Lower again only if the stream still sends more than its cap: once it is below,
-            // the reports show the queue of earlier traffic draining.
-            let lower_again = down.congestion_cap.is_some_and(|(set, old)| {
-                now.saturating_duration_since(set) >= CONGESTION_MEMORY && carried > old
-            });
+            let lower_again = down
+                .congestion_cap
+                .is_some_and(|(set, _)| now.saturating_duration_since(set) >= CONGESTION_MEMORY);
             down.congested_at = Some(now);
             if lapsed || down.congestion_cap.is_none() {
+                let cap = (down.carried_peak as f64 * CONGESTION_BACKOFF) as u64;
                 down.congestion_cap = Some((now, cap));
             } else if lower_again && let Some((_, old)) = down.congestion_cap {
+                let cap = (carried as f64 * CONGESTION_BACKOFF) as u64;
                 down.congestion_cap = Some((now, old.min(cap)));
             } else {
                 return;
@@ -376,7 +398,7 @@ impl Sfu {
     fn link_congestion(&self, now: Instant, link: LinkKey) -> Option<u64> {
         let downs = self.links.get(&link)?;
         let mut congested = false;
-        let mut limit = 0;
+        let mut limit: u64 = 0;
         for &id in downs {
             let Some(peer) = self.peer(id) else {
                 continue;
@@ -388,12 +410,28 @@ impl Sfu {
                 .congested_at
                 .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
             congested |= active;
+            let carried: u64 = peer.stats.iter().map(|s| s.stats.bitrate).sum();
             limit += match down.congestion_cap {
                 Some((_, cap)) if active => cap,
-                _ => peer.stats.iter().map(|s| s.stats.bitrate).sum::<u64>(),
+                // Not congested: what it sends now (with a margin for the once-a-second
+                // measurement).
+                _ => carried + carried / 10,
             };
         }
         congested.then_some(limit)
+    }
+
+    /// Whether a trial's padding met congestion on `link` lately (the trial fails, nothing is
+    /// capped: the padding stops).
+    fn trial_failed(&self, now: Instant, link: LinkKey) -> bool {
+        self.links.get(&link).is_some_and(|downs| {
+            downs.iter().any(|&id| {
+                self.peer(id).and_then(|p| p.down()).is_some_and(|d| {
+                    d.trial_failed_at
+                        .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY)
+                })
+            })
+        })
     }
 
     /// The budget of `link`: the estimates of its down streams added up (`None` while none is
@@ -448,14 +486,24 @@ impl Sfu {
 
     /// Chooses a layer for every video track of `link` and applies it.
     pub(crate) fn adapt_link(&mut self, now: Instant, link: LinkKey) {
-        let (mut budget, congestion) = if self.config.downlink_estimation {
-            (self.link_budget(now, link), self.link_congestion(now, link))
+        let (estimate, congestion, trial_failed) = if self.config.downlink_estimation {
+            (
+                self.link_budget(now, link),
+                self.link_congestion(now, link),
+                self.trial_failed(now, link),
+            )
         } else {
-            (None, None)
+            (None, None, false)
         };
+        // Keeping a layer tolerates an estimate somewhat below its cost ([`KEEP_SLACK`]): after
+        // an overload the estimator undershoots for seconds while the receiver reports
+        // already show a clean link.
+        let mut budget = estimate;
+        let mut keep = estimate.map(|e| (e as f64 / KEEP_SLACK) as u64);
         if let Some(cap) = congestion.filter(|&c| c > 0) {
             // The estimate missed it (a standing queue, loss): what got through is the limit.
             budget = Some(budget.map_or(cap, |b| b.min(cap)));
+            keep = Some(keep.map_or(cap, |k| k.min(cap)));
         }
         let Some(downs) = self.links.get(&link).cloned() else {
             return;
@@ -515,7 +563,9 @@ impl Sfu {
                     policy: &mut g.policy,
                 })
                 .collect();
-            allocate::allocate(now, budget, audio, congestion.is_some(), &mut inputs)
+            let congested = congestion.is_some() || trial_failed;
+            let budgets = allocate::Budgets { budget, keep };
+            allocate::allocate(now, budgets, audio, congested, &mut inputs)
         };
         let video_budget = budget.map(|b| b.saturating_sub(audio));
         // Per down stream: the rate its best layers cost, and the padding floor of a trial.

@@ -118,17 +118,38 @@ pub(crate) struct TrackInput<'a> {
     pub policy: &'a mut TrackPolicy,
 }
 
-/// Chooses an option for every track of one link. `budget` is the link's estimate in bits per
-/// second (`None`: unknown, every track gets its best available option); `audio` is the rate
-/// reserved for audio; `congested` says the link reported congestion lately (no upgrade, and a
-/// running trial fails). Returns one [`Allocation`] per track, in order.
+/// What one link may carry, in bits per second (`None`: unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budgets {
+    /// What new choices must fit in (with [`UPGRADE_HEADROOM`] for upgrades).
+    pub budget: Option<u64>,
+    /// What current choices must fit in to be kept (at least `budget`).
+    pub keep: Option<u64>,
+}
+
+impl Budgets {
+    /// One figure for both.
+    #[cfg(test)]
+    pub(crate) fn same(budget: Option<u64>) -> Budgets {
+        Budgets {
+            budget,
+            keep: budget,
+        }
+    }
+}
+
+/// Chooses an option for every track of one link. `budgets` are the link's (with `None`, every
+/// track gets its best available option); `audio` is the rate reserved for audio; `congested`
+/// says the link reported congestion lately (no upgrade, and a running trial fails). Returns
+/// one [`Allocation`] per track, in order.
 pub(crate) fn allocate(
     now: Instant,
-    budget: Option<u64>,
+    budgets: Budgets,
     audio: u64,
     congested: bool,
     tracks: &mut [TrackInput<'_>],
 ) -> heapless::Vec<Allocation, 16> {
+    let budget = budgets.budget;
     if congested {
         for t in tracks.iter_mut() {
             if t.policy.trial_until.take().is_some() {
@@ -153,6 +174,11 @@ pub(crate) fn allocate(
         return out;
     };
     let video_budget = budget.saturating_sub(audio);
+    let keep_budget = budgets
+        .keep
+        .unwrap_or(budget)
+        .max(budget)
+        .saturating_sub(audio);
     let cost = |chosen: &[Option<usize>], tracks: &[TrackInput<'_>]| -> u64 {
         chosen
             .iter()
@@ -165,7 +191,7 @@ pub(crate) fn allocate(
         let _ = stepped_down.push(false);
     }
     // Down: while over budget, the track on the most expensive option steps down.
-    while cost(&chosen, tracks) > video_budget {
+    while cost(&chosen, tracks) > keep_budget {
         let victim = (0..count)
             .filter_map(|i| {
                 let c = chosen[i]?;
@@ -193,9 +219,8 @@ pub(crate) fn allocate(
             .filter_map(|i| {
                 let c = chosen[i]?;
                 let options = tracks[i].options;
-                let fits = |o: usize| {
-                    total + options[o].rate.saturating_sub(options[c].rate) <= allowed
-                };
+                let fits =
+                    |o: usize| total + options[o].rate.saturating_sub(options[c].rate) <= allowed;
                 let mut above = available_above(options, c).filter(|&o| fits(o))?;
                 if tracks[i].policy.recovering {
                     // One trial for the whole way up to what fits, not one per step.
@@ -217,14 +242,18 @@ pub(crate) fn allocate(
             match policy.trial_until {
                 Some(until) if now >= until => policy.trial_until = None, // passed
                 Some(_) => {
-                    probes[i] = Some(total - chosen[i].map_or(0, |c| tracks[i].options[c].rate)
-                        + tracks[i].options[above].rate);
+                    probes[i] = Some(
+                        total - chosen[i].map_or(0, |c| tracks[i].options[c].rate)
+                            + tracks[i].options[above].rate,
+                    );
                     continue;
                 }
                 None => {
                     policy.trial_until = Some(now + TRIAL_TIME);
-                    probes[i] = Some(total - chosen[i].map_or(0, |c| tracks[i].options[c].rate)
-                        + tracks[i].options[above].rate);
+                    probes[i] = Some(
+                        total - chosen[i].map_or(0, |c| tracks[i].options[c].rate)
+                            + tracks[i].options[above].rate,
+                    );
                     continue;
                 }
             }
@@ -380,7 +409,7 @@ mod tests {
                 policy: p,
             })
             .collect();
-        allocate(now, budget, 50_000, false, &mut inputs).to_vec()
+        allocate(now, Budgets::same(budget), 50_000, false, &mut inputs).to_vec()
     }
 
     #[test]
@@ -412,7 +441,10 @@ mod tests {
         let t0 = Instant::now();
         let o = simulcast(150_000, 800_000);
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
+        assert_eq!(
+            run(t0, Some(2_000_000), &[&o], &mut p)[0].chosen.unwrap(),
+            3
+        );
         // The link drops to 300k: straight to the low layer.
         let t1 = t0 + Duration::from_secs(20);
         let a = run(t1, Some(300_000), &[&o], &mut p);
@@ -455,7 +487,7 @@ mod tests {
             options: o.as_slice(),
             policy: p,
         }];
-        allocate(now, Some(budget), 50_000, true, &mut inputs)[0]
+        allocate(now, Budgets::same(Some(budget)), 50_000, true, &mut inputs)[0]
     }
 
     #[test]
@@ -467,7 +499,10 @@ mod tests {
         let t1 = t0 + Duration::from_secs(30);
         run(t1, Some(300_000), &[&o], &mut p); // down, hold 4 s
         let t2 = t1 + UPGRADE_HOLD;
-        assert_eq!(run(t2, Some(2_000_000), &[&o], &mut p)[0].probe, Some(800_000));
+        assert_eq!(
+            run(t2, Some(2_000_000), &[&o], &mut p)[0].probe,
+            Some(800_000)
+        );
         // The receiver reports loss while the padding runs: the trial fails.
         let a = run_congested(t2 + Duration::from_secs(1), 2_000_000, &o, &mut p[0]);
         assert_eq!((a.chosen, a.probe), (Some(2), None));
@@ -479,7 +514,10 @@ mod tests {
         assert_eq!((a[0].chosen, a[0].probe), (Some(2), Some(800_000)));
         // A track that was never forced down needs no trial.
         let mut fresh = [TrackPolicy::default()];
-        assert_eq!(run(t3, Some(2_000_000), &[&o], &mut fresh)[0].chosen, Some(3));
+        assert_eq!(
+            run(t3, Some(2_000_000), &[&o], &mut fresh)[0].chosen,
+            Some(3)
+        );
     }
 
     #[test]
@@ -487,12 +525,43 @@ mod tests {
         let t0 = Instant::now();
         let o = simulcast(150_000, 800_000);
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, Some(1_100_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
+        assert_eq!(
+            run(t0, Some(1_100_000), &[&o], &mut p)[0].chosen.unwrap(),
+            3
+        );
         // 900k: would not be chosen fresh (850k > 0.85 * 900k) but still fits: kept.
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(run(t1, Some(900_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
         // 840k: no longer fits.
         assert_eq!(run(t1, Some(840_000), &[&o], &mut p)[0].chosen.unwrap(), 2);
+    }
+
+    #[test]
+    fn a_keep_budget_above_the_estimate_keeps_the_current_layer_but_allows_no_upgrade() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = [TrackPolicy::default()];
+        assert_eq!(run(t0, Some(1_100_000), &[&o], &mut p)[0].chosen, Some(3));
+        let lenient = Budgets {
+            budget: Some(700_000),
+            keep: Some(875_000),
+        };
+        let mut inputs = [TrackInput {
+            options: o.as_slice(),
+            policy: &mut p[0],
+        }];
+        let a = allocate(t0, lenient, 50_000, false, &mut inputs)[0];
+        assert_eq!(a.chosen, Some(3), "850k still fits the keep budget");
+        // A new track on the same budgets does not get the high layer.
+        let mut fresh = TrackPolicy::default();
+        let mut inputs = [TrackInput {
+            options: o.as_slice(),
+            policy: &mut fresh,
+        }];
+        assert_eq!(
+            allocate(t0, lenient, 50_000, false, &mut inputs)[0].chosen,
+            Some(2)
+        );
     }
 
     #[test]
@@ -512,7 +581,10 @@ mod tests {
         t += UPGRADE_HOLD;
         assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].probe, None);
         t += UPGRADE_HOLD;
-        assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].probe, Some(800_000));
+        assert_eq!(
+            run(t, Some(2_000_000), &[&o], &mut p)[0].probe,
+            Some(800_000)
+        );
         t += TRIAL_TIME;
         assert_eq!(run(t, Some(2_000_000), &[&o], &mut p)[0].chosen, Some(3));
     }
@@ -522,7 +594,10 @@ mod tests {
         let t0 = Instant::now();
         let mut o = simulcast(150_000, 800_000);
         let mut p = [TrackPolicy::default()];
-        assert_eq!(run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
+        assert_eq!(
+            run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen.unwrap(),
+            3
+        );
         o[3].available = false;
         let a = run(t0, Some(5_000_000), &[&o], &mut p);
         assert_eq!(a[0].chosen.unwrap(), 2);
@@ -533,7 +608,10 @@ mod tests {
         // The ceiling still says the high layer would be received.
         assert_eq!(a[0].ceiling, 3);
         o[3].available = true;
-        assert_eq!(run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen.unwrap(), 3);
+        assert_eq!(
+            run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen.unwrap(),
+            3
+        );
     }
 
     #[test]
@@ -554,6 +632,9 @@ mod tests {
         assert_eq!((a[0].chosen.unwrap(), a[1].chosen.unwrap()), (2, 2));
         // Severe congestion: both lose temporal layers, the audio stays reserved.
         let a = run(t1, Some(250_000), &[&o, &o], &mut p);
-        assert!(a[0].chosen.unwrap() <= 1 && a[1].chosen.unwrap() <= 1, "{a:?}");
+        assert!(
+            a[0].chosen.unwrap() <= 1 && a[1].chosen.unwrap() <= 1,
+            "{a:?}"
+        );
     }
 }

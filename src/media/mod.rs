@@ -723,8 +723,11 @@ impl Sfu {
             desired: 0,
             created: now,
             min_rtt: None,
+            last_rtt: None,
             congested_at: None,
             congestion_cap: None,
+            trial_failed_at: None,
+            carried_peak: 0,
             probing: 0,
             reports: heapless::Vec::new(),
             source: up_id,
@@ -734,7 +737,7 @@ impl Sfu {
             queued_selection: None,
             queued_ice_restart: false,
         };
-        let id = self.insert_peer(now, key, rtc, Role::Down(down));
+        let id = self.insert_peer(now, key, rtc, Role::Down(Box::new(down)));
         self.join_link(link, id);
         self.refresh_ufrag(id);
         let result = self.renegotiate_down(now, id, Some(selection), false);

@@ -89,8 +89,8 @@ pub(crate) struct StatsState {
 pub(crate) enum Role {
     /// It receives a publisher's media.
     Up(UpState),
-    /// It sends media from an up stream to a receiver.
-    Down(DownState),
+    /// It sends media from an up stream to a receiver (boxed: much larger than an up role).
+    Down(Box<DownState>),
 }
 
 /// A publishing stream.
@@ -153,8 +153,14 @@ pub(crate) struct DownState {
     pub created: Instant,
     /// The lowest round-trip time the receiver's reports gave.
     pub min_rtt: Option<Duration>,
+    /// The round-trip time of the last report.
+    pub last_rtt: Option<Duration>,
     /// When the receiver's reports last showed congestion (loss or a queue building).
     pub congested_at: Option<Instant>,
+    /// What the stream sent lately at its peak (decaying), bits per second.
+    pub carried_peak: u64,
+    /// When a trial's padding last met congestion on this stream.
+    pub trial_failed_at: Option<Instant>,
     /// The rate this stream is held to while congested, and when it was set.
     pub congestion_cap: Option<(Instant, u64)>,
     /// The padding floor last given to the estimator (an upgrade on trial).

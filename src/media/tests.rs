@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::MediaKind;
 
-use super::sim::{LinkConfig, SeenRtp, Sim};
+use super::sim::{LinkConfig, SeenRtp, Sim, TEMPORAL_TAG_OFFSET};
 use super::*;
 
 const PUB: StreamKey = StreamKey(1);
@@ -628,7 +628,7 @@ fn below_the_lowest_layer_temporal_layers_are_dropped_without_gaps() {
 }
 
 #[test]
-fn debug_simulcast_temporal() {
+fn a_clean_subscriber_of_simulcast_with_temporal_layers_gets_the_high_layer_whole() {
     let mut s = with_simulcast_publisher(24);
     for source in &mut s.sources {
         source.temporal_layers = true;
@@ -636,8 +636,31 @@ fn debug_simulcast_temporal() {
     let c = s.add_client(addr(35, 6000), LinkConfig::CLEAN);
     s.subscribe(c, StreamKey(330), PUB, Selection::ALL)
         .expect("subscribe");
-    s.run_for(Duration::from_secs(5));
-    let n = s.clients[c].received.iter().filter(|p| p.kind == MediaKind::Video).count();
-    eprintln!("video packets {n}, stats {:?}", s.sfu.stream_stats(StreamKey(330)));
-    assert!(n > 100);
+    s.run_for(Duration::from_secs(15));
+    let since = s.now - Duration::from_secs(5);
+    let video: Vec<SeenRtp> = s.clients[c]
+        .received
+        .iter()
+        .filter(|p| p.kind == MediaKind::Video && p.at >= since)
+        .copied()
+        .collect();
+    assert!(video.len() > 300, "{} video packets", video.len());
+    assert!(
+        video.iter().all(|p| p.head[TEMPORAL_TAG_OFFSET] == 1),
+        "all from h"
+    );
+    let tids: BTreeSet<u8> = video.iter().map(|p| vp8_ids(p).0).collect();
+    assert_eq!(tids, BTreeSet::from([0, 1, 2]), "every temporal layer");
+    let layer = s
+        .sfu
+        .stream_stats(StreamKey(330))
+        .iter()
+        .find(|t| t.kind == TrackKind::Video)
+        .and_then(|t| t.layer)
+        .expect("layer stats");
+    assert_eq!(
+        (layer.sid, layer.max_sid, layer.tid, layer.max_tid),
+        (1, 1, 2, 2)
+    );
+    assert!(!layer.reduced);
 }

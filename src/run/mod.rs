@@ -61,10 +61,10 @@ use crate::http::route::Signalling;
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
 /// exists so the runtime can be exercised with a small fake.
 pub trait Engine: CamusSource {
-    /// Starts the media engine with these host candidates (the media socket's addresses).
-    /// Engines without media accept and ignore it.
-    fn enable_media(&mut self, candidates: Vec<SocketAddr>) -> Result<(), String> {
-        let _ = candidates;
+    /// Starts the media engine with this configuration (host candidates: the media socket's
+    /// addresses). Engines without media accept and ignore it.
+    fn enable_media(&mut self, config: crate::media::SfuConfig) -> Result<(), String> {
+        let _ = config;
         Ok(())
     }
     /// A datagram arrived on the media socket. Ignored unless overridden.
@@ -114,8 +114,8 @@ pub trait Engine: CamusSource {
 }
 
 impl Engine for App {
-    fn enable_media(&mut self, candidates: Vec<SocketAddr>) -> Result<(), String> {
-        App::enable_media(self, crate::media::SfuConfig::new(candidates)).map_err(|e| e.to_string())
+    fn enable_media(&mut self, config: crate::media::SfuConfig) -> Result<(), String> {
+        App::enable_media(self, config).map_err(|e| e.to_string())
     }
     fn handle_datagram(
         &mut self,
@@ -369,7 +369,9 @@ fn bind_media<E: Engine>(
             return None;
         }
     };
-    if let Err(e) = engine.enable_media(socket.candidates().to_vec()) {
+    let mut config = crate::media::SfuConfig::new(socket.candidates().to_vec());
+    config.downlink_estimation = options.downlink_estimation;
+    if let Err(e) = engine.enable_media(config) {
         log::error!("Cannot start the media engine: {e}; publishing is disabled");
         return None;
     }
@@ -378,6 +380,9 @@ fn bind_media<E: Engine>(
         socket.local_addr(),
         socket.candidates()
     );
+    if !options.downlink_estimation {
+        log::info!("Downlink estimation is off: every receiver gets the layer it asked for");
+    }
     Some(socket)
 }
 

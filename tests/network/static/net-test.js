@@ -145,7 +145,18 @@ async function gotOffer(m) {
         video.width = 320;
         video.height = 240;
         document.getElementById('videos').appendChild(video);
-        s = down[m.id] = {pc, pending: [], video, source: m.source, username: m.username};
+        s = down[m.id] = {pc, pending: [], video, source: m.source, username: m.username,
+                          lastFrame: null, frames: 0};
+        // Time of the last frame the element presented: a freeze still going on is in no
+        // getStats() counter (totalFreezesDuration grows when the freeze ends).
+        if ('requestVideoFrameCallback' in video) {
+            const onFrame = () => {
+                s.lastFrame = performance.now();
+                s.frames++;
+                video.requestVideoFrameCallback(onFrame);
+            };
+            video.requestVideoFrameCallback(onFrame);
+        }
         pc.ontrack = e => {
             const stream = e.streams[0] || new MediaStream([e.track]);
             if (video.srcObject !== stream)
@@ -234,7 +245,8 @@ window.netStats = async () => {
     for (const [id, s] of Object.entries(down)) {
         const stats = await s.pc.getStats();
         const entry = {id, username: s.username, iceState: s.pc.iceConnectionState,
-                       video: null, audio: null, pair: selectedPair(stats),
+                       video: null, audio: null, pair: selectedPair(stats), framesPresented: s.frames,
+                       sinceLastFrameMs: s.lastFrame === null ? null : performance.now() - s.lastFrame,
                        feedback: {offer: feedback(s.pc.remoteDescription && s.pc.remoteDescription.sdp),
                                   answer: feedback(s.pc.localDescription && s.pc.localDescription.sdp)}};
         stats.forEach(r => {
@@ -264,18 +276,4 @@ window.netStats = async () => {
         result.publisher = p;
     }
     return result;
-};
-
-// Whether this page can fetch url (the driver checks the page's network namespace with it).
-window.netProbe = async (url, ms) => {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), ms || 3000);
-    try {
-        const r = await fetch(url, {cache: 'no-store', mode: 'no-cors', signal: ctl.signal});
-        return {ok: true, status: r.status};
-    } catch (e) {
-        return {ok: false, error: String(e)};
-    } finally {
-        clearTimeout(timer);
-    }
 };
