@@ -12,6 +12,16 @@
 //! streams (one [`LinkKey`]) add up to that link's budget, and the budget is shared by all of
 //! its tracks.
 //!
+//! The estimate alone is not trusted: it dips for seconds after a stream starts
+//! ([`STARTUP_GRACE`]), undershoots after an overload, and reads a probe that a shaper's token
+//! bucket let through as spare capacity. The receiver reports of each down stream
+//! ([`Sfu::on_receiver_report`]) catch what it misses: heavy loss, or a round trip well above
+//! its minimum and growing (a standing queue), cap the link at what it carried; and a track
+//! that was once forced down only goes up again after a trial of padding that the reports
+//! found clean (see [`super::allocate`]).
+//!
+//! [`DownState::desired`]: super::peer::DownState::desired
+
 //! # The choice
 //!
 //! [`super::allocate`] turns a budget and the measured rate of every layer (a [`LayerMeter`]
