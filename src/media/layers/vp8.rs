@@ -154,29 +154,41 @@ impl Vp8Descriptor {
     /// picture ID is written in the descriptor's own width (its value taken modulo 2^7 or
     /// 2^15). Returns `false`, writing nothing, if `payload` is too short for them.
     pub fn write_into(&self, payload: &mut [u8], ids: CodecIds) -> bool {
-        let picture_id = self.picture_id.zip(ids.picture_id);
-        let tl0 = self.tl0_pic_idx.and(ids.tl0_pic_idx);
-        let picture_end = match picture_id {
-            Some((mine, _)) => self.picture_id_at + if mine.long { 2 } else { 1 },
-            None => 0,
-        };
-        let tl0_end = if tl0.is_some() { self.tl0_at + 1 } else { 0 };
-        if payload.len() < picture_end.max(tl0_end) {
-            return false;
-        }
-        if let Some((mine, new)) = picture_id {
-            write_picture_id(payload, self.picture_id_at, mine.long, new.value);
-        }
-        if let (Some(t), Some(b)) = (tl0, payload.get_mut(self.tl0_at)) {
-            *b = t;
-        }
-        true
+        write_ids(payload, (self.ids(), self.picture_id_at, self.tl0_at), ids)
     }
 }
 
+/// Writes `ids` over the fields `current` describes (the fields a descriptor carries, and the
+/// offsets of its picture ID and TL0PICIDX): only fields present in both are written, a picture
+/// ID in the descriptor's own width. Returns `false`, writing nothing, if `payload` is too short.
+/// Shared with [`super::vp9`], whose fields have the same layout.
+pub(crate) fn write_ids(
+    payload: &mut [u8],
+    (current, picture_id_at, tl0_at): (CodecIds, usize, usize),
+    ids: CodecIds,
+) -> bool {
+    let picture_id = current.picture_id.zip(ids.picture_id);
+    let tl0 = current.tl0_pic_idx.and(ids.tl0_pic_idx);
+    let picture_end = match picture_id {
+        Some((mine, _)) => picture_id_at + if mine.long { 2 } else { 1 },
+        None => 0,
+    };
+    let tl0_end = if tl0.is_some() { tl0_at + 1 } else { 0 };
+    if payload.len() < picture_end.max(tl0_end) {
+        return false;
+    }
+    if let Some((mine, new)) = picture_id {
+        write_picture_id(payload, picture_id_at, mine.long, new.value);
+    }
+    if let (Some(t), Some(b)) = (tl0, payload.get_mut(tl0_at)) {
+        *b = t;
+    }
+    true
+}
+
 /// Writes a picture ID of the given width at `at` (bounds already checked by the caller; out of
-/// range writes are skipped). Shared with [`super::vp9`], whose field has the same layout.
-pub(crate) fn write_picture_id(payload: &mut [u8], at: usize, long: bool, value: u16) {
+/// range writes are skipped).
+fn write_picture_id(payload: &mut [u8], at: usize, long: bool, value: u16) {
     if long {
         let [high, low] = (value & 0x7fff).to_be_bytes();
         if let Some(b) = payload.get_mut(at) {

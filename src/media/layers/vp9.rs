@@ -31,7 +31,7 @@
 )]
 
 use super::picture_id::{CodecIds, PictureId};
-use super::vp8::write_picture_id;
+use super::vp8::write_ids;
 
 /// Most spatial layers a scalability structure can describe (N_S is 3 bits).
 pub const MAX_SPATIAL_LAYERS: usize = 8;
@@ -215,23 +215,7 @@ impl Vp9Descriptor {
     /// picture ID is written in the descriptor's own width (its value taken modulo 2^7 or
     /// 2^15). Returns `false`, writing nothing, if `payload` is too short for them.
     pub fn write_into(&self, payload: &mut [u8], ids: CodecIds) -> bool {
-        let picture_id = self.picture_id.zip(ids.picture_id);
-        let tl0 = self.tl0_pic_idx.and(ids.tl0_pic_idx);
-        let picture_end = match picture_id {
-            Some((mine, _)) => self.picture_id_at + if mine.long { 2 } else { 1 },
-            None => 0,
-        };
-        let tl0_end = if tl0.is_some() { self.tl0_at + 1 } else { 0 };
-        if payload.len() < picture_end.max(tl0_end) {
-            return false;
-        }
-        if let Some((mine, new)) = picture_id {
-            write_picture_id(payload, self.picture_id_at, mine.long, new.value);
-        }
-        if let (Some(t), Some(b)) = (tl0, payload.get_mut(self.tl0_at)) {
-            *b = t;
-        }
-        true
+        write_ids(payload, (self.ids(), self.picture_id_at, self.tl0_at), ids)
     }
 }
 
