@@ -18,14 +18,16 @@
 //! servers through the core's configuration directory.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::camus;
 use crate::config::{ConfigError, Directory, GlobalConfig};
+pub use crate::conn::{ConnId, ConnOutput, Outbox};
 use crate::core::{Core, Event, JoinedKind, WallClock};
+pub use crate::core::{GroupLookup, GroupStatus};
 use crate::galene::Session;
 use crate::galene::media::Media;
 use crate::gst::{self, Hub};
@@ -34,102 +36,11 @@ use crate::media::{MediaError, SfuConfig, Transmit};
 /// How often the core does its housekeeping (idle groups, reloads).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
-/// The longest close reason a WebSocket close frame can carry, in bytes.
-const MAX_CLOSE_REASON: usize = 123;
-
-/// A handle for one signalling connection (any protocol). Never reused within a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-/// What the runtime must do for a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnOutput {
-    /// Send one text frame.
-    Text(String),
-    /// Send one binary frame.
-    Binary(Vec<u8>),
-    /// Send a WebSocket ping; the pong comes back through [`App::handle_pong`].
-    Ping,
-    /// Send a close frame with this code and reason, then close the socket. Nothing more will
-    /// be output for this connection.
-    Close {
-        /// WebSocket close code (1000, 1002, 1011, ...).
-        code: u16,
-        /// Close reason.
-        reason: String,
-    },
-}
-
 /// Options fixed at start-up.
 #[derive(Debug, Clone, Default)]
 pub struct AppOptions {
     /// `-relay-only`: tell clients `iceTransportPolicy: "relay"`.
     pub relay_only: bool,
-}
-
-/// A group's public status (galene.md §2.5), without the HTTP-only `location`/`endpoint`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct GroupStatus {
-    /// Group name.
-    pub name: String,
-    /// Redirect target; when set only name, redirect, display name and description are shown.
-    pub redirect: Option<String>,
-    /// Display name.
-    pub display_name: Option<String>,
-    /// Description (never for auto-subgroups).
-    pub description: Option<String>,
-    /// Client-side auth server.
-    pub auth_server: Option<String>,
-    /// Auth portal.
-    pub auth_portal: Option<String>,
-    /// Whether the group is public (then `locked` and `clientCount` are shown over HTTP).
-    pub public: bool,
-    /// Whether the group is locked.
-    pub locked: bool,
-    /// Number of clients in the group.
-    pub client_count: usize,
-}
-
-/// The result of looking a group up for HTTP.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupLookup {
-    /// No such group (or an invalid name).
-    NotFound,
-    /// The group file exists but cannot be parsed.
-    Invalid(String),
-    /// The group and its status.
-    Found(GroupStatus),
-}
-
-/// Everything queued for the runtime, plus the connections that were closed since the last
-/// look (the facade takes them out of the core).
-#[derive(Debug, Default)]
-pub struct Outbox {
-    queue: VecDeque<(ConnId, ConnOutput)>,
-    closed: Vec<ConnId>,
-}
-
-impl Outbox {
-    /// Queues a text frame.
-    pub fn text(&mut self, conn: ConnId, text: String) {
-        self.queue.push_back((conn, ConnOutput::Text(text)));
-    }
-
-    /// Queues a close frame; the reason is cut to what a close frame can carry.
-    pub fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
-        let mut end = reason.len().min(MAX_CLOSE_REASON);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.queue.push_back((
-            conn,
-            ConnOutput::Close {
-                code,
-                reason: reason[..end].to_owned(),
-            },
-        ));
-        self.closed.push(conn);
-    }
 }
 
 /// What a timer entry is for.
@@ -409,7 +320,7 @@ impl App {
 
     /// The next thing to send. Call until `None` after every `handle_*`.
     pub fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
-        if let Some(next) = self.out.queue.pop_front() {
+        if let Some(next) = self.out.pop() {
             return Some(next);
         }
         if let Some((conn, output)) = self.camus.poll_output() {
@@ -512,7 +423,7 @@ impl App {
                 self.render_stream_notices();
             }
             self.render_stream_notices();
-            let closed = std::mem::take(&mut self.out.closed);
+            let closed = self.out.take_closed();
             if closed.is_empty() {
                 break;
             }

@@ -13,6 +13,7 @@
 //! - [`core`]: groups, clients, permissions, chat history; sans-IO, driven with `now`.
 //! - [`media`]: the sans-IO media engine: one str0m `Rtc` per stream, RTP forwarding.
 //! - [`config`]: the files on disk and the rules that interpret them.
+//! - [`conn`]: connection ids, outputs and deadlines, shared by every protocol.
 //! - [`app`]: the facade that ties the sans-IO parts together for the runtime.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod app;
 pub mod camus;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod core;
 pub mod galene;
 pub mod gst;

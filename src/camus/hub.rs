@@ -30,8 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::limit::{Limiter, Refusal as LimitRefusal};
 use super::msg::{self, ClientInfo, GROUND_CONTROL, Incoming, ROOM};
 use super::pass::Secrets;
-use crate::app::ConnId;
 use crate::config::{CamusRoom, Directory};
+use crate::conn::ConnId;
 use crate::core::WallClock;
 
 /// After this much silence from a client, ground control pings it.

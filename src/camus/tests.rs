@@ -12,9 +12,9 @@ use super::hub::{
 use super::limit::{BURST_MESSAGES, MAX_MESSAGE_BYTES};
 use super::pass::PASS_LIFETIME;
 use super::*;
-use crate::app::ConnId;
 use crate::config::camus::parse_camus_rooms;
 use crate::config::{ConfigError, MemoryDirectory};
+use crate::conn::ConnId;
 use crate::core::WallClock;
 
 /// The wall-clock time at `t0`.

@@ -11,11 +11,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::camus::{CamusRooms, parse_camus_rooms};
 use super::ice::{IceServerEntry, parse_ice_servers, resolve_ice_servers};
 use super::names::valid_group_name;
+use super::stamp::FileStamp;
 use super::token::{TokenFile, sort_by_expiry};
 use super::{
     ConfigError, Description, Directory, GlobalConfig, GroupEntry, IceServer, Password,
@@ -24,51 +25,6 @@ use super::{
 
 /// Name of the group served when the groups directory does not exist.
 pub const EMBEDDED_GROUP_NAME: &str = "public";
-
-/// The size, modification time and inode of a file, used to notice changes. File times are
-/// coarse (a few milliseconds on Linux), so the inode is what reveals a same-size file
-/// replaced by a rename within the same tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FileStamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    inode: u64,
-}
-
-impl FileStamp {
-    /// The stamp of the regular file at `path`; `None` when there is no such file.
-    pub(crate) fn of(path: &Path) -> io::Result<Option<FileStamp>> {
-        match fs::metadata(path) {
-            Ok(meta) if meta.is_file() => Ok(Some(FileStamp {
-                len: meta.len(),
-                modified: meta.modified().ok(),
-                inode: inode(&meta),
-            })),
-            Ok(_) => Ok(None),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Galène's ETag, `"<size>-<mtime in Unix nanoseconds>"`.
-    pub(crate) fn etag(&self) -> String {
-        let nanos = self
-            .modified
-            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        format!("\"{}-{nanos}\"", self.len)
-    }
-}
-
-#[cfg(unix)]
-fn inode(meta: &fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(meta)
-}
-
-#[cfg(not(unix))]
-fn inode(_meta: &fs::Metadata) -> u64 {
-    0
-}
 
 /// Resolves `name` through `load`, which returns the description stored under an exact
 /// name together with its revision.
@@ -618,7 +574,7 @@ mod tests {
     }
 
     fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
+        std::time::UNIX_EPOCH + Duration::from_secs(secs)
     }
 
     #[test]

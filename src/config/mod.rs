@@ -35,6 +35,7 @@ pub mod jwt;
 pub mod names;
 pub mod password;
 pub mod permissions;
+mod stamp;
 pub mod token;
 
 pub use auth::{AuthError, Authenticated, Credentials, authenticate};

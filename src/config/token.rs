@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::dir::FileStamp;
 use super::fields::{Fields, Unknown, format_time, invalid};
+use super::stamp::FileStamp;
 use super::{ConfigError, Permissions, StatefulToken};
 
 /// Tokens that expired longer ago than this are purged by [`TokenFile::expire`].

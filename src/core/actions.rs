@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::app::ConnId;
 use crate::config::{Permission, Permissions, StatefulToken, sort_by_expiry};
+use crate::conn::ConnId;
 
 use super::event::{
     ChatEntry, Event, ForwardedMessage, JoinedKind, MessageKind, NoticeLevel, TokenFailure,

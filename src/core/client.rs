@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::app::ConnId;
 use crate::config::{Permission, Permissions};
+use crate::conn::ConnId;
 
 use super::event::JsonObject;
 

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use crate::app::GroupStatus;
+use super::GroupStatus;
 use crate::config::{IceServer, Permissions, StatefulToken};
 
 /// A JSON object, as carried in user and group data.

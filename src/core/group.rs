@@ -7,8 +7,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::app::{ConnId, GroupStatus};
+use super::GroupStatus;
 use crate::config::GroupEntry;
+use crate::conn::ConnId;
 
 use super::event::{ChatEntry, JsonObject};
 

@@ -13,6 +13,7 @@ mod client;
 mod event;
 mod group;
 mod login;
+mod status;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 
-use crate::app::{ConnId, GroupLookup, GroupStatus};
 use crate::config::{ConfigError, Directory, GlobalConfig, GroupEntry, Permission, Permissions};
+use crate::conn::ConnId;
 
 pub use actions::{
     ClearScope, GroupAction, OutgoingMessage, PermissionChange, TokenEdit, TokenRequest, TokenTime,
@@ -34,6 +35,7 @@ pub use event::{
     NoticeLevel, RtcConfiguration, TokenFailure, TokenFailureClass, UserEvent, UserEventKind,
 };
 pub use group::{DEFAULT_LOCK_MESSAGE, DEFAULT_MAX_HISTORY_AGE, MAX_HISTORY};
+pub use status::{GroupLookup, GroupStatus};
 
 use group::Group;
 

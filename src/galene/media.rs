@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::app::ConnId;
 use crate::config::Permission;
+use crate::conn::ConnId;
 use crate::core::{Core, StreamRequest, TrackSelection};
 use crate::media::{
     LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Selection, Sfu, SfuConfig, StreamKey,
@@ -1097,8 +1097,9 @@ mod tests {
     use str0m::{Candidate, Event, Input, Output, Rtc};
 
     use super::MediaTables;
-    use crate::app::{App, AppOptions, ConnId, ConnOutput};
+    use crate::app::{App, AppOptions};
     use crate::config::MemoryDirectory;
+    use crate::conn::{ConnId, ConnOutput};
     use crate::media::{MediaCounts, SfuConfig};
 
     const SERVER: &str = "192.0.2.1:8443";

@@ -12,6 +12,15 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The protocol variant a client speaks (galene-seed-dialect.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The seed documents' protocol: handshake without `version`.
+    Seed,
+    /// Protocol version "2".
+    V2,
+}
+
 /// One Galène protocol message.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Message {

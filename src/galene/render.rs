@@ -11,8 +11,8 @@ use crate::core::{
     NoticeLevel, RtcConfiguration, TokenFailureClass, UserEvent, UserEventKind,
 };
 
+use super::msg::Dialect;
 use super::msg::Message;
-use super::session::Dialect;
 
 /// Formats a wall-clock time as Galène does: RFC 3339, whole seconds, the server's local
 /// offset (`Z` when it is UTC).

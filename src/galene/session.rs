@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::app::{ConnId, Outbox};
+use crate::conn::{ConnId, Outbox};
 use crate::core::{
     ActionError, Core, Event, GroupAction, JoinFailure, JoinRequest, MessageKind,
     NOT_AUTHORISED_DELAY, OutgoingMessage, PermissionChange, UserAction,
 };
 
 use super::media::{Media, StreamNotice};
+pub use super::msg::Dialect;
 use super::msg::Message;
 use super::parse;
 use super::render;
@@ -44,15 +45,6 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(45);
 pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 /// Frames kept while a delayed reply is pending; more closes the connection.
 pub const MAX_DEFERRED_FRAMES: usize = 64;
-
-/// The protocol variant a client speaks (galene-seed-dialect.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// The seed documents' protocol: handshake without `version`.
-    Seed,
-    /// Protocol version "2".
-    V2,
-}
 
 /// Where a session is in its life.
 #[derive(Debug)]

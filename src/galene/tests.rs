@@ -9,11 +9,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::app::{App, AppOptions, ConnId, ConnOutput, GroupLookup};
+use crate::app::{App, AppOptions};
 use crate::config::{
     ConfigError, Directory, GlobalConfig, GroupEntry, IceServer, MemoryDirectory, Permissions,
     StatefulToken,
 };
+use crate::conn::{ConnId, ConnOutput};
+use crate::core::GroupLookup;
 
 /// A directory the test can still change after handing it to the app.
 #[derive(Clone, Default)]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::msg::{self, Reply};
 use super::parse::{self, Command, HelloError};
-use crate::app::ConnId;
+use crate::conn::ConnId;
 
 /// A connection that has not sent `HELLO <uid>` within this time is closed.
 pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);

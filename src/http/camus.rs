@@ -22,7 +22,8 @@ use std::time::Instant;
 
 use super::files::{FileLookup, FileSource, mime_type};
 use super::path::{canonical, parse_target, percent_decode};
-use super::route::{GroupSource, Routed, Signalling, serve_file, websocket};
+use super::route::{Routed, Signalling, serve_file, websocket};
+use super::source::GroupSource;
 use super::{Request, Response};
 use crate::app::App;
 use crate::camus::pass::{pass_cookies, set_cookie};
@@ -293,8 +294,8 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{GroupLookup, GroupStatus};
     use crate::config::{CamusRoom, GlobalConfig, Password};
+    use crate::core::{GroupLookup, GroupStatus};
     use crate::http::files::StaticFile;
     use std::sync::Arc;
     use std::time::{SystemTime, UNIX_EPOCH};

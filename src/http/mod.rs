@@ -3,7 +3,7 @@
 //! Nothing here touches a socket, a file or the clock. The runtime (`run/`) reads bytes until
 //! [`parse_head`] finds a complete head, passes the [`Request`] to [`route::route`] together
 //! with a [`files::FileSource`] (the embedded site or the `-static` directory) and a
-//! [`route::GroupSource`] (the application), and writes back what comes out: a [`Response`]
+//! [`source::GroupSource`] (the application), and writes back what comes out: a [`Response`]
 //! or, for `/ws`, the 101 of a WebSocket upgrade. [`stats`] answers the admin-only media
 //! statistics.
 //!
@@ -15,6 +15,7 @@ pub mod date;
 pub mod files;
 pub mod path;
 pub mod route;
+pub mod source;
 pub mod stats;
 pub mod status;
 

@@ -12,24 +12,12 @@ use base64::Engine as _;
 
 use super::files::{FileLookup, FileSource, StaticFile, mime_type};
 use super::path::{canonical, encode_path, parse_target, split_kind};
+pub use super::source::GroupSource;
 use super::status::{BaseUrl, public_groups_bytes, status_bytes};
 use super::{Request, Response, date};
-use crate::app::{App, GroupLookup, GroupStatus};
+use crate::app::App;
 use crate::config::{ConfigError, GlobalConfig};
-
-/// The group data HTTP needs. [`App`] implements it; tests use a fake.
-pub trait GroupSource {
-    /// Looks a group up (see [`App::group_status`]).
-    fn group_status(&mut self, now: Instant, name: &str) -> GroupLookup;
-    /// Every public group, sorted by name (see [`App::public_groups`]).
-    fn public_groups(&mut self, now: Instant) -> Vec<GroupStatus>;
-    /// The global configuration (see [`App::global_config`]).
-    fn global_config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError>;
-    /// The JSON of `/galene-api/v0/.stats` (see [`App::stats_json`]); no groups by default.
-    fn stats_json(&mut self) -> String {
-        "[]".to_owned()
-    }
-}
+use crate::core::{GroupLookup, GroupStatus};
 
 impl GroupSource for App {
     fn group_status(&mut self, now: Instant, name: &str) -> GroupLookup {

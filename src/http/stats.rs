@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 
-use super::route::GroupSource;
+use super::source::GroupSource;
 use super::{Request, Response};
 
 /// The path of the statistics endpoint.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::app::GroupStatus;
+use crate::core::GroupStatus;
 
 /// The externally visible base of the server: `<scheme>://<host><path>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

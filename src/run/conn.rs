@@ -17,7 +17,7 @@ use smol::stream::StreamExt;
 use smol::{Async, Timer};
 
 use super::{Engine, Shared};
-use crate::app::ConnOutput;
+use crate::conn::ConnOutput;
 use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
 use crate::http::route::{Routed, Signalling, route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
@@ -344,7 +344,7 @@ async fn websocket<E, S>(
 /// Calls [`Shared::close`] for a connection when dropped.
 struct CloseOnDrop<'a, E: Engine> {
     shared: &'a Shared<E>,
-    id: crate::app::ConnId,
+    id: crate::conn::ConnId,
 }
 
 impl<E: Engine> Drop for CloseOnDrop<'_, E> {

@@ -51,9 +51,10 @@ use smol::channel::{Receiver, Sender, TrySendError};
 use smol::stream::StreamExt;
 use smol::{Async, LocalExecutor, Timer};
 
-use crate::app::{App, AppOptions, ConnId, ConnOutput};
+use crate::app::{App, AppOptions};
 use crate::cli::Options;
 use crate::config::dir::DiskDirectory;
+use crate::conn::{ConnId, ConnOutput};
 use crate::http::camus::{CamusClient, CamusSource};
 use crate::http::files::{EmbeddedSite, FileSource};
 use crate::http::route::Signalling;
@@ -665,8 +666,8 @@ async fn timer_task<E: Engine>(shared: Rc<Shared<E>>, kicks: Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{GroupLookup, GroupStatus};
     use crate::config::{ConfigError, GlobalConfig};
+    use crate::core::{GroupLookup, GroupStatus};
     use crate::http::route::GroupSource;
     use std::collections::VecDeque;
     use std::sync::mpsc;
