@@ -18,7 +18,7 @@
 //! servers through the core's configuration directory.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,12 +26,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::camus;
 use crate::config::{ConfigError, Directory, GlobalConfig};
 pub use crate::conn::{ConnId, ConnOutput, Outbox};
-use crate::core::{Core, Event, JoinedKind, WallClock};
+use crate::core::{Core, Event, JoinFailure, JoinRequest, JoinedKind, WallClock};
 pub use crate::core::{GroupLookup, GroupStatus};
 use crate::galene::Session;
-use crate::galene::media::Media;
 use crate::gst::{self, Hub};
-use crate::media::{MediaError, SfuConfig, Transmit};
+use crate::media::{MediaError, Sfu, SfuConfig, Transmit};
+use crate::streams::{StreamNotice, Streams};
 
 /// How often the core does its housekeeping (idle groups, reloads).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -68,10 +68,13 @@ pub struct App {
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     gst: Hub,
     camus: camus::Hub,
-    /// Galène's streams and the media engine ([`App::enable_media`]).
-    media: Media,
-    /// `media`'s next deadline, as of the last call (the engine's needs `&mut`).
-    media_deadline: Option<Instant>,
+    /// Every client's streams and the media engine ([`App::enable_media`]).
+    streams: Streams,
+    /// Stream notices for in-process clients ([`App::attach_client`]), which have no
+    /// connection to render them on.
+    local_notices: VecDeque<(ConnId, StreamNotice)>,
+    /// The in-process clients.
+    local_clients: HashSet<ConnId>,
 }
 
 impl App {
@@ -93,19 +96,35 @@ impl App {
             timers,
             gst: Hub::new(),
             camus: camus::Hub::new(random_key(wall), WallClock::new(now, wall)),
-            media: Media::new(),
-            media_deadline: None,
+            streams: Streams::new(),
+            local_notices: VecDeque::new(),
+            local_clients: HashSet::new(),
         }
     }
 
-    /// Starts the media engine: Galène clients may publish and receive from now on. The
+    /// Starts the media engine: clients may publish and receive from now on. The
     /// configuration names the media socket's addresses (host candidates).
     pub fn enable_media(&mut self, config: SfuConfig) -> Result<(), MediaError> {
-        self.media.enable(config)
+        self.streams.enable(config)
+    }
+
+    /// The media engine, for the runtime's datagram path: a datagram goes straight to
+    /// [`Sfu::handle_receive`] and its transmits straight back from [`Sfu::poll_transmit`];
+    /// only when [`Sfu::has_events`] says so does the runtime call
+    /// [`App::handle_media_events`]. `None` until [`App::enable_media`].
+    pub fn media_engine(&mut self) -> Option<&mut Sfu> {
+        self.streams.engine_mut()
+    }
+
+    /// The media engine reported events (after datagrams given to [`App::media_engine`]):
+    /// the media session layer acts on them, and clients hear what concerns them.
+    pub fn handle_media_events(&mut self, now: Instant) {
+        self.streams.handle_engine_events(now, &mut self.core);
+        self.flush(now);
     }
 
     /// A datagram arrived on the media socket (`destination`: the local address it was
-    /// sent to).
+    /// sent to): [`App::media_engine`] and [`App::handle_media_events`] in one call.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -113,32 +132,83 @@ impl App {
         destination: SocketAddr,
         data: &[u8],
     ) {
-        self.media
-            .handle_datagram(now, &mut self.core, source, destination, data);
-        self.flush(now);
+        let Some(sfu) = self.streams.engine_mut() else {
+            return;
+        };
+        if let Err(e) = sfu.handle_receive(now, source, destination, data) {
+            log::trace!("datagram from {source}: {e}");
+        }
+        if sfu.has_events() {
+            self.handle_media_events(now);
+        }
     }
 
     /// The next datagram to send on the media socket. Call until `None` after every
     /// `handle_*`.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.media.poll_transmit()
+        self.streams.engine_mut()?.poll_transmit()
     }
 
-    /// Galène's streams (read-only), for statistics and tests.
-    pub fn media(&self) -> &Media {
-        &self.media
+    /// Every client's streams (read-only), for statistics and tests.
+    pub fn streams(&self) -> &Streams {
+        &self.streams
     }
 
-    /// Test hook: Galène's media side acts on `event` as if the engine had reported it.
+    /// Test hook: the media session layer acts on `event` as if the engine had reported it.
     #[cfg(test)]
     pub(crate) fn inject_media_event(&mut self, now: Instant, event: crate::media::MediaEvent) {
-        self.media.inject_event(now, &mut self.core, event);
+        self.streams.inject_event(now, &mut self.core, event);
         self.flush(now);
     }
 
-    /// The JSON of `/galene-api/v0/.stats` (galene.md §6.6).
+    /// The JSON of `/galene-api/v0/.stats`, in Galène's layout.
     pub fn stats_json(&self) -> String {
-        self.media.stats(&self.core).to_string()
+        crate::galene::stats::stats_json(&self.streams.stats(&self.core))
+    }
+
+    // ------------------------------------------------------------ in-process clients
+
+    /// Registers a client that lives in this process rather than behind a WebSocket (a
+    /// recorder, a WHIP publisher, a test). It joins groups with [`App::join_local`], uses
+    /// the media session layer through [`App::with_streams`], and reads what it is told
+    /// from [`App::poll_local_notice`]. It leaves with [`App::handle_disconnect`].
+    pub fn attach_client(&mut self, now: Instant, id: &str) -> ConnId {
+        let _ = now;
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        self.core.add_client(conn, None);
+        self.core.set_client_id(conn, id.to_owned());
+        self.local_clients.insert(conn);
+        conn
+    }
+
+    /// An in-process client joins a group with the same rules as any other client.
+    pub fn join_local(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        request: JoinRequest,
+    ) -> Result<(), JoinFailure> {
+        let joined = self.core.join(now, conn, request);
+        self.flush(now);
+        joined
+    }
+
+    /// Runs `f` on the media session layer for an in-process client, then delivers what
+    /// it produced.
+    pub fn with_streams<T>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Streams, &mut Core) -> T,
+    ) -> T {
+        let result = f(&mut self.streams, &mut self.core);
+        self.flush(now);
+        result
+    }
+
+    /// The next stream notice for an in-process client.
+    pub fn poll_local_notice(&mut self) -> Option<(ConnId, StreamNotice)> {
+        self.local_notices.pop_front()
     }
 
     /// Registers a new Galène WebSocket connection (after the upgrade).
@@ -220,7 +290,7 @@ impl App {
                 now,
                 text,
                 &mut self.core,
-                &mut self.media,
+                &mut self.streams,
                 &mut self.out,
             );
         } else if self.camus.contains(conn) {
@@ -258,7 +328,8 @@ impl App {
         self.gst.handle_disconnect(now, conn);
         self.camus.handle_disconnect(now, conn);
         self.connections.remove(&conn);
-        self.media.remove_client(now, &mut self.core, conn, false);
+        self.local_clients.remove(&conn);
+        self.streams.remove_client(now, &mut self.core, conn, false);
         self.core.remove_client(now, conn);
         self.flush(now);
     }
@@ -267,7 +338,7 @@ impl App {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.gst.handle_timeout(now);
         self.camus.handle_timeout(now);
-        self.media.handle_timeout(now, &mut self.core);
+        self.streams.handle_timeout(now, &mut self.core);
         self.flush(now);
         while let Some(Reverse((due, timer))) = self.timers.peek().copied() {
             if due > now {
@@ -291,7 +362,7 @@ impl App {
                     connection.session.handle_timeout(
                         now,
                         &mut self.core,
-                        &mut self.media,
+                        &mut self.streams,
                         &mut self.out,
                     );
                     self.reschedule(now, conn);
@@ -302,7 +373,7 @@ impl App {
     }
 
     /// When `handle_timeout` must be called next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
         let own = self.timers.peek().map(|Reverse((due, _))| *due);
         let gst = match (own, self.gst.poll_timeout()) {
             (Some(own), Some(gst)) => Some(own.min(gst)),
@@ -312,7 +383,7 @@ impl App {
             (Some(earlier), Some(camus)) => Some(earlier.min(camus)),
             (earlier, camus) => earlier.or(camus),
         };
-        match (camus, self.media_deadline) {
+        match (camus, self.streams.poll_timeout()) {
             (Some(earlier), Some(media)) => Some(earlier.min(media)),
             (earlier, media) => earlier.or(media),
         }
@@ -410,13 +481,13 @@ impl App {
                 // Leaving a group, losing `present` or being kicked ends streams.
                 match &event {
                     Event::Joined(joined) if joined.kind == JoinedKind::Leave => {
-                        self.media.remove_client(now, &mut self.core, to, true);
+                        self.streams.remove_client(now, &mut self.core, to, true);
                     }
                     Event::Joined(joined) if joined.kind == JoinedKind::Change => {
-                        self.media.permissions_changed(now, &mut self.core, to);
+                        self.streams.permissions_changed(now, &mut self.core, to);
                     }
                     Event::Kicked { .. } => {
-                        self.media.remove_client(now, &mut self.core, to, false);
+                        self.streams.remove_client(now, &mut self.core, to, false);
                     }
                     _ => {}
                 }
@@ -431,18 +502,20 @@ impl App {
                 if let Some(connection) = self.connections.get_mut(&conn) {
                     connection.scheduled = None;
                 }
-                self.media.remove_client(now, &mut self.core, conn, false);
+                self.streams.remove_client(now, &mut self.core, conn, false);
                 self.core.remove_client(now, conn);
             }
         }
-        self.media_deadline = self.media.poll_timeout();
     }
 
-    /// Renders what the media side has for clients through their sessions.
+    /// Renders what the media session layer has for clients through their sessions, and
+    /// queues it for in-process clients.
     fn render_stream_notices(&mut self) {
-        while let Some((to, notice)) = self.media.poll_notice() {
+        while let Some((to, notice)) = self.streams.poll_notice() {
             if let Some(connection) = self.connections.get_mut(&to) {
                 connection.session.render_stream(&notice, &mut self.out);
+            } else if self.local_clients.contains(&to) {
+                self.local_notices.push_back((to, notice));
             }
         }
     }

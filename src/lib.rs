@@ -10,6 +10,8 @@
 //!   rooms), a sans-IO hub of its own.
 //! - [`camus`]: the Camus chat protocol (rooms, peer-to-peer signalling relay), a sans-IO hub
 //!   of its own.
+//! - [`streams`]: the protocol-neutral media session layer: clients publish and receive
+//!   streams through it (the Galène adapter, and any in-process client such as a recorder).
 //! - [`core`]: groups, clients, permissions, chat history; sans-IO, driven with `now`.
 //! - [`media`]: the sans-IO media engine: one str0m `Rtc` per stream, RTP forwarding.
 //! - [`config`]: the files on disk and the rules that interpret them.
@@ -30,3 +32,4 @@ pub mod gst;
 pub mod http;
 pub mod media;
 pub mod run;
+pub mod streams;

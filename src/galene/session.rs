@@ -29,11 +29,11 @@ use crate::core::{
     NOT_AUTHORISED_DELAY, OutgoingMessage, PermissionChange, UserAction,
 };
 
-use super::media::{Media, StreamNotice};
 pub use super::msg::Dialect;
 use super::msg::Message;
 use super::parse;
 use super::render;
+use crate::streams::{Publish, StreamNotice, Streams};
 
 /// The first message must arrive within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -166,7 +166,7 @@ impl Session {
         now: Instant,
         text: &str,
         core: &mut Core,
-        media: &mut Media,
+        media: &mut Streams,
         out: &mut Outbox,
     ) {
         if self.is_closed() {
@@ -190,7 +190,7 @@ impl Session {
         &mut self,
         now: Instant,
         core: &mut Core,
-        media: &mut Media,
+        media: &mut Streams,
         out: &mut Outbox,
     ) {
         match &self.phase {
@@ -324,7 +324,7 @@ impl Session {
         now: Instant,
         text: &str,
         core: &mut Core,
-        media: &mut Media,
+        media: &mut Streams,
         out: &mut Outbox,
     ) {
         if text.len() > MAX_MESSAGE_SIZE {
@@ -389,7 +389,7 @@ impl Session {
         message: Message,
         dialect: Dialect,
         core: &mut Core,
-        media: &mut Media,
+        media: &mut Streams,
         out: &mut Outbox,
     ) -> Result<(), Failure> {
         let own_id = self.own_id().to_owned();
@@ -430,7 +430,7 @@ impl Session {
                     ),
                 };
                 media
-                    .request_stream(now, core, self.conn, &message.id, requested)
+                    .override_selection(now, core, self.conn, &message.id, requested)
                     .map_err(|_| Failure::Internal("unknown stream id".into()))
             }
             "offer" => {
@@ -441,16 +441,14 @@ impl Session {
                     .flatten()
                     .filter_map(|(mid, label)| Some((mid.clone(), label.as_str()?.to_owned())))
                     .collect();
-                media.offer(
-                    now,
-                    core,
-                    self.conn,
-                    &message.id,
-                    &message.label,
-                    labels,
-                    &message.replace,
-                    &message.sdp,
-                );
+                let publish = Publish {
+                    id: &message.id,
+                    label: &message.label,
+                    track_labels: &labels,
+                    replace: &message.replace,
+                    sdp: &message.sdp,
+                };
+                media.publish(now, core, self.conn, publish);
                 Ok(())
             }
             "answer" => {
@@ -460,17 +458,17 @@ impl Session {
             }
             "abort" => {
                 require_id(&message)?;
-                media.abort(now, core, self.conn, &message.id);
+                media.stop_receiving(now, core, self.conn, &message.id);
                 Ok(())
             }
             "renegotiate" => {
                 require_id(&message)?;
-                media.renegotiate(now, core, self.conn, &message.id);
+                media.restart_receiving(now, core, self.conn, &message.id);
                 Ok(())
             }
             "close" => {
                 require_id(&message)?;
-                media.close(now, core, self.conn, &message.id);
+                media.unpublish(now, core, self.conn, &message.id);
                 Ok(())
             }
             "ice" => {
@@ -482,7 +480,7 @@ impl Session {
                     .get("candidate")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                media.ice(now, core, self.conn, &message.id, text);
+                media.add_candidate(now, core, self.conn, &message.id, text);
                 Ok(())
             }
             "chat" | "usermessage" => {

@@ -485,6 +485,12 @@ impl Sfu {
         self.events.pop_front()
     }
 
+    /// Whether [`Sfu::poll_event`] has something: most datagrams produce no event, and the
+    /// caller skips its signalling work for them.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// When [`Sfu::handle_timeout`] must be called next (`None`: no stream).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let slots = &self.slots;

@@ -58,6 +58,7 @@ use crate::conn::{ConnId, ConnOutput};
 use crate::http::camus::{CamusClient, CamusSource};
 use crate::http::files::{EmbeddedSite, FileSource};
 use crate::http::route::Signalling;
+use crate::media::Sfu;
 
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
 /// exists so the runtime can be exercised with a small fake.
@@ -68,20 +69,15 @@ pub trait Engine: CamusSource {
         let _ = config;
         Ok(())
     }
-    /// A datagram arrived on the media socket. Ignored unless overridden.
-    fn handle_datagram(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        destination: SocketAddr,
-        data: &[u8],
-    ) {
-        let _ = (now, source, destination, data);
-    }
-    /// The next datagram to send on the media socket; called until `None` after every
-    /// `handle_*`.
-    fn poll_transmit(&mut self) -> Option<crate::media::Transmit> {
+    /// The media engine, when there is one: the runtime hands it every datagram of the media
+    /// socket ([`Sfu::handle_receive`]) and sends what it transmits, without the signalling
+    /// side; after every engine call it drains [`Sfu::poll_transmit`].
+    fn media_engine(&mut self) -> Option<&mut Sfu> {
         None
+    }
+    /// The media engine has events ([`Sfu::has_events`]) for the signalling side.
+    fn handle_media_events(&mut self, now: Instant) {
+        let _ = now;
     }
     /// Registers a new WebSocket connection.
     fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
@@ -107,7 +103,7 @@ pub trait Engine: CamusSource {
     /// Time passed.
     fn handle_timeout(&mut self, now: Instant);
     /// When [`Engine::handle_timeout`] is due next.
-    fn poll_timeout(&self) -> Option<Instant>;
+    fn poll_timeout(&mut self) -> Option<Instant>;
     /// The next frame to send; called until `None` after every `handle_*`.
     fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)>;
     /// Lock everything and kick every client with `message`.
@@ -118,17 +114,11 @@ impl Engine for App {
     fn enable_media(&mut self, config: crate::media::SfuConfig) -> Result<(), String> {
         App::enable_media(self, config).map_err(|e| e.to_string())
     }
-    fn handle_datagram(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        destination: SocketAddr,
-        data: &[u8],
-    ) {
-        App::handle_datagram(self, now, source, destination, data)
+    fn media_engine(&mut self) -> Option<&mut Sfu> {
+        App::media_engine(self)
     }
-    fn poll_transmit(&mut self) -> Option<crate::media::Transmit> {
-        App::poll_transmit(self)
+    fn handle_media_events(&mut self, now: Instant) {
+        App::handle_media_events(self, now)
     }
     fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
         self.galene_connect(now, remote)
@@ -159,7 +149,7 @@ impl Engine for App {
     fn handle_timeout(&mut self, now: Instant) {
         App::handle_timeout(self, now)
     }
-    fn poll_timeout(&self) -> Option<Instant> {
+    fn poll_timeout(&mut self) -> Option<Instant> {
         App::poll_timeout(self)
     }
     fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
@@ -482,15 +472,23 @@ impl<E: Engine> Shared<E> {
         }
         if let Some(media) = &self.media {
             let mut engine = self.engine.borrow_mut();
-            while let Some(transmit) = engine.poll_transmit() {
-                media.send(transmit);
+            if let Some(sfu) = engine.media_engine() {
+                while let Some(transmit) = sfu.poll_transmit() {
+                    media.send(transmit);
+                }
             }
             media.flush();
         }
+        self.kick_timer_if_sooner();
+    }
+
+    /// Wakes the timer task when the engine's next deadline moved before the one it sleeps
+    /// on.
+    fn kick_timer_if_sooner(&self) {
         // Wake the timer task only when the engine's next deadline moved before the one it
         // sleeps on (a datagram rarely does that; waking it for each one cost a task switch
         // per packet). Full means a wake-up is already pending.
-        let next = self.engine.borrow().poll_timeout();
+        let next = self.engine.borrow_mut().poll_timeout();
         let sooner = match (next, self.timer_armed.get()) {
             (Some(next), Some(armed)) => next < armed,
             (Some(_), None) => true,
@@ -636,7 +634,7 @@ async fn accept_loop<E: Engine + 'static>(
 
 async fn timer_task<E: Engine>(shared: Rc<Shared<E>>, kicks: Receiver<()>) {
     loop {
-        let deadline = shared.engine.borrow().poll_timeout();
+        let deadline = shared.engine.borrow_mut().poll_timeout();
         shared.timer_armed.set(deadline);
         let due = async {
             match deadline {
@@ -753,7 +751,7 @@ mod tests {
                 let _ = self.seen.send(Seen::Timeout);
             }
         }
-        fn poll_timeout(&self) -> Option<Instant> {
+        fn poll_timeout(&mut self) -> Option<Instant> {
             self.deadline
         }
         fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {

@@ -455,9 +455,28 @@ pub(super) async fn receive_loop<E: Engine>(shared: Rc<Shared<E>>, socket: Rc<Me
         let stride = meta.stride.max(1);
         let data = buffer.get(..meta.len).unwrap_or_default();
         for datagram in data.chunks(stride) {
-            shared.with_engine(|engine| {
-                engine.handle_datagram(Instant::now(), source, destination, datagram)
-            });
+            let now = Instant::now();
+            // The datagram goes to the media engine and its transmits straight out; the
+            // signalling side runs only when the engine has events for it.
+            let has_events = {
+                let mut engine = shared.engine.borrow_mut();
+                let Some(sfu) = engine.media_engine() else {
+                    break;
+                };
+                if let Err(e) = sfu.handle_receive(now, source, destination, datagram) {
+                    log::trace!("datagram from {source}: {e}");
+                }
+                while let Some(transmit) = sfu.poll_transmit() {
+                    socket.send(transmit);
+                }
+                sfu.has_events()
+            };
+            if has_events {
+                shared.with_engine(|engine| engine.handle_media_events(now));
+            } else {
+                socket.flush();
+                shared.kick_timer_if_sooner();
+            }
             handled += 1;
         }
         if handled >= DATAGRAMS_PER_TURN {

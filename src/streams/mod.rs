@@ -1,47 +1,63 @@
-//! The media side of Galène signalling (galene.md §3.4–§3.6): publishers' up streams, the
-//! down streams pushed to receivers, and the [`Sfu`] that carries them.
+//! The media session layer: streams that clients publish and receive, for every kind of
+//! client.
 //!
-//! [`Media`] owns the engine and a table of Galène streams. A session hands it the media
-//! messages of its client (`offer`, `answer`, `ice`, `renegotiate`, `close`, `abort`,
-//! `requestStream`, and the fact that `request` changed); the facade hands it datagrams and
-//! time. What clients must be told comes out of [`Media::poll_notice`] as [`StreamNotice`]s,
-//! which each receiver's session renders in its own dialect; datagrams come out of
-//! [`Media::poll_transmit`].
+//! This layer sits between the signalling adapters and the SFU. It speaks in clients (the
+//! core's [`ConnId`]s) and stream ids, never in a protocol's messages: "client C publishes
+//! stream S with this offer", "client C answers its copy of stream S", "stream S ended".
+//! The Galène adapter translates its messages into these calls; a recorder, a WHIP publisher
+//! or a WHEP viewer call them the same way, with no signalling protocol in sight.
 //!
-//! Stream names: an up stream is named by its publisher's connection and the id the client
-//! chose; the down stream that carries it to a receiver has the same id (Galène's rule), so
-//! it is named by the receiver's connection and that id. Each has its own [`StreamKey`] in the
-//! engine (one `Rtc` each).
+//! # Run loop
 //!
-//! Push logic (§3.6): when an up stream's tracks are known or change, it is pushed 200 ms
-//! later (debounced) to every other member of the publisher's group that sent a `request`;
-//! when a member's `request` changes, every other member's streams are pushed to it. The
-//! receiver's selection is its `requestStream` override, else `request[label]`, else
-//! `request[""]` (seed dialect: the track labels it asked for). A receiver whose selection
-//! becomes empty gets `close`. Deliberate difference from Galène: a receiver that never had
-//! a stream is not sent `close` for it (galene.md §13).
+//! [`Streams`] is sans-IO, like the [`Sfu`] it owns: it never reads the clock and never
+//! touches a socket. Its owner
+//!
+//! 1. calls a client action ([`Streams::publish`], [`Streams::answer`], ...), a group change
+//!    ([`Streams::request_changed`], [`Streams::permissions_changed`],
+//!    [`Streams::remove_client`]) or [`Streams::handle_timeout`], each with `now` and the
+//!    [`Core`] that knows groups, members and what each member asked to receive;
+//! 2. feeds datagrams straight to the engine ([`Streams::engine_mut`] →
+//!    [`Sfu::handle_receive`]) and, only when [`Streams::has_engine_events`] says so, lets
+//!    this layer act on them with [`Streams::handle_engine_events`];
+//! 3. drains [`Streams::poll_notice`] (what each client must be told: answers, offers,
+//!    closes, ...) and [`Sfu::poll_transmit`] (datagrams), then asks
+//!    [`Streams::poll_timeout`] when to call [`Streams::handle_timeout`] next.
+//!
+//! # Streams and keys
+//!
+//! An up stream is named by its publisher and the id the client chose; the down stream that
+//! carries it to a receiver has the same id, so it is named by the receiver and that id. Each
+//! has its own [`StreamKey`] in the engine (one `Rtc` each).
+//!
+//! # Who receives what
+//!
+//! When an up stream's tracks are known or change, it is pushed 200 ms later (debounced) to
+//! every other member of the publisher's group that asked to receive; when a member's
+//! request changes, every other member's streams are pushed to it. What a receiver gets is
+//! decided in [`select`]. A receiver whose selection becomes empty gets `Close`; one that
+//! never had a stream is not told `Close` for it (Galène does, which clients ignore).
 //!
 //! When the engine reports that a down stream's video is reduced by its receiver's network
 //! (or is back), the receiver is told ([`StreamNotice::LayerReduced`]), once per change and
 //! only while it has that stream.
 //!
-//! Without an engine ([`Media::enable`] not called: no media socket), offers are refused with
-//! `abort` and an error, as before publishing existed.
+//! Without an engine ([`Streams::enable`] not called: no media socket), offers are refused
+//! with `Abort` and an error.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
-
 use crate::config::Permission;
-use crate::conn::ConnId;
-use crate::core::{Core, StreamRequest, TrackSelection};
+use crate::conn::{ConnId, Deadlines};
+use crate::core::{Core, TrackSelection};
 use crate::media::{
-    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Selection, Sfu, SfuConfig, StreamKey,
-    TrackInfo, TrackKind, Transmit, VideoChoice,
+    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Sfu, SfuConfig, StreamKey, TrackInfo,
+    TrackKind, TrackStats,
 };
+
+mod select;
+
+use select::{Published, is_screenshare, sdp_media, select, stream_label_of_tracks};
 
 /// How long after an up stream's tracks change it is pushed to receivers.
 pub const PUSH_DEBOUNCE: Duration = Duration::from_millis(200);
@@ -59,7 +75,7 @@ pub struct DownOffer {
     pub id: String,
     /// The publisher's stream label (version "2").
     pub label: String,
-    /// Track label per mid of this offer (seed dialect `labels`).
+    /// Track label per mid of this offer (`audio`, `video` or `screenshare`).
     pub track_labels: Vec<(String, String)>,
     /// The down stream this one replaces, if any.
     pub replace: Option<String>,
@@ -114,19 +130,35 @@ pub enum StreamNotice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownStream;
 
+/// What a client publishes: a stream it names, described by an SDP offer.
+#[derive(Debug, Clone, Copy)]
+pub struct Publish<'a> {
+    /// The stream id the client chose.
+    pub id: &'a str,
+    /// The stream's label (`camera`, `screenshare`, ...).
+    pub label: &'a str,
+    /// Track label per mid, for clients that label tracks instead of the stream (Galène's
+    /// older protocol); empty otherwise. When given, the stream label derives from them.
+    pub track_labels: &'a [(String, String)],
+    /// The id of a stream of the same client this one replaces (empty: none).
+    pub replace: &'a str,
+    /// The SDP offer.
+    pub sdp: &'a str,
+}
+
 /// A publisher's stream.
 #[derive(Debug)]
 struct UpStream {
     owner: ConnId,
     id: String,
-    /// Version "2" label, or derived from the seed track labels.
+    /// The stream's label, given or derived from the track labels.
     label: String,
-    /// Seed dialect: track label per mid (empty for version "2" publishers).
+    /// Track label per mid, when the publisher labelled tracks (else empty).
     track_labels: Vec<(String, String)>,
     /// Layers as the engine last announced them.
     tracks: Vec<TrackInfo>,
-    /// When the debounced push is due.
-    push_at: Option<Instant>,
+    /// Whether a debounced push is pending (its deadline is in `Streams::pushes`).
+    push_pending: bool,
     /// Down streams fed from this stream.
     downs: Vec<StreamKey>,
     /// Down streams of the stream this one replaced, until the first push replaces them.
@@ -141,7 +173,7 @@ struct DownStream {
     receiver: ConnId,
     id: String,
     source: StreamKey,
-    /// `requestStream` override.
+    /// The receiver's override of its request for this stream.
     requested: Option<TrackSelection>,
     /// Whether the client was last told its video is reduced by its network.
     reduced: bool,
@@ -154,39 +186,69 @@ struct ClientStreams {
     downs: Vec<StreamKey>,
 }
 
-/// The media side of Galène. See the module documentation.
+/// Every client's streams and the engine that carries them. See the module documentation.
 #[derive(Default)]
-pub struct Media {
+pub struct Streams {
     sfu: Option<Sfu>,
     ups: HashMap<StreamKey, UpStream>,
     downs: HashMap<StreamKey, DownStream>,
     up_ids: HashMap<(ConnId, String), StreamKey>,
     down_ids: HashMap<(ConnId, String), StreamKey>,
     clients: HashMap<ConnId, ClientStreams>,
-    pushes: BinaryHeap<Reverse<(Instant, StreamKey)>>,
+    /// Debounced pushes of up streams.
+    pushes: Deadlines<StreamKey>,
     next_key: u64,
     notices: VecDeque<(ConnId, StreamNotice)>,
 }
 
 /// Table sizes, for tests: everything must be empty once every client left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MediaTables {
+pub struct StreamTables {
     /// Up streams.
     pub ups: usize,
     /// Down streams.
     pub downs: usize,
     /// Clients with streams.
     pub clients: usize,
-    /// Pending pushes (stale entries included).
+    /// Pending pushes.
     pub pushes: usize,
     /// The engine's tables.
     pub engine: MediaCounts,
 }
 
-impl Media {
-    /// A media side without an engine: offers are refused.
-    pub fn new() -> Media {
-        Media::default()
+/// One stream of one client, with its tracks' statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStats {
+    /// The stream id.
+    pub id: String,
+    /// Per track, as the engine measures it.
+    pub tracks: Vec<TrackStats>,
+}
+
+/// One client's streams, sorted by id.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientStats {
+    /// The client's id (as the client chose it).
+    pub id: String,
+    /// What it publishes.
+    pub up: Vec<StreamStats>,
+    /// What it receives.
+    pub down: Vec<StreamStats>,
+}
+
+/// One group's clients, sorted by client id.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroupStats {
+    /// The group's name.
+    pub name: String,
+    /// Its members.
+    pub clients: Vec<ClientStats>,
+}
+
+impl Streams {
+    /// A layer without an engine: offers are refused.
+    pub fn new() -> Streams {
+        Streams::default()
     }
 
     /// Starts the engine with these host candidates (the media socket's addresses).
@@ -200,9 +262,21 @@ impl Media {
         self.sfu.is_some()
     }
 
+    /// The engine, for the runtime's datagram path: datagrams go straight to
+    /// [`Sfu::handle_receive`] and transmits straight back from [`Sfu::poll_transmit`].
+    pub fn engine_mut(&mut self) -> Option<&mut Sfu> {
+        self.sfu.as_mut()
+    }
+
+    /// Whether the engine reported something this layer must act on
+    /// ([`Streams::handle_engine_events`]).
+    pub fn has_engine_events(&self) -> bool {
+        self.sfu.as_ref().is_some_and(Sfu::has_events)
+    }
+
     /// Table sizes.
-    pub fn tables(&self) -> MediaTables {
-        MediaTables {
+    pub fn tables(&self) -> StreamTables {
+        StreamTables {
             ups: self.ups.len(),
             downs: self.downs.len(),
             clients: self.clients.len(),
@@ -216,34 +290,30 @@ impl Media {
         self.notices.pop_front()
     }
 
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.sfu.as_mut()?.poll_transmit()
-    }
-
-    /// When [`Media::handle_timeout`] is due.
+    /// When [`Streams::handle_timeout`] is due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let engine = self.sfu.as_mut().and_then(Sfu::poll_timeout);
-        let push = self.pushes.peek().map(|Reverse((at, _))| *at);
+        let push = self.pushes.earliest();
         match (engine, push) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// The statistics of every group in memory (galene.md §6.6): per client, its up and
-    /// down streams and their tracks. Sorted by group name, client id and stream id.
-    pub fn stats(&self, core: &Core) -> Value {
+    /// The statistics of every group in memory: per client, its up and down streams and
+    /// their tracks. Sorted by group name, client id and stream id.
+    pub fn stats(&self, core: &Core) -> Vec<GroupStats> {
         let mut groups = Vec::new();
         for name in core.group_names() {
-            let mut clients: Vec<(String, Value)> = Vec::new();
+            let mut clients = Vec::new();
             for conn in core.members(&name) {
-                let id = core
-                    .client(*conn)
-                    .map(|c| c.id().to_owned())
-                    .unwrap_or_default();
-                let mut client = Map::new();
-                client.insert("id".into(), Value::String(id.clone()));
+                let mut client = ClientStats {
+                    id: core
+                        .client(*conn)
+                        .map(|c| c.id().to_owned())
+                        .unwrap_or_default(),
+                    ..ClientStats::default()
+                };
                 if let Some(streams) = self.clients.get(conn) {
                     let ups = streams
                         .ups
@@ -253,93 +323,43 @@ impl Media {
                         .downs
                         .iter()
                         .filter_map(|k| self.downs.get(k).map(|d| (*k, d.id.as_str())));
-                    let up = self.streams_json(ups, false);
-                    let down = self.streams_json(downs, true);
-                    if !up.is_empty() {
-                        client.insert("up".into(), Value::Array(up));
-                    }
-                    if !down.is_empty() {
-                        client.insert("down".into(), Value::Array(down));
-                    }
+                    client.up = self.stream_stats(ups);
+                    client.down = self.stream_stats(downs);
                 }
-                clients.push((id, Value::Object(client)));
+                clients.push(client);
             }
-            clients.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut group = Map::new();
-            group.insert("name".into(), Value::String(name));
-            if !clients.is_empty() {
-                group.insert(
-                    "clients".into(),
-                    Value::Array(clients.into_iter().map(|(_, c)| c).collect()),
-                );
-            }
-            groups.push(Value::Object(group));
+            clients.sort_by(|a, b| a.id.cmp(&b.id));
+            groups.push(GroupStats { name, clients });
         }
-        Value::Array(groups)
+        groups
     }
 
-    fn streams_json<'a>(
+    fn stream_stats<'a>(
         &self,
         streams: impl Iterator<Item = (StreamKey, &'a str)>,
-        down: bool,
-    ) -> Vec<Value> {
-        let mut list: Vec<(&str, Value)> = streams
-            .map(|(key, id)| {
-                let tracks: Vec<Value> = self
+    ) -> Vec<StreamStats> {
+        let mut list: Vec<StreamStats> = streams
+            .map(|(key, id)| StreamStats {
+                id: id.to_owned(),
+                tracks: self
                     .sfu
                     .as_ref()
                     .map(|sfu| sfu.stream_stats(key))
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|t| {
-                        let mut track = json!({
-                            "bitrate": t.bitrate,
-                            "loss": t.loss,
-                            "jitter": t.jitter_ms,
-                        });
-                        if down && let Some(rtt) = t.rtt_ms {
-                            track["rtt"] = json!(rtt);
-                        }
-                        if down && let Some(layer) = t.layer {
-                            track["sid"] = json!(layer.sid);
-                            track["maxSid"] = json!(layer.max_sid);
-                            track["tid"] = json!(layer.tid);
-                            track["maxTid"] = json!(layer.max_tid);
-                            if let Some(max) = layer.max_bitrate {
-                                track["maxBitrate"] = json!(max);
-                            }
-                        }
-                        track
-                    })
-                    .collect();
-                (id, json!({"id": id, "tracks": tracks}))
+                    .unwrap_or_default(),
             })
             .collect();
-        list.sort_by(|a, b| a.0.cmp(b.0));
-        list.into_iter().map(|(_, v)| v).collect()
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
     }
 
-    // ------------------------------------------------------------------ runtime inputs
+    // ------------------------------------------------------------------ engine and time
 
-    /// A datagram arrived on the media socket.
-    pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        core: &mut Core,
-        source: SocketAddr,
-        destination: SocketAddr,
-        data: &[u8],
-    ) {
-        let Some(sfu) = self.sfu.as_mut() else {
-            return;
-        };
-        if let Err(e) = sfu.handle_receive(now, source, destination, data) {
-            log::trace!("datagram from {source}: {e}");
-        }
+    /// Acts on what the engine reported (after datagrams fed to [`Streams::engine_mut`]).
+    pub fn handle_engine_events(&mut self, now: Instant, core: &mut Core) {
         self.process_events(now, core);
     }
 
-    /// Runs the engine's and the pushes' timers.
+    /// Runs the engine's timers and the debounced pushes that are due.
     pub fn handle_timeout(&mut self, now: Instant, core: &mut Core) {
         if let Some(sfu) = self.sfu.as_mut()
             && sfu.poll_timeout().is_some_and(|at| at <= now)
@@ -347,38 +367,27 @@ impl Media {
             sfu.handle_timeout(now);
         }
         self.process_events(now, core);
-        while let Some(Reverse((at, key))) = self.pushes.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.pushes.pop();
+        while let Some(key) = self.pushes.pop_due(now) {
             let Some(up) = self.ups.get_mut(&key) else {
                 continue;
             };
-            if up.push_at != Some(at) {
-                continue; // stale: debounced again
-            }
-            up.push_at = None;
+            up.push_pending = false;
             self.push_to_group(now, core, key);
         }
     }
 
     // ------------------------------------------------------------------ client messages
 
-    /// A client's `offer` for its up stream `id`. `labels` are the seed dialect's track
-    /// labels by mid (empty for version "2").
-    #[allow(clippy::too_many_arguments)]
-    pub fn offer(
-        &mut self,
-        now: Instant,
-        core: &mut Core,
-        from: ConnId,
-        id: &str,
-        label: &str,
-        labels: Vec<(String, String)>,
-        replace: &str,
-        sdp: &str,
-    ) {
+    /// `from` publishes (or renegotiates) its up stream `publish.id` with this offer; the
+    /// answer comes out as [`StreamNotice::Answer`], a refusal as `Abort` and `Error`.
+    pub fn publish(&mut self, now: Instant, core: &mut Core, from: ConnId, publish: Publish<'_>) {
+        let Publish {
+            id,
+            label,
+            track_labels: labels,
+            replace,
+            sdp,
+        } = publish;
         let present = core
             .client(from)
             .is_some_and(|c| c.has(Permission::Present));
@@ -418,7 +427,7 @@ impl Media {
                     let label = if labels.is_empty() {
                         label.to_owned()
                     } else {
-                        seed_stream_label(&labels)
+                        stream_label_of_tracks(labels)
                     };
                     self.ups.insert(
                         key,
@@ -426,9 +435,9 @@ impl Media {
                             owner: from,
                             id: id.to_owned(),
                             label,
-                            track_labels: labels,
+                            track_labels: labels.to_vec(),
                             tracks: Vec::new(),
-                            push_at: None,
+                            push_pending: false,
                             downs: Vec::new(),
                             replaced: Vec::new(),
                             replaces: None,
@@ -442,8 +451,8 @@ impl Media {
                 } else if !labels.is_empty()
                     && let Some(up) = self.ups.get_mut(&key)
                 {
-                    up.label = seed_stream_label(&labels);
-                    up.track_labels = labels;
+                    up.label = stream_label_of_tracks(labels);
+                    up.track_labels = labels.to_vec();
                 }
                 self.notices.push_back((
                     from,
@@ -464,7 +473,7 @@ impl Media {
         self.process_events(now, core);
     }
 
-    /// A client's `answer` for its down stream `id`.
+    /// `from` answers the offer of its down stream `id`.
     pub fn answer(&mut self, now: Instant, core: &mut Core, from: ConnId, id: &str, sdp: &str) {
         let Some(key) = self.down_ids.get(&(from, id.to_owned())).copied() else {
             self.notices
@@ -487,8 +496,15 @@ impl Media {
         self.process_events(now, core);
     }
 
-    /// A trickled candidate for stream `id` of `from` (up first, then down).
-    pub fn ice(&mut self, now: Instant, core: &mut Core, from: ConnId, id: &str, candidate: &str) {
+    /// A trickled ICE candidate for stream `id` of `from` (up first, then down).
+    pub fn add_candidate(
+        &mut self,
+        now: Instant,
+        core: &mut Core,
+        from: ConnId,
+        id: &str,
+        candidate: &str,
+    ) {
         let name = (from, id.to_owned());
         let Some(key) = self
             .up_ids
@@ -511,8 +527,8 @@ impl Media {
         self.process_events(now, core);
     }
 
-    /// `renegotiate` for down stream `id`: offer again with an ICE restart.
-    pub fn renegotiate(&mut self, now: Instant, core: &mut Core, from: ConnId, id: &str) {
+    /// `from` asks for down stream `id` again: it is offered anew with an ICE restart.
+    pub fn restart_receiving(&mut self, now: Instant, core: &mut Core, from: ConnId, id: &str) {
         let Some(key) = self.down_ids.get(&(from, id.to_owned())).copied() else {
             log::debug!("{from:?}: renegotiate for unknown stream {id:?}");
             return;
@@ -521,8 +537,8 @@ impl Media {
         self.process_events(now, core);
     }
 
-    /// The client closed its up stream `id`; receivers get `close`.
-    pub fn close(&mut self, now: Instant, core: &mut Core, from: ConnId, id: &str) {
+    /// `from` stopped publishing up stream `id`; receivers get `Close`.
+    pub fn unpublish(&mut self, now: Instant, core: &mut Core, from: ConnId, id: &str) {
         match self.up_ids.get(&(from, id.to_owned())).copied() {
             Some(key) => self.close_up(now, key, true),
             None => log::debug!("{from:?}: close for unknown stream {id:?}"),
@@ -530,8 +546,8 @@ impl Media {
         self.process_events(now, core);
     }
 
-    /// The client refused or ended down stream `id`; it is told `close`.
-    pub fn abort(&mut self, now: Instant, core: &mut Core, from: ConnId, id: &str) {
+    /// `from` refused or ended its down stream `id`; it is told `Close`.
+    pub fn stop_receiving(&mut self, now: Instant, core: &mut Core, from: ConnId, id: &str) {
         match self.down_ids.get(&(from, id.to_owned())).copied() {
             Some(key) => self.close_down(now, key, true),
             None => self
@@ -541,8 +557,9 @@ impl Media {
         self.process_events(now, core);
     }
 
-    /// `requestStream`: a per-stream override of what `from` receives (`None` resets it).
-    pub fn request_stream(
+    /// A per-stream override of what `from` receives of stream `id` (`None`: back to its
+    /// request).
+    pub fn override_selection(
         &mut self,
         now: Instant,
         core: &mut Core,
@@ -565,7 +582,8 @@ impl Media {
         Ok(())
     }
 
-    /// `from` changed its `request`: every other member's streams are pushed to it again.
+    /// `from` changed what it asks to receive: every other member's streams are pushed to it
+    /// again.
     pub fn request_changed(&mut self, now: Instant, core: &mut Core, from: ConnId) {
         let Some(group) = core.client(from).and_then(|c| c.group()) else {
             return;
@@ -579,7 +597,7 @@ impl Media {
                 sources.extend(streams.ups.iter().copied().filter(|k| {
                     self.ups
                         .get(k)
-                        .is_some_and(|u| u.push_at.is_none() && !u.tracks.is_empty())
+                        .is_some_and(|u| !u.push_pending && !u.tracks.is_empty())
                 }));
             }
         }
@@ -613,7 +631,7 @@ impl Media {
         self.process_events(now, core);
     }
 
-    /// `conn` left its group or is gone: all its streams close; receivers get `close`. With
+    /// `conn` left its group or is gone: all its streams close; receivers get `Close`. With
     /// `tell_self` the client itself is told too (it left but stays connected).
     pub fn remove_client(&mut self, now: Instant, core: &mut Core, conn: ConnId, tell_self: bool) {
         let Some(streams) = self.clients.get(&conn) else {
@@ -654,6 +672,7 @@ impl Media {
         let Some(old_up) = self.ups.remove(&old) else {
             return;
         };
+        self.pushes.cancel(old);
         self.up_ids.remove(&(old_up.owner, old_up.id.clone()));
         if let Some(streams) = self.clients.get_mut(&old_up.owner) {
             streams.ups.retain(|k| *k != old);
@@ -675,6 +694,7 @@ impl Media {
         let Some(up) = self.ups.remove(&key) else {
             return;
         };
+        self.pushes.cancel(key);
         self.up_ids.remove(&(up.owner, up.id.clone()));
         if let Some(streams) = self.clients.get_mut(&up.owner) {
             streams.ups.retain(|k| *k != key);
@@ -742,8 +762,7 @@ impl Media {
         let Some(up) = self.ups.get(&down.source) else {
             return;
         };
-        let screenshare =
-            up.label == "screenshare" || up.track_labels.iter().any(|(_, l)| l == "screenshare");
+        let screenshare = is_screenshare(&up.label, &up.track_labels);
         let track_labels = sdp_media(&sdp)
             .into_iter()
             .map(|(kind, mid)| {
@@ -821,7 +840,15 @@ impl Media {
         let Some(request) = client.request() else {
             return; // nothing asked for yet
         };
-        let selection = select(request, requested, up);
+        let selection = select(
+            request,
+            requested,
+            &Published {
+                label: &up.label,
+                track_labels: &up.track_labels,
+                tracks: &up.tracks,
+            },
+        );
         if let Some(down_key) = existing {
             if self.downs.get(&down_key).map(|d| d.source) != Some(key) {
                 log::debug!("{receiver:?}: stream id {:?} is used twice", up.id);
@@ -920,8 +947,8 @@ impl Media {
                 if let Some(up) = self.ups.get_mut(&stream) {
                     up.tracks = tracks;
                     let at = now + PUSH_DEBOUNCE;
-                    up.push_at = Some(at);
-                    self.pushes.push(Reverse((at, stream)));
+                    up.push_pending = true;
+                    self.pushes.schedule(stream, at);
                 }
             }
             MediaEvent::UpIceFailed { stream } => {
@@ -998,505 +1025,5 @@ fn group_codecs(core: &mut Core, conn: ConnId) -> Vec<MediaCodec> {
     }
 }
 
-/// The stream label a seed publisher's track labels stand for.
-fn seed_stream_label(labels: &[(String, String)]) -> String {
-    if labels.iter().any(|(_, l)| l == "screenshare") {
-        "screenshare".to_owned()
-    } else {
-        "camera".to_owned()
-    }
-}
-
-/// What a receiver gets of `up` (galene.md §3.6, galene-seed-dialect.md).
-fn select(request: &StreamRequest, requested: Option<TrackSelection>, up: &UpStream) -> Selection {
-    let wanted = match (requested, request) {
-        (Some(selection), _) => selection,
-        (None, StreamRequest::ByStreamLabel(map)) => map
-            .get(&up.label)
-            .or_else(|| map.get(""))
-            .copied()
-            .unwrap_or_default(),
-        (None, StreamRequest::ByTrackLabel(labels)) => {
-            let mut selection = TrackSelection::default();
-            for track in &up.tracks {
-                let label = track_label(up, track);
-                if labels.contains(label) {
-                    match track.kind {
-                        TrackKind::Audio => selection.audio = true,
-                        TrackKind::Video => selection.video = true,
-                    }
-                }
-            }
-            selection
-        }
-    };
-    Selection {
-        audio: wanted.audio,
-        video: if wanted.video {
-            VideoChoice::High
-        } else if wanted.video_low {
-            VideoChoice::Low
-        } else {
-            VideoChoice::None
-        },
-    }
-}
-
-/// A track's seed-dialect label.
-fn track_label<'a>(up: &'a UpStream, track: &TrackInfo) -> &'a str {
-    if !up.track_labels.is_empty() {
-        return up
-            .track_labels
-            .iter()
-            .find(|(mid, _)| *mid == track.mid)
-            .map(|(_, l)| l.as_str())
-            .unwrap_or("");
-    }
-    match track.kind {
-        TrackKind::Audio => "audio",
-        TrackKind::Video if up.label == "screenshare" => "screenshare",
-        TrackKind::Video => "video",
-    }
-}
-
-/// The kind and mid of every audio/video m-line of an SDP, in order.
-fn sdp_media(sdp: &str) -> Vec<(TrackKind, String)> {
-    let mut media = Vec::new();
-    let mut kind = None;
-    for line in sdp.lines() {
-        let line = line.trim_end();
-        if let Some(rest) = line.strip_prefix("m=") {
-            kind = if rest.starts_with("audio") {
-                Some(TrackKind::Audio)
-            } else if rest.starts_with("video") {
-                Some(TrackKind::Video)
-            } else {
-                None
-            };
-        } else if let Some(mid) = line.strip_prefix("a=mid:")
-            && let Some(k) = kind.take()
-        {
-            media.push((k, mid.to_owned()));
-        }
-    }
-    media
-}
-
 #[cfg(test)]
-mod tests {
-    //! The whole App with its media engine, str0m peers in memory and a fake clock: streams
-    //! come and go, and nothing is left behind.
-
-    use std::net::SocketAddr;
-    use std::time::{Duration, Instant, SystemTime};
-
-    use serde_json::{Value, json};
-    use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-    use str0m::media::{Direction, MediaKind};
-    use str0m::net::{Protocol, Receive};
-    use str0m::{Candidate, Event, Input, Output, Rtc};
-
-    use super::MediaTables;
-    use crate::app::{App, AppOptions};
-    use crate::config::MemoryDirectory;
-    use crate::conn::{ConnId, ConnOutput};
-    use crate::media::{MediaCounts, SfuConfig};
-
-    const SERVER: &str = "192.0.2.1:8443";
-
-    struct Peer {
-        rtc: Rtc,
-        addr: SocketAddr,
-        deadline: Instant,
-        connected: bool,
-        pending: Option<SdpPendingOffer>,
-    }
-
-    struct World {
-        app: App,
-        now: Instant,
-        peers: Vec<Peer>,
-        received: Vec<(ConnId, Value)>,
-    }
-
-    impl World {
-        fn new() -> World {
-            World::with_group(r#"{"wildcard-user": {"password": "pw", "permissions": "present"}}"#)
-        }
-
-        fn with_group(group: &str) -> World {
-            let now = Instant::now();
-            let mut dir = MemoryDirectory::default();
-            dir.set_group_json("g", group).unwrap();
-            let mut app = App::new(Box::new(dir), AppOptions::default(), now, SystemTime::now());
-            app.enable_media(SfuConfig::new(vec![SERVER.parse().unwrap()]))
-                .unwrap();
-            World {
-                app,
-                now,
-                peers: Vec::new(),
-                received: Vec::new(),
-            }
-        }
-
-        fn send(&mut self, conn: ConnId, value: Value) {
-            self.app.handle_text(self.now, conn, &value.to_string());
-            self.collect();
-        }
-
-        fn collect(&mut self) {
-            while let Some((conn, output)) = self.app.poll_output() {
-                if let ConnOutput::Text(text) = output {
-                    self.received
-                        .push((conn, serde_json::from_str(&text).unwrap()));
-                }
-            }
-        }
-
-        fn client(&mut self, id: &str) -> ConnId {
-            let conn = self.app.galene_connect(self.now, None);
-            self.send(
-                conn,
-                json!({"type": "handshake", "version": ["2"], "id": id}),
-            );
-            self.send(
-                conn,
-                json!({"type": "join", "kind": "join", "group": "g", "username": id, "password": "pw"}),
-            );
-            conn
-        }
-
-        /// The first message of `kind` for `conn`, taken out of what was received.
-        fn take(&mut self, conn: ConnId, kind: &str) -> Option<Value> {
-            let i = self
-                .received
-                .iter()
-                .position(|(c, v)| *c == conn && v["type"] == kind)?;
-            Some(self.received.remove(i).1)
-        }
-
-        fn peer(&mut self, port: u16) -> usize {
-            let addr: SocketAddr = format!("198.51.100.1:{port}").parse().unwrap();
-            let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
-            rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-            self.peers.push(Peer {
-                rtc,
-                addr,
-                deadline: self.now,
-                connected: false,
-                pending: None,
-            });
-            self.peers.len() - 1
-        }
-
-        fn drain_peer(&mut self, i: usize) {
-            loop {
-                match self.peers[i].rtc.poll_output().unwrap() {
-                    Output::Timeout(at) => {
-                        self.peers[i].deadline = at;
-                        return;
-                    }
-                    Output::Transmit(t) => {
-                        let data: Vec<u8> = t.contents.into();
-                        self.app
-                            .handle_datagram(self.now, t.source, t.destination, &data);
-                        self.collect();
-                        self.deliver();
-                    }
-                    Output::Event(Event::Connected) => self.peers[i].connected = true,
-                    Output::Event(_) => {}
-                }
-            }
-        }
-
-        /// Hands the server's datagrams to the peers.
-        fn deliver(&mut self) {
-            let mut out = Vec::new();
-            while let Some(t) = self.app.poll_transmit() {
-                out.push(t);
-            }
-            for t in out {
-                let Some(i) = self.peers.iter().position(|p| p.addr == t.destination) else {
-                    continue;
-                };
-                let receive =
-                    Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).unwrap();
-                let _ = self.peers[i]
-                    .rtc
-                    .handle_input(Input::Receive(self.now, receive));
-                self.drain_peer(i);
-            }
-        }
-
-        fn run(&mut self, d: Duration) {
-            let until = self.now + d;
-            while self.now < until {
-                self.now += Duration::from_millis(5);
-                if self.app.poll_timeout().is_some_and(|t| t <= self.now) {
-                    self.app.handle_timeout(self.now);
-                    self.collect();
-                }
-                self.deliver();
-                for i in 0..self.peers.len() {
-                    if self.peers[i].deadline <= self.now {
-                        let now = self.now;
-                        self.peers[i].rtc.handle_input(Input::Timeout(now)).unwrap();
-                        self.drain_peer(i);
-                    }
-                }
-            }
-        }
-
-        fn publish(&mut self, conn: ConnId, peer: usize, id: &str) -> String {
-            let mut api = self.peers[peer].rtc.sdp_api();
-            api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-            api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-            let (offer, pending) = api.apply().unwrap();
-            self.peers[peer].pending = Some(pending);
-            self.send(
-                conn,
-                json!({"type": "offer", "id": id, "label": "camera", "sdp": offer.to_sdp_string()}),
-            );
-            let answer = self.take(conn, "answer").expect("no answer");
-            let sdp = answer["sdp"].as_str().unwrap().to_owned();
-            let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
-            let pending = self.peers[peer].pending.take().unwrap();
-            self.peers[peer]
-                .rtc
-                .sdp_api()
-                .accept_answer(pending, answer)
-                .unwrap();
-            self.drain_peer(peer);
-            sdp
-        }
-
-        fn receive(&mut self, conn: ConnId, peer: usize, id: &str) {
-            let offer = self.take(conn, "offer").expect("no offer");
-            self.answer(conn, peer, id, offer);
-        }
-
-        fn answer(&mut self, conn: ConnId, peer: usize, id: &str, offer: Value) {
-            assert_eq!(offer["id"], id);
-            let offer = SdpOffer::from_sdp_string(offer["sdp"].as_str().unwrap()).unwrap();
-            let answer = self.peers[peer].rtc.sdp_api().accept_offer(offer).unwrap();
-            self.drain_peer(peer);
-            self.send(
-                conn,
-                json!({"type": "answer", "id": id, "sdp": answer.to_sdp_string()}),
-            );
-        }
-    }
-
-    fn empty(tables: MediaTables) -> bool {
-        tables
-            == MediaTables {
-                engine: MediaCounts {
-                    dropped_transmits: tables.engine.dropped_transmits,
-                    ..MediaCounts::default()
-                },
-                ..MediaTables::default()
-            }
-    }
-
-    #[test]
-    fn streams_connect_and_leave_nothing_behind() {
-        let mut w = World::new();
-        let p = w.client("p");
-        let s = w.client("s");
-        let t = w.client("t");
-        for conn in [s, t] {
-            w.send(
-                conn,
-                json!({"type": "request", "request": {"": ["audio", "video"]}}),
-            );
-        }
-        let (pp, sp, tp) = (w.peer(1), w.peer(2), w.peer(3));
-        w.publish(p, pp, "up");
-        // Debounced: nothing before 200 ms.
-        w.run(Duration::from_millis(150));
-        assert!(w.take(s, "offer").is_none());
-        w.run(Duration::from_millis(100));
-        w.receive(s, sp, "up");
-        w.receive(t, tp, "up");
-        w.run(Duration::from_secs(2));
-        assert!(w.peers[pp].connected && w.peers[sp].connected && w.peers[tp].connected);
-        let tables = w.app.media().tables();
-        assert_eq!((tables.ups, tables.downs, tables.engine.streams), (1, 2, 3));
-
-        // Leaving the group (still connected): its down stream closes, it is told so.
-        w.send(s, json!({"type": "join", "kind": "leave", "group": "g"}));
-        assert_eq!(w.take(s, "close").unwrap()["id"], "up");
-        assert_eq!(w.app.media().tables().downs, 1);
-        // A publisher that disconnects takes its streams along; receivers get close.
-        w.app.handle_disconnect(w.now, p);
-        w.collect();
-        assert_eq!(w.take(t, "close").unwrap()["id"], "up");
-        w.app.handle_disconnect(w.now, s);
-        w.app.handle_disconnect(w.now, t);
-        w.collect();
-        w.run(Duration::from_secs(1));
-        let tables = w.app.media().tables();
-        assert!(empty(tables), "{tables:?}");
-    }
-
-    #[test]
-    fn group_codecs_queued_changes_and_ice_failure() {
-        let mut w = World::with_group(
-            r#"{"wildcard-user": {"password": "pw", "permissions": "present"},
-                "codecs": ["vp9", "opus"]}"#,
-        );
-        let p = w.client("p");
-        let s = w.client("s");
-        w.send(
-            s,
-            json!({"type": "request", "request": {"": ["audio", "video"]}}),
-        );
-        let (pp, sp) = (w.peer(1), w.peer(2));
-        // The group's codecs decide what a publisher's offer is answered with.
-        let answer = w.publish(p, pp, "up");
-        assert!(
-            answer.contains("VP9/90000") && !answer.contains("VP8/90000"),
-            "{answer}"
-        );
-        w.run(Duration::from_millis(250));
-        let offer = w.take(s, "offer").expect("no offer");
-        // A change while our offer is pending waits for the answer, then comes as an offer.
-        w.send(s, json!({"type": "request", "request": {"": ["audio"]}}));
-        assert!(w.take(s, "offer").is_none());
-        w.answer(s, sp, "up", offer);
-        let follow_up = w.take(s, "offer").expect("no follow-up offer");
-        assert!(
-            follow_up["sdp"].as_str().unwrap().contains("a=inactive"),
-            "{follow_up}"
-        );
-        w.answer(s, sp, "up", follow_up);
-        w.run(Duration::from_secs(1));
-        assert!(w.peers[pp].connected && w.peers[sp].connected);
-        // The publisher's path dies: after ICE gives up, the client is asked to renegotiate.
-        w.peers[pp].addr = "198.51.100.99:9".parse().unwrap();
-        let mut renegotiate = None;
-        for _ in 0..60 {
-            w.run(Duration::from_secs(1));
-            renegotiate = w.take(p, "renegotiate");
-            if renegotiate.is_some() {
-                break;
-            }
-        }
-        assert_eq!(
-            renegotiate,
-            Some(json!({"type": "renegotiate", "id": "up"}))
-        );
-    }
-
-    #[test]
-    fn receivers_hear_when_their_video_is_reduced_by_their_network() {
-        use crate::media::MediaEvent;
-
-        let mut w = World::new();
-        let p = w.client("p");
-        let s = w.client("s");
-        // A seed-dialect receiver: it has no way to understand the message.
-        let q = w.app.galene_connect(w.now, None);
-        w.send(q, json!({"type": "handshake", "id": "q"}));
-        w.send(
-            q,
-            json!({"type": "join", "kind": "join", "group": "g", "username": "q", "password": "pw"}),
-        );
-        w.send(
-            s,
-            json!({"type": "request", "request": {"": ["audio", "video"]}}),
-        );
-        w.send(
-            q,
-            json!({"type": "request", "request": {"audio": true, "video": true}}),
-        );
-        let (pp, sp, qp) = (w.peer(1), w.peer(2), w.peer(3));
-        w.publish(p, pp, "up");
-        w.run(Duration::from_millis(250));
-        w.receive(s, sp, "up");
-        w.receive(q, qp, "up");
-        w.received.clear();
-        let media = w.app.media();
-        let (s_down, q_down) = (
-            media.down_key(s, "up").unwrap(),
-            media.down_key(q, "up").unwrap(),
-        );
-        let up = media.up_key(p, "up").unwrap();
-        let inject = |w: &mut World, stream, reduced| {
-            w.app
-                .inject_media_event(w.now, MediaEvent::LayerReduced { stream, reduced });
-            w.collect();
-        };
-        let layer = |reduced: bool| {
-            json!({"type": "usermessage", "kind": "sfubox-layer", "dest": "s", "privileged": true,
-                   "value": {"id": "up", "reduced": reduced}})
-        };
-
-        // The receiver whose stream it is hears it, about its own stream id; nobody else does.
-        inject(&mut w, s_down, true);
-        assert_eq!(w.received, [(s, layer(true))]);
-        w.received.clear();
-        // Only changes are sent.
-        inject(&mut w, s_down, true);
-        assert_eq!(w.received, []);
-        inject(&mut w, s_down, false);
-        assert_eq!(w.received, [(s, layer(false))]);
-        w.received.clear();
-        // Not to the seed dialect; not for an up stream.
-        inject(&mut w, q_down, true);
-        inject(&mut w, up, true);
-        assert_eq!(w.received, []);
-
-        // A stream the client no longer has: nothing.
-        w.send(s, json!({"type": "abort", "id": "up"}));
-        assert_eq!(w.take(s, "close").unwrap()["id"], "up");
-        inject(&mut w, s_down, true);
-        assert_eq!(w.received, []);
-        // Pushed again, the new down stream starts unreduced: `false` is not news.
-        w.send(s, json!({"type": "request", "request": {"": ["audio"]}}));
-        w.send(
-            s,
-            json!({"type": "request", "request": {"": ["audio", "video"]}}),
-        );
-        let sp2 = w.peer(4);
-        w.receive(s, sp2, "up");
-        w.received.clear();
-        let again = w.app.media().down_key(s, "up").unwrap();
-        assert_ne!(again, s_down);
-        inject(&mut w, again, false);
-        assert_eq!(w.received, []);
-        inject(&mut w, again, true);
-        assert_eq!(w.received, [(s, layer(true))]);
-    }
-
-    #[test]
-    fn a_client_has_a_bounded_number_of_up_streams() {
-        let mut w = World::new();
-        let p = w.client("p");
-        for n in 0..super::MAX_UP_STREAMS_PER_CLIENT {
-            let peer = w.peer(100 + n as u16);
-            w.publish(p, peer, &format!("up{n}"));
-        }
-        let peer = w.peer(99);
-        let mut api = w.peers[peer].rtc.sdp_api();
-        api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let (offer, _) = api.apply().unwrap();
-        w.send(
-            p,
-            json!({"type": "offer", "id": "one-more", "label": "camera", "sdp": offer.to_sdp_string()}),
-        );
-        assert_eq!(
-            w.take(p, "abort"),
-            Some(json!({"type": "abort", "id": "one-more"}))
-        );
-        assert_eq!(
-            w.take(p, "usermessage").unwrap()["value"],
-            "too many streams"
-        );
-        assert_eq!(w.app.media().tables().ups, super::MAX_UP_STREAMS_PER_CLIENT);
-        // Closing one makes room again.
-        w.send(p, json!({"type": "close", "id": "up0"}));
-        let peer = w.peer(98);
-        w.publish(p, peer, "again");
-    }
-}
+mod tests;
