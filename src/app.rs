@@ -1,8 +1,21 @@
 //! The application facade: the one sans-IO object the runtime drives.
 //!
-//! `App` owns the protocol-neutral core and every signalling adapter. The runtime (`run/`)
-//! feeds it what arrives on sockets and what time it is, and drains what it must send. It
-//! never reads the clock and never touches a socket.
+//! `App` owns the protocol-neutral core, the media session layer ([`Streams`], which owns
+//! the SFU) and every signalling adapter. The runtime (`run/`) feeds it what arrives on
+//! sockets and what time it is, and drains what it must send. It never reads the clock and
+//! never touches a socket.
+//!
+//! # Run loop
+//!
+//! - Signalling: `*_connect`, [`App::handle_text`], [`App::handle_binary`],
+//!   [`App::handle_pong`], [`App::handle_disconnect`]; then drain [`App::poll_output`].
+//! - Media: datagrams go straight to the engine ([`App::media_engine`] →
+//!   `Sfu::handle_receive`, then `Sfu::poll_transmit`); only when `Sfu::has_events` is true
+//!   does the runtime call [`App::handle_media_events`], which may produce signalling output.
+//! - Time: [`App::handle_timeout`] once [`App::poll_timeout`] has passed.
+//! - In-process clients (a recorder, a WHIP publisher, a test) use the media session layer
+//!   without a connection: [`App::attach_client`], [`App::join_local`], [`App::with_streams`],
+//!   [`App::poll_local_notice`].
 //!
 //! Timers of every connection and of the core are folded into one binary heap of deadlines;
 //! an entry may be stale (its connection's deadline moved), which costs one early wake-up

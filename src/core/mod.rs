@@ -199,8 +199,9 @@ impl Core {
         self.directory.config()
     }
 
-    /// Joins `request.group` (galene.md §4.7). On success the client receives its `joined`,
-    /// the chat history, itself and the other members, and the others learn about it.
+    /// Joins `request.group` with Galène's rules (docs/galene.md). On success the client
+    /// receives its `joined`, the chat history, itself and the other members, and the others
+    /// learn about it.
     pub fn join(
         &mut self,
         now: Instant,
@@ -511,8 +512,8 @@ impl Core {
         })
     }
 
-    /// Autolock and autokick (galene.md §4.6), run when a group is accessed or a member
-    /// leaves.
+    /// Galène's `autolock` and `autokick` (docs/configuration.md), run when a group is accessed
+    /// or a member leaves.
     fn apply_auto_rules(&mut self, now: Instant, name: &str) {
         let Some(group) = self.groups.get(name) else {
             return;

@@ -1,5 +1,6 @@
-//! The Galène WebSocket signalling protocol (galene.md §3), version "2" and the older seed
-//! dialect (galene-seed-dialect.md), as a thin sans-IO adapter over [`crate::core`].
+//! The Galène WebSocket signalling protocol, version "2" and the older dialect of the
+//! documents sfubox was specified from (docs/galene.md), as a thin sans-IO adapter over
+//! [`crate::core`] and [`crate::streams`].
 //!
 //! - [`stats`]: the JSON of `/galene-api/v0/.stats` from the media session layer's figures.
 //! - [`msg`]: the one wire message type (case-insensitive keys on input).

@@ -5,6 +5,10 @@
 //! - an accept loop on the `-http` listener spawns one task per connection
 //!   ([`conn`]): TLS handshake (unless `-insecure`), request head, then an HTTP response or
 //!   a WebSocket session;
+//! - one media task reads the UDP socket (`udp.rs`) and hands each datagram straight to the
+//!   media engine ([`Engine::media_engine`], `Sfu::handle_receive`), sending its transmits
+//!   at once in `sendmmsg` batches; the signalling side runs only when the engine reports
+//!   events ([`Engine::handle_media_events`]);
 //! - one timer task sleeps until [`Engine::poll_timeout`] and calls
 //!   [`Engine::handle_timeout`]; it is woken early whenever the engine was touched, since the
 //!   deadline may have moved;

@@ -34,7 +34,7 @@
 //! When an up stream's tracks are known or change, it is pushed 200 ms later (debounced) to
 //! every other member of the publisher's group that asked to receive; when a member's
 //! request changes, every other member's streams are pushed to it. What a receiver gets is
-//! decided in [`select`]. A receiver whose selection becomes empty gets `Close`; one that
+//! decided in `select.rs`. A receiver whose selection becomes empty gets `Close`; one that
 //! never had a stream is not told `Close` for it (Galène does, which clients ignore).
 //!
 //! When the engine reports that a down stream's video is reduced by its receiver's network
