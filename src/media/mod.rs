@@ -23,7 +23,7 @@
 //!    ([`Sfu::accept_offer`], [`Sfu::create_down`], [`Sfu::accept_answer`], ...).
 //! 2. **Drain the outputs.** [`Sfu::poll_transmit`] until `None`, sending each datagram from
 //!    its `source` to its `destination`; then [`Sfu::poll_event`] until `None`, acting on each
-//!    [`MediaEvent`].
+//!    [`MediaEvent`] ([`Sfu::has_events`] says whether there is any, without taking it).
 //! 3. **Wait.** Until [`Sfu::poll_timeout`] or the next datagram or command, whichever comes
 //!    first, then go to 1. Drain before the next input: the queues are bounded and drop their
 //!    oldest entries when full ([`SfuConfig::max_queued_transmits`]).

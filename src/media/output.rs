@@ -1,6 +1,6 @@
 //! What the caller drains after each input: datagrams ([`Sfu::poll_transmit`]), events
-//! ([`Sfu::poll_event`]) and the next deadline ([`Sfu::poll_timeout`]), and the bounded queues
-//! behind them.
+//! ([`Sfu::poll_event`], [`Sfu::has_events`]) and the next deadline ([`Sfu::poll_timeout`]),
+//! and the bounded queues behind them.
 
 use std::time::Instant;
 
@@ -17,6 +17,12 @@ impl Sfu {
     /// The next event for signalling.
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
+    }
+
+    /// Whether [`Sfu::poll_event`] would return an event (without taking it): a caller can skip
+    /// its signalling work after an input that produced none.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// When [`Sfu::handle_timeout`] must be called next (`None`: no stream).
@@ -51,5 +57,41 @@ impl Sfu {
             self.events.pop_front();
         }
         self.events.push_back(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use str0m::Rtc;
+    use str0m::media::{Direction, MediaKind};
+
+    use super::*;
+    use crate::media::{SfuConfig, StreamKey};
+
+    #[test]
+    fn has_events_tells_whether_poll_event_has_something() {
+        let now = Instant::now();
+        let local = "10.0.0.1:8443".parse().expect("a literal address");
+        let mut sfu = Sfu::new(SfuConfig::new(vec![local])).expect("engine starts");
+        assert!(!sfu.has_events());
+
+        let mut publisher = Rtc::builder().build(now);
+        let mut api = publisher.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = api.apply().expect("an offer");
+        sfu.accept_offer(now, StreamKey(1), &offer.to_sdp_string(), &[])
+            .expect("answered");
+
+        // The answer announces the publisher's tracks.
+        assert!(sfu.has_events());
+        assert!(sfu.has_events(), "asking does not take the event");
+        let mut taken = 0;
+        while sfu.poll_event().is_some() {
+            taken += 1;
+        }
+        assert!(taken > 0);
+        assert!(!sfu.has_events());
     }
 }
