@@ -1,9 +1,9 @@
 //! The codec table: which codecs a group may use and the fixed payload types they get.
 //!
-//! Galène gives every codec a fixed payload type (galene.md §6.2). Publishers' offers are
-//! answered with the publisher's own payload types (str0m keeps the offerer's numbers), but every
-//! stream the server *offers* uses this table, so subscribers always see the same numbers. Video
-//! codecs also get an RTX payload type: str0m answers subscriber NACKs only through RTX.
+//! Every codec gets a fixed payload type, as Galène does. Publishers' offers are answered with
+//! the publisher's own payload types (str0m keeps the offerer's numbers), but every stream the
+//! server *offers* uses this table, so subscribers always see the same numbers. Video codecs
+//! also get an RTX payload type: str0m answers subscriber NACKs only through RTX.
 
 use str0m::RtcConfig;
 use str0m::format::{Codec, FormatParams};

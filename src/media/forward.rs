@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use str0m::media::{MediaKind, Rid};
 
+use super::ids::{PeerId, SourceRef};
 use super::layers::CodecMeta;
 use super::layers::picture_id::{CodecIds, PictureIdRewriter};
 use super::layers::seqmap::SeqMap;
 use super::layers::temporal::{TemporalFilter, Verdict};
-use super::peer::PeerId;
 
 /// What a receiver wants from one up stream (Galène's `request` values for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,8 @@ pub(crate) struct LayerShape<'a> {
     pub rid: Option<&'a Rid>,
 }
 
-/// Picks the layer index for one kind of a selection, following galene.md §3.6.
+/// Picks the layer index for one kind of a selection, by Galène's rules for `video` and
+/// `video-low` (see [`VideoChoice`]).
 pub(crate) fn choose_layer<'a>(
     layers: impl Iterator<Item = LayerShape<'a>> + Clone,
     kind: MediaKind,
@@ -91,15 +92,6 @@ pub(crate) fn choose_layer<'a>(
     } else {
         in_mline.map(|(i, _)| i).last()
     }
-}
-
-/// One incoming layer of one up stream: the up peer and the index of the layer in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SourceRef {
-    /// The up stream's peer.
-    pub up: PeerId,
-    /// Index into that peer's layers.
-    pub layer: usize,
 }
 
 /// Metadata of one incoming packet, as the forwarding decision needs it.

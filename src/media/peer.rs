@@ -1,5 +1,6 @@
 //! One `Rtc` and what the SFU knows about it: its role (publishing or subscribing), its
-//! layers or tracks, its routing entries and its deadline.
+//! layers or tracks, its routing entries and its deadline; and the slots of the peer table
+//! that hold the peers, with the lookups that need only the table.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,39 +12,29 @@ use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 
-use super::StreamKey;
-use super::adapt::{LayerMeter, LinkKey};
 use super::allocate::{Choice, TrackPolicy};
 use super::forward::{DownTrack, Selection};
-
-/// Handle of a peer slot: index plus generation, so a stale handle never reaches a new peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct PeerId {
-    index: u32,
-    generation: u32,
-}
-
-impl PeerId {
-    /// A handle for slot `index` in its `generation`.
-    pub(crate) fn new(index: u32, generation: u32) -> PeerId {
-        PeerId { index, generation }
-    }
-
-    /// The slot index.
-    pub(crate) fn index(self) -> usize {
-        self.index as usize
-    }
-
-    /// The slot generation.
-    pub(crate) fn generation(self) -> u32 {
-        self.generation
-    }
-}
+use super::ids::{LinkKey, PeerId, StreamKey, Subscriber};
+use super::meter::LayerMeter;
+use super::types::TrackStats;
 
 /// Per-peer routing entries kept at most (older ones are evicted from the address map).
 pub(crate) const MAX_ADDRS_PER_PEER: usize = 4;
 /// Remote candidates buffered before the remote description is known.
 pub(crate) const MAX_BUFFERED_CANDIDATES: usize = 32;
+/// Incoming layers kept per up stream (m-lines × simulcast rids); more are ignored.
+pub(crate) const MAX_UP_LAYERS: usize = 16;
+/// Tracks with statistics kept per stream, at most.
+pub(crate) const MAX_TRACK_STATS: usize = MAX_UP_LAYERS;
+
+/// One entry of the peer table: a peer, or a free slot, and the generation that tells a
+/// current [`PeerId`] from a stale one.
+pub(crate) struct Slot {
+    /// Incremented each time the slot's peer is removed.
+    pub generation: u32,
+    /// The live peer, if any.
+    pub peer: Option<Box<Peer>>,
+}
 
 /// One stream = one `Rtc`.
 pub(crate) struct Peer {
@@ -78,7 +69,7 @@ pub(crate) struct Peer {
 /// One track's statistics and the last report they were computed from.
 pub(crate) struct StatsState {
     /// What is shown.
-    pub stats: super::TrackStats,
+    pub stats: TrackStats,
     /// Byte count of the last report.
     pub bytes: u64,
     /// Time of the last report.
@@ -128,15 +119,6 @@ pub(crate) struct UpLayer {
     pub payload: Option<(Pt, PayloadParams)>,
     /// Its rate, per temporal layer, and whether it is arriving.
     pub meter: LayerMeter,
-}
-
-/// A down track fed by a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Subscriber {
-    /// The down stream's peer.
-    pub down: PeerId,
-    /// Index into its tracks.
-    pub track: usize,
 }
 
 /// A subscribing stream.
@@ -241,4 +223,31 @@ impl Peer {
             Role::Down(_) => None,
         }
     }
+}
+
+/// The live peer `id` in `slots` (a free function so callers can borrow other fields too).
+pub(crate) fn peer_in(slots: &mut [Slot], id: PeerId) -> Option<&mut Peer> {
+    let slot = slots.get_mut(id.index())?;
+    if slot.generation != id.generation() {
+        return None;
+    }
+    slot.peer.as_deref_mut()
+}
+
+/// Whether the live peer `id` in `slots` is connected (DTLS up).
+pub(crate) fn peer_connected(slots: &[Slot], id: PeerId) -> bool {
+    slots
+        .get(id.index())
+        .filter(|s| s.generation == id.generation())
+        .and_then(|s| s.peer.as_ref())
+        .is_some_and(|p| p.connected)
+}
+
+/// The deadline a live peer has in the timer heap (entries that differ are stale).
+pub(crate) fn scheduled(slots: &[Slot], id: PeerId) -> Option<Instant> {
+    let slot = slots.get(id.index())?;
+    if slot.generation != id.generation() {
+        return None;
+    }
+    slot.peer.as_ref()?.deadline
 }

@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use super::peer::PeerId;
+use super::ids::PeerId;
 
 /// Deadlines of peers, earliest first.
 #[derive(Debug, Default)]
