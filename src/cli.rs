@@ -1,4 +1,4 @@
-//! Command-line flags, with Galène's spelling and defaults (galene.md §1.1).
+//! Command-line flags, with Galène's spelling and defaults (docs/configuration.md, "Command line").
 //!
 //! Go's `flag` package accepts `-name value`, `-name=value`, and the same with two dashes;
 //! boolean flags take no separate value (`-insecure` or `-insecure=false`). This parser

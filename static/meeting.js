@@ -1,5 +1,5 @@
 // sfubox meeting page: login, videos, chat, people, file transfer.
-// Uses the client library in protocol.js; see /API.md.
+// Uses the client library in protocol.js; see API.md in this directory (served as /API.md).
 
 import {ServerConnection} from './protocol.js';
 

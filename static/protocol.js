@@ -2,7 +2,8 @@
 // WebRTC streams through the server, and peer-to-peer file transfer.
 //
 // Written for sfubox from the description of Galène's client API; see
-// /API.md for the reference.  It has no dependencies and uses the browser's
+// API.md in this directory (served as /API.md) for the reference.
+// It has no dependencies and uses the browser's
 // WebSocket, RTCPeerConnection, Blob and crypto objects, looked up at call
 // time so that tests can substitute their own.
 

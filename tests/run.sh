@@ -16,6 +16,9 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== local links in README.md and docs/"
+tests/links.sh
+
 echo "== sans-IO rule: no clock reads in the sans-IO modules (test code may take a t0)"
 # Reports Instant::now()/SystemTime::now() outside comments, test files and #[cfg(test)] tails.
 sans_io_paths=()

@@ -1,5 +1,6 @@
 //! The authentication decision for a join, a WHIP session, the admin API or the recordings
-//! browser (galene.md §5.1), as one pure function: [`authenticate`].
+//! browser (as Galène decides it; docs/configuration.md, "Authentication"), as one pure function:
+//! [`authenticate`].
 //!
 //! 1. With a token: a JWT (verified with the group's `authKeys`) or else a stateful token
 //!    looked up by name. A token that sets no username while the client gave none →
@@ -10,7 +11,7 @@
 //!    (no fallback to the wildcard user); otherwise the wildcard user, if its password
 //!    matches. Permissions are the preset expansion for the group.
 //! 3. Neither: [`AuthError::Internal`] (Galène answers `internal server error`).
-//! 4. Finally, the username must be valid (§4.1).
+//! 4. Finally, the username must be valid (docs/configuration.md, "Names").
 
 use std::time::SystemTime;
 
@@ -39,7 +40,7 @@ pub struct Authenticated {
     pub permissions: Permissions,
 }
 
-/// Why authentication failed; maps to the `joined` `fail` message of galene.md §3.4.
+/// Why authentication failed; maps to Galène's `joined` `fail` message (docs/galene.md, "Joining").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
     /// The token sets no username and the client supplied none.
@@ -98,7 +99,8 @@ enum Token {
     Stateful(StatefulToken),
 }
 
-/// Decides who the client is in `group` and with which permissions (galene.md §5.1).
+/// Decides who the client is in `group` and with which permissions (docs/configuration.md,
+/// "Authentication").
 ///
 /// `canonical_host` is `config.json`'s `canonicalHost` (JWT audiences must name it);
 /// `lookup_token` finds a stateful token by name. Bcrypt and PBKDF2 checks are deliberately

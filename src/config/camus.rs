@@ -19,9 +19,9 @@
 //! - `rooms`: every listed room exists permanently. `name` (required, non-empty) is shown on
 //!   `/public` and in the page title. `slug` is the room's URL element; it defaults to the
 //!   name made URL-safe like Camus does it ([`slugify`]; give `slug` explicitly for names
-//!   outside ASCII). `password` takes any of Galène's password forms (galene.md §4.2: a
-//!   string, or `{"type": "pbkdf2", ...}`, `{"type": "bcrypt", ...}`). `guest-limit` is the
-//!   most clients connected at once, 0 or absent for no limit. `public` lists the room on
+//!   outside ASCII). `password` takes any of Galène's password forms (docs/configuration.md,
+//!   "Passwords": a string, or `{"type": "pbkdf2", ...}`, `{"type": "bcrypt", ...}`). `guest-limit`
+//!   is the most clients connected at once, 0 or absent for no limit. `public` lists the room on
 //!   `/public`.
 //!
 //! Keys match case-insensitively. A top-level error (not an object, a bad `auto-create`,

@@ -1,10 +1,11 @@
 //! The two [`Directory`] implementations: [`DiskDirectory`] over the real `groups/` and
 //! `data/` directories, and [`MemoryDirectory`] for tests of the rest of the server.
 //!
-//! Both resolve auto-subgroups the same way (galene.md §4.5): for `a/b/c` they try `a/b/c`,
-//! then `a/b`, then `a`; the first description found decides. A parent is used only if it
-//! has `auto-subgroups`; the subgroup inherits everything except `public` (false) and
-//! `description` (cleared), and carries the parent's revision.
+//! Both resolve auto-subgroups the same way, as Galène does (docs/configuration.md,
+//! "Auto-subgroups"): for `a/b/c` they try `a/b/c`, then `a/b`, then `a`; the first description
+//! found decides. A parent is used only if it has `auto-subgroups`; the subgroup inherits
+//! everything except `public` (false) and `description` (cleared), and carries the parent's
+//! revision.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

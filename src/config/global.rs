@@ -1,4 +1,4 @@
-//! The global configuration file, `data/config.json` (galene.md §4.3).
+//! The global configuration file, `data/config.json` (Galène's; docs/configuration.md).
 //!
 //! Keys match case-insensitively; unknown keys are an error (so the pre-1.0 `publicServer`
 //! fails); the obsolete `admin` list is ignored with a log line. A missing file means the

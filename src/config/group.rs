@@ -1,4 +1,5 @@
-//! Group description files, `groups/<name>.json` (galene.md §4.2).
+//! Group description files, `groups/<name>.json` (Galène's schema; docs/configuration.md, "Group
+//! files").
 //!
 //! Keys match case-insensitively and unknown keys are an error, as with Go's strict decoder.
 //! Obsolete fields are upgraded on the way in: the `op`, `presenter` and `other` arrays

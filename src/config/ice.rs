@@ -1,4 +1,4 @@
-//! External STUN/TURN servers, `data/ice-servers.json` (galene.md §7).
+//! External STUN/TURN servers, `data/ice-servers.json` (docs/configuration.md, "ICE servers").
 //!
 //! The file is an array of W3C `RTCIceServer`-like objects with an extra credential type,
 //! `hmac-sha1`: coturn's shared-secret scheme (`use-auth-secret`), for which the server mints

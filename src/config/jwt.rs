@@ -1,4 +1,5 @@
-//! JWT ("stateless") tokens verified with a group's `authKeys` (galene.md §5.2).
+//! JWT ("stateless") tokens verified with a group's `authKeys` (as Galène does;
+//! docs/configuration.md, "Tokens").
 //!
 //! A token is a compact JWS `header.claims.signature` (base64url without padding). A string
 //! that does not have that shape, or whose header or claims are not JSON objects, is not a

@@ -10,19 +10,21 @@
 //!
 //! Submodules (their main public items are also re-exported here):
 //!
-//! - `names`: validity of group names and usernames (§4.1).
-//! - `permissions`: permission presets and their per-group expansion (§3.8).
-//! - `password`: the stored password forms and checking a password against them (§4.2).
-//! - `group`: parsing group description files, with the obsolete fields upgraded (§4.2).
-//! - `global`: parsing `config.json` (§4.3).
-//! - `ice`: parsing `ice-servers.json` and minting `hmac-sha1` TURN credentials (§7).
-//! - `token`: stateful tokens and their `tokens.jsonl` store (§5.3).
-//! - `jwt`: JWT verification with a group's `authKeys` (§5.2).
-//! - `auth`: the authentication decision, [`authenticate`] (§5.1).
-//! - `dir`: [`DiskDirectory`] and [`MemoryDirectory`], with auto-subgroups (§4.4, §4.5).
+//! - `names`: validity of group names and usernames (docs/configuration.md, "Names").
+//! - `permissions`: permission presets and their per-group expansion ("Permissions and presets").
+//! - `password`: the stored password forms and checking a password against them ("Passwords").
+//! - `group`: parsing group description files, with the obsolete fields upgraded ("Group files").
+//! - `global`: parsing `config.json` ("`data/config.json`").
+//! - `ice`: parsing `ice-servers.json` and minting `hmac-sha1` TURN credentials ("ICE servers").
+//! - `token`: stateful tokens and their `tokens.jsonl` store ("Tokens").
+//! - `jwt`: JWT verification with a group's `authKeys` ("Tokens").
+//! - `auth`: the authentication decision, [`authenticate`] ("Authentication").
+//! - `dir`: [`DiskDirectory`] and [`MemoryDirectory`], with auto-subgroups ("Reloading",
+//!   "Auto-subgroups").
 //! - `camus`: the Camus chat rooms, `data/camus-rooms.json` (not part of Galène).
 //!
-//! Section numbers refer to `galene.md`, the Galène behaviour reference.
+//! The quoted names are sections of docs/configuration.md, which describes the rules these
+//! files follow (Galène's, unless it says otherwise).
 
 pub mod auth;
 pub mod camus;
@@ -57,7 +59,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// One permission a client can hold in a group (galene.md §3.8).
+/// One permission a client can hold in a group (docs/configuration.md, "Permissions and presets").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
     /// Moderation actions; bypasses lock, expiry, autokick and max-clients.
@@ -183,7 +185,7 @@ pub enum PermissionsSpec {
     List(Permissions),
 }
 
-/// A stored password (galene.md §4.2).
+/// A stored password (docs/configuration.md, "Passwords").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Password {
     /// Plain text, compared in constant time.
@@ -212,7 +214,8 @@ pub struct UserEntry {
     pub permissions: Option<PermissionsSpec>,
 }
 
-/// A parsed group description file (galene.md §4.2), after the obsolete fields were upgraded.
+/// A parsed group description file (docs/configuration.md, "Group files"), after the obsolete
+/// fields were upgraded.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Description {
     /// Password users.
@@ -271,7 +274,7 @@ pub struct GroupEntry {
     pub revision: u64,
 }
 
-/// The global `data/config.json` (galene.md §4.3).
+/// The global `data/config.json` (docs/configuration.md, "`data/config.json`").
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GlobalConfig {
     /// Users; only `admin` permission matters.
@@ -301,7 +304,7 @@ pub struct IceServer {
     pub credential_type: Option<String>,
 }
 
-/// A stateful token (invitation), one line of `tokens.jsonl` (galene.md §5.3).
+/// A stateful token (invitation), one line of `tokens.jsonl` (docs/configuration.md, "Tokens").
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatefulToken {
     /// The token's name (what the client sends).
@@ -349,8 +352,8 @@ impl std::error::Error for ConfigError {}
 /// Implementations re-read a file when its size or modification time changed since the last
 /// call, so callers simply call again whenever they need fresh data.
 pub trait Directory {
-    /// Looks up a group by name, resolving auto-subgroups (galene.md §4.5). `Ok(None)` when no
-    /// such group exists or the name is invalid.
+    /// Looks up a group by name, resolving auto-subgroups (docs/configuration.md). `Ok(None)` when
+    /// no such group exists or the name is invalid.
     fn group(&mut self, name: &str) -> Result<Option<GroupEntry>, ConfigError>;
     /// Names of every group whose file says `public: true` (walks the groups directory).
     fn public_group_names(&mut self) -> Vec<String>;

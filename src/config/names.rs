@@ -1,4 +1,4 @@
-//! Validity of group names and usernames (galene.md §4.1).
+//! Validity of group names and usernames (Galène's rules; docs/configuration.md, "Names").
 //!
 //! A group name is a relative slash-separated path that is already clean: no empty, `.` or
 //! `..` component, no leading or trailing slash, no backslash. The same rule protects group

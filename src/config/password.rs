@@ -1,4 +1,5 @@
-//! Stored passwords: the JSON forms of galene.md §4.2 and checking a given password.
+//! Stored passwords: Galène's JSON forms (docs/configuration.md, "Passwords") and checking a given
+//! password.
 //!
 //! Forms: a JSON string (plain text); `{"type":"plain","key":K}`;
 //! `{"type":"pbkdf2","hash":"sha-256","key":HEX,"salt":HEX,"iterations":N}`;

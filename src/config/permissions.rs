@@ -1,4 +1,5 @@
-//! Permission presets and their expansion (galene.md §3.8).
+//! Permission presets and their expansion (Galène's; docs/configuration.md, "Permissions and
+//! presets").
 //!
 //! A user entry or token names either a preset (`"op"`, `"present"`, ...) or an explicit
 //! list. Presets are expanded per group: `op` gains `record` when the group allows recording,

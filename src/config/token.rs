@@ -1,4 +1,5 @@
-//! Stateful tokens (invitations), stored in `data/var/tokens.jsonl` (galene.md §5.3).
+//! Stateful tokens (invitations), stored in `data/var/tokens.jsonl` (docs/configuration.md,
+//! "Tokens").
 //!
 //! One JSON object per line:
 //! `{"token":T,"group":G,"includeSubgroups":true,"username":U,"permissions":[...],

@@ -1,5 +1,6 @@
 //! What joined clients may ask for besides joining: chat and user messages, user actions,
-//! group actions and invitation tokens, with their permission rules (galene.md §3.4).
+//! group actions and invitation tokens, with their permission rules (docs/galene.md,
+//! "Chat, user and group actions").
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -189,7 +190,7 @@ impl Core {
     ///
     /// Unlike Galène, an empty `source` or an absent `username` is filled in with the
     /// sender's own: Galène forwards them empty, which makes the message look as if the
-    /// server had sent it (galene.md §3.3).
+    /// server had sent it (docs/galene.md, "Differences from Galène").
     pub fn send_message(
         &mut self,
         now: Instant,
@@ -607,7 +608,7 @@ impl Core {
     }
 
     /// Changes a token's validity. Unlike Galène, only tokens of the current group can be
-    /// edited (Galène does not check, galene.md §3.4).
+    /// edited (Galène does not check).
     fn edit_token(
         &mut self,
         now: Instant,

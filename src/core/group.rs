@@ -1,7 +1,7 @@
 //! The runtime state of one group: members, lock, chat history, shared data and activity.
 //!
 //! Nothing here is persisted; a group's state lives as long as the group stays in memory
-//! (galene.md §4.4).
+//! (docs/configuration.md, "Reloading").
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! Who a joining client is and what it may do: [`crate::config::authenticate`] (galene.md
-//! §5.1) with the core's token store, mapped onto join failures.
+//! Who a joining client is and what it may do: [`crate::config::authenticate`]
+//! (docs/configuration.md, "Authentication") with the core's token store, mapped onto join
+//! failures.
 
 use std::time::SystemTime;
 

@@ -1,6 +1,7 @@
 //! What the core tells the HTTP front about a group: its public status, or why there is none.
 
-/// A group's public status (galene.md §2.5), without the HTTP-only `location`/`endpoint`.
+/// A group's public status (`.status`, docs/galene.md), without the HTTP-only
+/// `location`/`endpoint`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupStatus {
     /// Group name.

@@ -1,4 +1,4 @@
-//! The Galène wire message: one JSON object type for both directions (galene.md §3.1).
+//! The Galène wire message: one JSON object type for both directions (docs/galene.md).
 //!
 //! Input keys are matched without regard to ASCII case, as Go's decoder does; when a key
 //! appears both exactly and in another case, the exact spelling wins. Unknown keys are
@@ -12,7 +12,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The protocol variant a client speaks (galene-seed-dialect.md).
+/// The protocol variant a client speaks (docs/galene.md, "The seed dialect").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// The seed documents' protocol: handshake without `version`.

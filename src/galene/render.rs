@@ -1,5 +1,5 @@
-//! Core events as Galène wire messages, in the receiving client's dialect (galene.md §3.5,
-//! galene-seed-dialect.md).
+//! Core events as Galène wire messages, in the receiving client's dialect (docs/galene.md,
+//! including "The seed dialect").
 
 use std::time::SystemTime;
 

@@ -1,12 +1,12 @@
 //! One Galène WebSocket connection: handshake, dialect, liveness, anti-spoofing, and the
-//! translation of wire messages into core requests (galene.md §3).
+//! translation of wire messages into core requests (docs/galene.md, "The WebSocket protocol").
 //!
 //! A session is driven with `now`: [`Session::handle_text`] for every text frame,
 //! [`Session::handle_timeout`] when [`Session::next_deadline`] has passed, and
 //! [`Session::render`] for every core event addressed to it. Everything it wants to send
 //! goes to the [`Outbox`]; once it has queued a close, it ignores everything.
 //!
-//! Deliberate differences from Galène (galene.md §13):
+//! Deliberate differences from Galène (docs/galene.md, "Differences from Galène"):
 //! - an unknown `useraction` or `groupaction` kind is reported with an error user message
 //!   and the connection stays open (Galène disconnects);
 //! - liveness uses exact deadlines instead of a 10 s polling tick: a ping is sent 20 s after
@@ -74,7 +74,7 @@ struct Deferred {
     frames: VecDeque<String>,
 }
 
-/// How a request ends the session (galene.md §3.3).
+/// How a request ends the session (docs/galene.md, "How a session ends").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {
     /// Error user message, then close 1002 with the text.
@@ -624,7 +624,7 @@ impl Session {
         }
     }
 
-    /// Ends the session as galene.md §3.3 says for `failure`.
+    /// Ends the session as Galène does for `failure` (docs/galene.md, "How a session ends").
     fn fail(&mut self, failure: Failure, out: &mut Outbox) {
         let own_id = self.own_id().to_owned();
         match failure {

@@ -1,5 +1,5 @@
-//! The Camus routes (camus.md §1): room pages, their WebSockets, `/public` and the client
-//! bundle under `/static/`.
+//! The Camus routes (docs/camus.md, "Routes"): room pages, their WebSockets, `/public` and the
+//! client bundle under `/static/`.
 //!
 //! [`route`] runs before the Galène routes and answers only Camus paths (`None` otherwise):
 //!

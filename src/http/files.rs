@@ -85,7 +85,8 @@ impl FileSource for EmbeddedSite {
     }
 }
 
-/// The `Content-Type` for a file name, from its extension (galene.md §2.3). Unknown
+/// The `Content-Type` for a file name, from its extension, as Galène serves them
+/// (docs/galene.md, "HTTP"). Unknown
 /// extensions are `application/octet-stream`: with `nosniff`, guessing would not help.
 pub fn mime_type(path: &str) -> &'static str {
     let name = path.rsplit('/').next().unwrap_or(path);

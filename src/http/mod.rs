@@ -1,4 +1,4 @@
-//! A sans-IO HTTP front: request heads in, responses out (galene.md §2.1–2.7).
+//! A sans-IO HTTP front: request heads in, responses out (Galène's routes; docs/galene.md, "HTTP").
 //!
 //! Nothing here touches a socket, a file or the clock. The runtime (`run/`) reads bytes until
 //! [`parse_head`] finds a complete head, passes the [`Request`] to [`route::route`] together

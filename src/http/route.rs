@@ -1,4 +1,4 @@
-//! The route table (galene.md §2.1): what each request path gets.
+//! The route table (docs/galene.md, "HTTP"): what each request path gets.
 //!
 //! [`route`] is a pure function of the request, the static files and the group data. It
 //! mimics Go's `http.ServeMux` (301 to the cleaned path, 301 from `/group` to `/group/`)
@@ -122,7 +122,7 @@ fn respond(response: Response) -> Routed {
     Routed::Response(response)
 }
 
-/// 301 to `https://<canonicalHost><path>` when the request's `Host` differs (§2.2).
+/// 301 to `https://<canonicalHost><path>` when the request's `Host` differs, as Galène does.
 fn canonical_host(request: &Request, path: &str, groups: &mut dyn GroupSource) -> Option<Response> {
     let config = groups.global_config().ok()?;
     let wanted = config.canonical_host.as_deref().filter(|h| !h.is_empty())?;
@@ -242,7 +242,7 @@ fn etag_matches(candidates: &str, etag: &str) -> bool {
     })
 }
 
-/// `/group/…` (§2.4).
+/// `/group/…`: the group page, `.status`, `.status.json`.
 fn group_route(
     request: &Request,
     path: &str,
@@ -293,7 +293,7 @@ fn group_name(path: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
-/// `/group/<name>/.status` (§2.5).
+/// `/group/<name>/.status` (fields in docs/galene.md, "HTTP").
 fn group_status(
     request: &Request,
     dir: &str,
@@ -321,7 +321,7 @@ fn group_status(
     json_response(status_bytes(&status, &base))
 }
 
-/// `/public-groups.json` (§2.6).
+/// `/public-groups.json`: the status of every public group, sorted by name.
 fn public_groups(request: &Request, groups: &mut dyn GroupSource, now: Instant) -> Response {
     let Some(base) = base_url(request, groups) else {
         return internal_error();
@@ -365,7 +365,7 @@ fn has_token(request: &Request, header: &str, token: &str) -> bool {
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
-/// `/ws` (§2.7): checks the handshake and the origin, in the order Gorilla does. The
+/// `/ws`: checks the handshake and the origin, in the order Gorilla does. The
 /// GStreamer examples' server checks no origin (its JS page may be served from elsewhere), so
 /// neither do we for [`Signalling::Gst`].
 pub(crate) fn websocket(

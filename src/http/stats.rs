@@ -1,6 +1,6 @@
-//! `/galene-api/v0/.stats` (galene.md §6.6, §8.1): the media statistics of every group, for
-//! the global administrator only (HTTP Basic credentials of a `config.json` user with the
-//! `admin` permission).
+//! `/galene-api/v0/.stats` (Galène's format; docs/galene.md, "Statistics"): the media statistics of
+//! every group, for the global administrator only (HTTP Basic credentials of a `config.json` user
+//! with the `admin` permission).
 
 use base64::Engine as _;
 

@@ -1,5 +1,5 @@
-//! Group status objects as HTTP serves them (`.status`, `/public-groups.json`; galene.md
-//! §2.5–2.6), and the base URL they are built from.
+//! Group status objects as HTTP serves them (`.status`, `/public-groups.json`; docs/galene.md,
+//! "HTTP"), and the base URL they are built from.
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! TLS for the web server (galene.md §1.2): rustls with the `ring` provider, TLS 1.2 and
+//! TLS for the web server, as Galène does it: rustls with the `ring` provider, TLS 1.2 and
 //! 1.3, the certificate from `<data>/cert.pem` + `<data>/key.pem`, checked again on every
 //! handshake so a renewed certificate is used without a restart. When neither file exists a
 //! self-signed certificate is made in memory; when only one exists handshakes fail with a
