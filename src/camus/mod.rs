@@ -1,6 +1,6 @@
-//! The Camus chat protocol (camus.md): the WebSocket signalling of the `camus-chat` web
-//! client, version 0.2.3 of the protocol, which both published client bundles (0.2.3 and
-//! 0.3.1) speak, with the original server's unsafe parts fixed (see `README-section.md`).
+//! The Camus chat protocol: the WebSocket signalling of the `camus-chat` web client, version
+//! 0.2.3 of the protocol, which both published client bundles (0.2.3 and 0.3.1) speak, with
+//! the original server's unsafe parts fixed (see `docs/camus.md`).
 //! Media never passes through sfubox: Camus is peer to peer, the server only relays.
 //!
 //! - [`msg`]: the JSON envelope, parsed without copying payloads, and the server's messages.
@@ -21,4 +21,4 @@ pub mod pass;
 #[cfg(test)]
 mod tests;
 
-pub use hub::{Admission, Hub, Output, Page, PublicRoom, Refusal};
+pub use hub::{Admission, Hub, Page, PublicRoom, Refusal};
