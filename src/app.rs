@@ -17,21 +17,23 @@
 //!   without a connection: [`App::attach_client`], [`App::join_local`], [`App::with_streams`],
 //!   [`App::poll_local_notice`].
 //!
-//! Timers of every connection and of the core are folded into one binary heap of deadlines;
-//! an entry may be stale (its connection's deadline moved), which costs one early wake-up
-//! at most. Binary WebSocket frames are refused with close code 1003 (unsupported data):
-//! Galène clients send only text.
+//! Every connection of every protocol has at most one deadline, all in one [`Deadlines`]
+//! heap, and everything any protocol sends goes to one [`Outbox`]. The facade lends both to
+//! the protocol hubs ([`Effects`]); when a connection's deadline passes it calls the
+//! `handle_timeout` of that connection's protocol for that connection. A deadline may be
+//! early (traffic moved it later since it was set), which costs one early wake-up at most.
+//! The core's housekeeping has a deadline of its own next to the heap. Binary WebSocket
+//! frames are refused with close code 1003 (unsupported data): Galène clients send only text.
 //!
 //! Connections of the GStreamer examples' protocol ([`crate::gst`]) get their ids from the
-//! same counter and live in a [`Hub`] of their own, which keeps its own timers and outputs;
-//! there, binary frames are forwarded within a session.
+//! same counter and live in a [`Hub`] of their own; there, binary frames are forwarded
+//! within a session.
 //!
 //! Camus connections ([`crate::camus`]) likewise live in a hub of their own; the HTTP layer
 //! asks the facade about Camus room pages and upgrades, and the hub reads rooms and ICE
 //! servers through the core's configuration directory.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -39,10 +41,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::camus;
 use crate::config::{ConfigError, Directory, GlobalConfig};
 pub use crate::conn::{ConnId, ConnOutput, Outbox};
+use crate::conn::{Deadlines, Effects};
 use crate::core::{Core, Event, JoinFailure, JoinRequest, JoinedKind, WallClock};
 pub use crate::core::{GroupLookup, GroupStatus};
 use crate::galene::Session;
-use crate::gst::{self, Hub};
+use crate::gst::Hub;
 use crate::media::{MediaError, Sfu, SfuConfig, Transmit};
 use crate::streams::{StreamNotice, Streams};
 
@@ -56,20 +59,10 @@ pub struct AppOptions {
     pub relay_only: bool,
 }
 
-/// What a timer entry is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    /// The core's periodic housekeeping.
-    Maintenance,
-    /// A connection's own deadline (handshake, liveness, delayed reply).
-    Session(ConnId),
-}
-
-/// A connection and the deadline it has in the heap.
+/// A Galène connection (its deadline is in [`App`]'s `deadlines`).
 #[derive(Debug)]
 struct Connection {
     session: Session,
-    scheduled: Option<Instant>,
 }
 
 /// The sans-IO application.
@@ -78,7 +71,13 @@ pub struct App {
     connections: HashMap<ConnId, Connection>,
     next_conn: u64,
     out: Outbox,
-    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// One deadline per connection, every protocol's (handshake, keepalive, delayed reply).
+    deadlines: Deadlines<ConnId>,
+    /// When the core's housekeeping is due. A field of its own rather than a key in
+    /// `deadlines`: the hubs are lent `deadlines` keyed by connection only, so the one timer
+    /// that belongs to no connection needs no made-up id they could collide with, and being
+    /// periodic and never cancelled it needs no heap.
+    maintenance_at: Instant,
     gst: Hub,
     camus: camus::Hub,
     /// Every client's streams and the media engine ([`App::enable_media`]).
@@ -99,14 +98,13 @@ impl App {
         now: Instant,
         wall: SystemTime,
     ) -> App {
-        let mut timers = BinaryHeap::new();
-        timers.push(Reverse((now + MAINTENANCE_INTERVAL, Timer::Maintenance)));
         App {
             core: Core::new(directory, options.relay_only, WallClock::new(now, wall)),
             connections: HashMap::new(),
             next_conn: 0,
             out: Outbox::default(),
-            timers,
+            deadlines: Deadlines::default(),
+            maintenance_at: now + MAINTENANCE_INTERVAL,
             gst: Hub::new(),
             camus: camus::Hub::new(random_key(wall), WallClock::new(now, wall)),
             streams: Streams::new(),
@@ -233,7 +231,6 @@ impl App {
             conn,
             Connection {
                 session: Session::new(conn, now),
-                scheduled: None,
             },
         );
         self.reschedule(now, conn);
@@ -245,7 +242,11 @@ impl App {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
         log::debug!("{conn:?}: GStreamer signalling connection from {remote:?}");
-        self.gst.handle_connect(now, conn);
+        let mut fx = Effects {
+            out: &mut self.out,
+            deadlines: &mut self.deadlines,
+        };
+        self.gst.handle_connect(now, conn, &mut fx);
         conn
     }
 
@@ -259,7 +260,11 @@ impl App {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
         log::debug!("{conn:?}: Camus connection from {remote:?}");
-        self.camus.handle_connect(now, conn, admission);
+        let mut fx = Effects {
+            out: &mut self.out,
+            deadlines: &mut self.deadlines,
+        };
+        self.camus.handle_connect(now, conn, admission, &mut fx);
         conn
     }
 
@@ -306,11 +311,17 @@ impl App {
                 &mut self.streams,
                 &mut self.out,
             );
-        } else if self.camus.contains(conn) {
-            self.camus
-                .handle_text(now, conn, text, self.core.directory());
         } else {
-            self.gst.handle_text(now, conn, text);
+            let mut fx = Effects {
+                out: &mut self.out,
+                deadlines: &mut self.deadlines,
+            };
+            if self.camus.contains(conn) {
+                self.camus
+                    .handle_text(now, conn, text, self.core.directory(), &mut fx);
+            } else {
+                self.gst.handle_text(now, conn, text, &mut fx);
+            }
         }
         self.reschedule(now, conn);
         self.flush(now);
@@ -326,7 +337,11 @@ impl App {
         } else if self.camus.contains(conn) {
             self.camus.handle_binary(now, conn, data.len());
         } else {
-            self.gst.handle_binary(now, conn, data);
+            let mut fx = Effects {
+                out: &mut self.out,
+                deadlines: &mut self.deadlines,
+            };
+            self.gst.handle_binary(now, conn, data, &mut fx);
         }
         self.flush(now);
     }
@@ -338,8 +353,13 @@ impl App {
 
     /// The connection is gone (closed by the peer, an I/O error, or after our own `Close`).
     pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId) {
-        self.gst.handle_disconnect(now, conn);
-        self.camus.handle_disconnect(now, conn);
+        let mut fx = Effects {
+            out: &mut self.out,
+            deadlines: &mut self.deadlines,
+        };
+        self.gst.handle_disconnect(now, conn, &mut fx);
+        self.camus.handle_disconnect(now, conn, &mut fx);
+        self.deadlines.cancel(conn);
         self.connections.remove(&conn);
         self.local_clients.remove(&conn);
         self.streams.remove_client(now, &mut self.core, conn, false);
@@ -347,39 +367,22 @@ impl App {
         self.flush(now);
     }
 
-    /// Time passed; run whatever timers are due.
+    /// Time passed; run whatever timers are due: the media engine's, then the core's
+    /// housekeeping and every connection whose deadline has passed, earliest first (the
+    /// housekeeping first on a tie), each dispatched to its own protocol.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.gst.handle_timeout(now);
-        self.camus.handle_timeout(now);
         self.streams.handle_timeout(now, &mut self.core);
         self.flush(now);
-        while let Some(Reverse((due, timer))) = self.timers.peek().copied() {
-            if due > now {
+        loop {
+            let conn_due = self.deadlines.earliest().filter(|at| *at <= now);
+            // On a tie the housekeeping goes first, as when it shared a heap with sessions.
+            if self.maintenance_at <= now && conn_due.is_none_or(|at| self.maintenance_at <= at) {
+                self.core.maintenance(now);
+                self.maintenance_at = now + MAINTENANCE_INTERVAL;
+            } else if let Some(conn) = self.deadlines.pop_due(now) {
+                self.connection_timeout(now, conn);
+            } else {
                 break;
-            }
-            self.timers.pop();
-            match timer {
-                Timer::Maintenance => {
-                    self.core.maintenance(now);
-                    self.timers
-                        .push(Reverse((now + MAINTENANCE_INTERVAL, Timer::Maintenance)));
-                }
-                Timer::Session(conn) => {
-                    let Some(connection) = self.connections.get_mut(&conn) else {
-                        continue;
-                    };
-                    if connection.scheduled != Some(due) {
-                        continue; // stale: a newer entry exists
-                    }
-                    connection.scheduled = None;
-                    connection.session.handle_timeout(
-                        now,
-                        &mut self.core,
-                        &mut self.streams,
-                        &mut self.out,
-                    );
-                    self.reschedule(now, conn);
-                }
             }
             self.flush(now);
         }
@@ -387,41 +390,19 @@ impl App {
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let own = self.timers.peek().map(|Reverse((due, _))| *due);
-        let gst = match (own, self.gst.poll_timeout()) {
-            (Some(own), Some(gst)) => Some(own.min(gst)),
-            (own, gst) => own.or(gst),
+        let own = match self.deadlines.earliest() {
+            Some(conn) => conn.min(self.maintenance_at),
+            None => self.maintenance_at,
         };
-        let camus = match (gst, self.camus.poll_timeout()) {
-            (Some(earlier), Some(camus)) => Some(earlier.min(camus)),
-            (earlier, camus) => earlier.or(camus),
-        };
-        match (camus, self.streams.poll_timeout()) {
-            (Some(earlier), Some(media)) => Some(earlier.min(media)),
-            (earlier, media) => earlier.or(media),
-        }
+        Some(match self.streams.poll_timeout() {
+            Some(media) => own.min(media),
+            None => own,
+        })
     }
 
     /// The next thing to send. Call until `None` after every `handle_*`.
     pub fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
-        if let Some(next) = self.out.pop() {
-            return Some(next);
-        }
-        if let Some((conn, output)) = self.camus.poll_output() {
-            let output = match output {
-                camus::Output::Text(text) => ConnOutput::Text(text),
-                camus::Output::Close { code, reason } => ConnOutput::Close { code, reason },
-            };
-            return Some((conn, output));
-        }
-        let (conn, output) = self.gst.poll_output()?;
-        let output = match output {
-            gst::Output::Text(text) => ConnOutput::Text(text),
-            gst::Output::Binary(data) => ConnOutput::Binary(data),
-            gst::Output::Ping => ConnOutput::Ping,
-            gst::Output::Close { code, reason } => ConnOutput::Close { code, reason },
-        };
-        Some((conn, output))
+        self.out.pop()
     }
 
     /// Looks a group up for the HTTP layer (page, `.status`).
@@ -445,8 +426,12 @@ impl App {
 
     /// Server shutdown: lock every group with `message` and kick every client with it.
     pub fn shutdown(&mut self, now: Instant, message: &str) {
-        self.gst.shutdown(now);
-        self.camus.shutdown(message);
+        let mut fx = Effects {
+            out: &mut self.out,
+            deadlines: &mut self.deadlines,
+        };
+        self.gst.shutdown(now, &mut fx);
+        self.camus.shutdown(message, &mut fx);
         self.core.shutdown(now, message);
         self.flush(now);
     }
@@ -466,21 +451,44 @@ impl App {
         &self.camus
     }
 
-    /// Puts `conn`'s deadline in the heap if it is earlier than the one already there.
+    /// `conn`'s deadline has passed (it was taken out of `deadlines`): runs the timers of
+    /// that connection in its own protocol.
+    fn connection_timeout(&mut self, now: Instant, conn: ConnId) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.session.handle_timeout(
+                now,
+                &mut self.core,
+                &mut self.streams,
+                &mut self.out,
+            );
+            self.reschedule(now, conn);
+            return;
+        }
+        let mut fx = Effects {
+            out: &mut self.out,
+            deadlines: &mut self.deadlines,
+        };
+        if self.camus.contains(conn) {
+            self.camus.handle_timeout(now, conn, &mut fx);
+        } else {
+            self.gst.handle_timeout(now, conn, &mut fx);
+        }
+    }
+
+    /// Sets a Galène connection's deadline if it is earlier than the one it has (a later
+    /// deadline is found when the earlier one passes), or clears it once the session has
+    /// none. The hubs keep their connections' deadlines themselves.
     fn reschedule(&mut self, now: Instant, conn: ConnId) {
-        let Some(connection) = self.connections.get_mut(&conn) else {
+        let Some(connection) = self.connections.get(&conn) else {
             return;
         };
         let Some(deadline) = connection.session.next_deadline() else {
-            connection.scheduled = None;
+            self.deadlines.cancel(conn);
             return;
         };
         // A deadline in the past would spin; the session has just run its timers.
         let deadline = deadline.max(now + Duration::from_millis(1));
-        if connection.scheduled.is_none_or(|s| deadline < s) {
-            connection.scheduled = Some(deadline);
-            self.timers.push(Reverse((deadline, Timer::Session(conn))));
-        }
+        self.deadlines.schedule_earlier(conn, deadline);
     }
 
     /// Renders every pending core event and takes closed connections out of the core
@@ -512,9 +520,7 @@ impl App {
                 break;
             }
             for conn in closed {
-                if let Some(connection) = self.connections.get_mut(&conn) {
-                    connection.scheduled = None;
-                }
+                self.deadlines.cancel(conn);
                 self.streams.remove_client(now, &mut self.core, conn, false);
                 self.core.remove_client(now, conn);
             }
@@ -550,4 +556,71 @@ fn random_key(wall: SystemTime) -> [u8; 32] {
         key.copy_from_slice(digest.as_ref());
     }
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::config::MemoryDirectory;
+    use crate::config::camus::parse_camus_rooms;
+
+    fn drain(app: &mut App) -> Vec<(ConnId, ConnOutput)> {
+        std::iter::from_fn(|| app.poll_output()).collect()
+    }
+
+    /// Runs every timer up to `t`, at its exact time.
+    fn advance_to(app: &mut App, t: Instant) {
+        while let Some(due) = app.poll_timeout().filter(|due| *due <= t) {
+            app.handle_timeout(due);
+        }
+    }
+
+    #[test]
+    fn one_heap_dispatches_every_protocols_deadlines() {
+        let t0 = Instant::now();
+        let mut dir = MemoryDirectory::new();
+        let rooms = parse_camus_rooms(r#"{"rooms": [{"name": "Lobby"}]}"#);
+        dir.set_camus_rooms(rooms.expect("valid rooms").resolve(false));
+        let mut app = App::new(Box::new(dir), AppOptions::default(), t0, UNIX_EPOCH);
+        let galene = app.galene_connect(t0, None);
+        let gst = app.gst_connect(t0, None);
+        let admission = app.camus_admit(t0, "lobby", &[]).expect("open room");
+        let camus = app.camus_connect(t0, None, admission);
+        assert_eq!(drain(&mut app).len(), 1); // the Camus greeting
+        let secs = |s| t0 + Duration::from_secs(s);
+
+        // Galène's handshake timeout comes first.
+        assert_eq!(app.poll_timeout(), Some(secs(15)));
+        advance_to(&mut app, secs(15));
+        let close = |code, reason: &str| ConnOutput::Close {
+            code,
+            reason: reason.to_owned(),
+        };
+        assert_eq!(
+            drain(&mut app),
+            [(galene, close(1002, "you must handshake first"))]
+        );
+
+        // At 30 s, the GStreamer registration timeout and the Camus keepalive ping.
+        assert_eq!(app.poll_timeout(), Some(secs(30)));
+        advance_to(&mut app, secs(30));
+        let out = drain(&mut app);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0], (gst, close(1002, "registration timeout")));
+        let camus_ping = |(conn, output): &(ConnId, ConnOutput)| {
+            *conn == camus
+                && matches!(output, ConnOutput::Text(text) if text.contains(r#""type":"ping""#))
+        };
+        assert!(camus_ping(&out[1]), "{out:?}");
+
+        // 30 s later the silent Camus client is removed; then only housekeeping is left.
+        assert_eq!(app.poll_timeout(), Some(secs(60)));
+        advance_to(&mut app, secs(60));
+        let out = drain(&mut app);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1], (camus, close(1000, "keepalive timeout")));
+        assert_eq!(app.poll_timeout(), Some(t0 + MAINTENANCE_INTERVAL));
+    }
 }

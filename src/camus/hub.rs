@@ -7,37 +7,36 @@
 //!   room, guest limit). The [`Admission`] it returns goes to [`Hub::handle_connect`] once
 //!   the upgrade is done. Room pages ask [`Hub::page`].
 //! - Frames go to [`Hub::handle_text`] / [`Hub::handle_binary`], a closed socket to
-//!   [`Hub::handle_disconnect`], and [`Hub::handle_timeout`] runs once
-//!   [`Hub::poll_timeout`] has passed. After every call, drain [`Hub::poll_output`].
+//!   [`Hub::handle_disconnect`]. When a connection's deadline has passed, the caller takes
+//!   it out of the deadlines and calls [`Hub::handle_timeout`] for that connection.
+//! - Calls that may send or change a deadline are lent an [`Effects`]: the hub queues what
+//!   must be sent in its [`Outbox`] and keeps each of its connections' deadline in its
+//!   shared [`Deadlines`]. The hub owns no socket, no queue and no timer heap.
 //! - Every call carries `now`; wall-clock times (ping data, TURN credentials, pass expiry)
-//!   derive from the [`WallClock`] anchor. The hub owns no socket and never reads a clock.
+//!   derive from the [`WallClock`] anchor. The hub never reads a clock.
 //!
 //! State is keyed by connection. When the hub closes a connection itself (after `bye`,
-//! after a keepalive timeout) it forgets it at once, so a late `handle_disconnect` is a
-//! no-op.
+//! after a keepalive timeout) it forgets it at once, deadline included, so a late
+//! `handle_disconnect` is a no-op.
 //!
 //! # Timers
 //!
-//! One heap of `(deadline, connection)`. A message from a client moves its deadline later
-//! without touching the heap; the stale entry fires early, finds the real deadline and
-//! pushes that instead. So the heap holds at most one live entry per connection and the
-//! per-message path never allocates for timers.
+//! One deadline per connection in the shared [`Deadlines`]: the keepalive ping after
+//! [`CAMUS_PING_AFTER`] of silence, the removal [`CAMUS_REAP_AFTER_PING`] after it. A
+//! message from a client moves its deadline later without touching the heap; the early
+//! wake-up finds the real deadline and sets that instead. So the per-message path never
+//! touches the heap.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::limit::{Limiter, Refusal as LimitRefusal};
 use super::msg::{self, ClientInfo, GROUND_CONTROL, Incoming, ROOM};
 use super::pass::Secrets;
 use crate::config::{CamusRoom, Directory};
-use crate::conn::ConnId;
+use crate::conn::{CAMUS_PING_AFTER, CAMUS_REAP_AFTER_PING, ConnId, Deadlines, Effects, Outbox};
 use crate::core::WallClock;
 
-/// After this much silence from a client, ground control pings it.
-pub const PING_AFTER: Duration = Duration::from_secs(30);
-/// A client that sends nothing this long after a keepalive ping is removed.
-pub const REAP_AFTER_PING: Duration = Duration::from_secs(30);
 /// The most clients in one room, whatever the guest limit says (a full mesh of browsers
 /// does not go much further anyway).
 pub const MAX_ROOM_MEMBERS: usize = 100;
@@ -50,20 +49,6 @@ pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a connection refused after the upgrade (the room filled up meanwhile).
 pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
-
-/// What the runtime must do for a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Send one text frame.
-    Text(String),
-    /// Send a close frame and close the socket. Nothing more is output for the connection.
-    Close {
-        /// WebSocket close code.
-        code: u16,
-        /// Close reason (short ASCII).
-        reason: String,
-    },
-}
 
 /// Why a page or a WebSocket is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,8 +153,6 @@ struct Member {
     last_heard: Instant,
     /// When the unanswered keepalive ping went out.
     pinged_at: Option<Instant>,
-    /// The deadline this member has in the heap.
-    scheduled: Option<Instant>,
     limiter: Limiter,
     /// Whether the last message was refused by the rate limit (one `error` per streak).
     throttled: bool,
@@ -178,8 +161,8 @@ struct Member {
 impl Member {
     fn deadline(&self) -> Instant {
         match self.pinged_at {
-            Some(pinged_at) => pinged_at + REAP_AFTER_PING,
-            None => self.last_heard + PING_AFTER,
+            Some(pinged_at) => pinged_at + CAMUS_REAP_AFTER_PING,
+            None => self.last_heard + CAMUS_PING_AFTER,
         }
     }
 }
@@ -201,8 +184,6 @@ pub struct Hub {
     by_id: HashMap<String, ConnId>,
     /// Non-empty rooms, by slug, with their members in joining order.
     rooms: HashMap<String, Vec<ConnId>>,
-    out: VecDeque<(ConnId, Output)>,
-    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     secrets: Secrets,
     wall: WallClock,
 }
@@ -215,8 +196,6 @@ impl Hub {
             members: HashMap::new(),
             by_id: HashMap::new(),
             rooms: HashMap::new(),
-            out: VecDeque::new(),
-            timers: BinaryHeap::new(),
             secrets: Secrets::new(key),
             wall,
         }
@@ -308,30 +287,28 @@ impl Hub {
 
     /// A WebSocket admitted by [`Hub::admit`] is open; `conn` must be new. The client gets
     /// its id and the greeting; the others learn of it from its `profile` (as in Camus). If
-    /// the room filled up since the admission, the connection is closed with 1013.
-    pub fn handle_connect(&mut self, now: Instant, conn: ConnId, admission: Admission) {
+    /// the room filled up since the admission, the connection is closed with 1013. Its
+    /// keepalive deadline is set.
+    pub fn handle_connect(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        admission: Admission,
+        fx: &mut Effects<'_>,
+    ) {
         let room = admission.room;
         if self.is_full(&room) {
             log::info!("camus {conn:?}: room {:?} filled up meanwhile", room.slug);
-            self.out.push_back((
-                conn,
-                Output::Close {
-                    code: CLOSE_TRY_AGAIN_LATER,
-                    reason: Refusal::Full.text().to_owned(),
-                },
-            ));
+            fx.out
+                .close(conn, CLOSE_TRY_AGAIN_LATER, Refusal::Full.text());
             return;
         }
         let id = self.secrets.next_client_id();
         log::info!("camus {conn:?}: client {id} joined room {:?}", room.slug);
-        self.out.push_back((
+        fx.out.text(
             conn,
-            Output::Text(msg::from_ground_control_text(
-                &id,
-                "greeting",
-                msg::GREETING,
-            )),
-        ));
+            msg::from_ground_control_text(&id, "greeting", msg::GREETING),
+        );
         self.by_id.insert(id.clone(), conn);
         self.rooms.entry(room.slug.clone()).or_default().push(conn);
         self.members.insert(
@@ -342,22 +319,23 @@ impl Hub {
                 username: msg::DEFAULT_USERNAME.to_owned(),
                 last_heard: now,
                 pinged_at: None,
-                scheduled: None,
                 limiter: Limiter::new(now),
                 throttled: false,
             },
         );
-        self.reschedule(conn);
+        self.reschedule(conn, fx.deadlines);
     }
 
     /// A text frame arrived. Malformed frames (not one JSON object, no string receiver)
-    /// are dropped without reply; they still count as a sign of life.
+    /// are dropped without reply; they still count as a sign of life (the deadline moves
+    /// later, so it is left for the next wake-up to find).
     pub fn handle_text(
         &mut self,
         now: Instant,
         conn: ConnId,
         text: &str,
         directory: &mut dyn Directory,
+        fx: &mut Effects<'_>,
     ) {
         let Some(member) = self.members.get_mut(&conn) else {
             return;
@@ -369,7 +347,7 @@ impl Hub {
             Err(LimitRefusal::TooLarge) => {
                 log::debug!("camus {conn:?}: {} bytes, too large, dropped", text.len());
                 let reply = msg::from_ground_control_text(&member.id, "error", "Message too large");
-                self.out.push_back((conn, Output::Text(reply)));
+                fx.out.text(conn, reply);
                 return;
             }
             Err(LimitRefusal::RateLimited) => {
@@ -378,7 +356,7 @@ impl Hub {
                     member.throttled = true;
                     let reply =
                         msg::from_ground_control_text(&member.id, "error", "Rate limit exceeded");
-                    self.out.push_back((conn, Output::Text(reply)));
+                    fx.out.text(conn, reply);
                 }
                 return;
             }
@@ -392,9 +370,9 @@ impl Hub {
             return;
         };
         match receiver.as_ref() {
-            GROUND_CONTROL => self.ground_control(now, conn, &incoming, directory),
-            ROOM => self.broadcast(conn, &incoming),
-            id => self.relay(conn, id, &incoming),
+            GROUND_CONTROL => self.ground_control(now, conn, &incoming, directory, fx),
+            ROOM => self.broadcast(conn, &incoming, fx.out),
+            id => self.relay(conn, id, &incoming, fx.out),
         }
     }
 
@@ -410,49 +388,31 @@ impl Hub {
 
     /// The socket is gone: the client leaves its room at once and the rest of the room gets
     /// `room-info` (the original only noticed a minute later).
-    pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId) {
-        self.remove(now, conn, Leaving::Disconnected);
+    pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId, fx: &mut Effects<'_>) {
+        self.remove(now, conn, Leaving::Disconnected, fx);
     }
 
-    /// Runs the keepalive timers that are due: a ping after [`PING_AFTER`] of silence,
-    /// removal [`REAP_AFTER_PING`] after an unanswered ping.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((due, conn))) = self.timers.peek().copied() {
-            if due > now {
-                break;
-            }
-            self.timers.pop();
-            let epoch_ms = self.epoch_ms(now);
-            let Some(member) = self.members.get_mut(&conn) else {
-                continue;
-            };
-            if member.scheduled != Some(due) {
-                continue; // stale: a newer entry exists
-            }
-            member.scheduled = None;
-            if member.deadline() > now {
-                self.reschedule(conn);
-            } else if member.pinged_at.is_none() {
-                log::debug!("camus {conn:?}: silent for {PING_AFTER:?}, pinging");
-                member.pinged_at = Some(now);
-                let ping = msg::from_ground_control_int(&member.id, "ping", epoch_ms);
-                self.out.push_back((conn, Output::Text(ping)));
-                self.reschedule(conn);
-            } else {
-                log::info!("camus {conn:?}: no answer to the keepalive ping, removing");
-                self.remove(now, conn, Leaving::Farewell("keepalive timeout"));
-            }
+    /// `conn`'s deadline has passed (the caller took it out of the deadlines): a ping after
+    /// [`CAMUS_PING_AFTER`] of silence, removal [`CAMUS_REAP_AFTER_PING`] after an
+    /// unanswered ping. An early wake-up (traffic moved the deadline later) only sets the
+    /// real deadline; an unknown connection is ignored.
+    pub fn handle_timeout(&mut self, now: Instant, conn: ConnId, fx: &mut Effects<'_>) {
+        let epoch_ms = self.epoch_ms(now);
+        let Some(member) = self.members.get_mut(&conn) else {
+            return;
+        };
+        if member.deadline() > now {
+            self.reschedule(conn, fx.deadlines);
+        } else if member.pinged_at.is_none() {
+            log::debug!("camus {conn:?}: silent for {CAMUS_PING_AFTER:?}, pinging");
+            member.pinged_at = Some(now);
+            let ping = msg::from_ground_control_int(&member.id, "ping", epoch_ms);
+            fx.out.text(conn, ping);
+            self.reschedule(conn, fx.deadlines);
+        } else {
+            log::info!("camus {conn:?}: no answer to the keepalive ping, removing");
+            self.remove(now, conn, Leaving::Farewell("keepalive timeout"), fx);
         }
-    }
-
-    /// When [`Hub::handle_timeout`] must run next (possibly early).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((due, _))| *due)
-    }
-
-    /// The next thing to send. Call until `None` after every `handle_*`.
-    pub fn poll_output(&mut self) -> Option<(ConnId, Output)> {
-        self.out.pop_front()
     }
 
     /// The configured public rooms, in file order, with their occupancy.
@@ -474,23 +434,18 @@ impl Hub {
             .collect())
     }
 
-    /// Server shutdown: every connection is closed with 1001 and `message`, and forgotten.
-    pub fn shutdown(&mut self, message: &str) {
+    /// Server shutdown: every connection is closed with 1001 and `message`, and forgotten,
+    /// deadlines included.
+    pub fn shutdown(&mut self, message: &str, fx: &mut Effects<'_>) {
         let mut conns: Vec<ConnId> = self.members.keys().copied().collect();
         conns.sort();
         for conn in conns {
-            self.out.push_back((
-                conn,
-                Output::Close {
-                    code: CLOSE_GOING_AWAY,
-                    reason: message.to_owned(),
-                },
-            ));
+            fx.out.close(conn, CLOSE_GOING_AWAY, message);
+            fx.deadlines.cancel(conn);
         }
         self.members.clear();
         self.by_id.clear();
         self.rooms.clear();
-        self.timers.clear();
     }
 
     fn is_full(&self, room: &CamusRoom) -> bool {
@@ -514,6 +469,7 @@ impl Hub {
         conn: ConnId,
         incoming: &Incoming<'_>,
         directory: &mut dyn Directory,
+        fx: &mut Effects<'_>,
     ) {
         let Some(member) = self.members.get_mut(&conn) else {
             return;
@@ -548,11 +504,11 @@ impl Hub {
                     member.username = username.chars().take(MAX_USERNAME_CHARS).collect();
                 }
                 let room = member.room.clone();
-                self.broadcast_room_info(&room);
+                self.broadcast_room_info(&room, fx.out);
                 return;
             }
             Some("bye") => {
-                self.remove(now, conn, Leaving::Farewell("bye"));
+                self.remove(now, conn, Leaving::Farewell("bye"), fx);
                 return;
             }
             _ => msg::from_ground_control_text(
@@ -561,12 +517,12 @@ impl Hub {
                 &msg::unknown_type(&incoming.kind_for_error()),
             ),
         };
-        self.out.push_back((conn, Output::Text(reply)));
+        fx.out.text(conn, reply);
     }
 
     /// A message to `room`: to every member of the sender's room, the sender included,
     /// with `receiver` left as `room` (Camus 0.2.3).
-    fn broadcast(&mut self, conn: ConnId, incoming: &Incoming<'_>) {
+    fn broadcast(&self, conn: ConnId, incoming: &Incoming<'_>, out: &mut Outbox) {
         let Some(member) = self.members.get(&conn) else {
             return;
         };
@@ -581,12 +537,12 @@ impl Hub {
             conns.len()
         );
         for to in conns {
-            self.out.push_back((*to, Output::Text(text.clone())));
+            out.text(*to, text.clone());
         }
     }
 
     /// A message to one client id: delivered only if that client is in the sender's room.
-    fn relay(&mut self, conn: ConnId, receiver: &str, incoming: &Incoming<'_>) {
+    fn relay(&self, conn: ConnId, receiver: &str, incoming: &Incoming<'_>, out: &mut Outbox) {
         let Some(member) = self.members.get(&conn) else {
             return;
         };
@@ -601,7 +557,7 @@ impl Hub {
         };
         log::debug!("camus {conn:?} -> {to:?}: {}", incoming.kind_for_error());
         let text = msg::relayed(&member.id, receiver, incoming);
-        self.out.push_back((to, Output::Text(text)));
+        out.text(to, text);
     }
 
     /// The `data` of the room's `room-info`.
@@ -621,7 +577,7 @@ impl Hub {
     }
 
     /// `room-info` to every member of the room, each copy addressed to its recipient.
-    fn broadcast_room_info(&mut self, slug: &str) {
+    fn broadcast_room_info(&self, slug: &str, out: &mut Outbox) {
         let Some(conns) = self.rooms.get(slug) else {
             return;
         };
@@ -629,16 +585,18 @@ impl Hub {
         for to in conns {
             if let Some(member) = self.members.get(to) {
                 let text = msg::from_ground_control_raw(&member.id, "room-info", Some(&data));
-                self.out.push_back((*to, Output::Text(text)));
+                out.text(*to, text);
             }
         }
     }
 
-    /// Takes a member out of its room and the hub; the rest of the room gets `room-info`.
-    fn remove(&mut self, now: Instant, conn: ConnId, leaving: Leaving) {
+    /// Takes a member out of its room and the hub, deadline included; the rest of the room
+    /// gets `room-info`.
+    fn remove(&mut self, now: Instant, conn: ConnId, leaving: Leaving, fx: &mut Effects<'_>) {
         let Some(member) = self.members.remove(&conn) else {
             return;
         };
+        fx.deadlines.cancel(conn);
         self.by_id.remove(&member.id);
         if let Some(conns) = self.rooms.get_mut(&member.room) {
             conns.retain(|c| *c != conn);
@@ -653,27 +611,16 @@ impl Hub {
         );
         if let Leaving::Farewell(reason) = leaving {
             let bye = msg::from_ground_control_int(&member.id, "bye", self.epoch_ms(now));
-            self.out.push_back((conn, Output::Text(bye)));
-            self.out.push_back((
-                conn,
-                Output::Close {
-                    code: CLOSE_NORMAL,
-                    reason: reason.to_owned(),
-                },
-            ));
+            fx.out.text(conn, bye);
+            fx.out.close(conn, CLOSE_NORMAL, reason);
         }
-        self.broadcast_room_info(&member.room);
+        self.broadcast_room_info(&member.room, fx.out);
     }
 
-    /// Puts `conn`'s deadline in the heap unless an earlier entry is already there.
-    fn reschedule(&mut self, conn: ConnId) {
-        let Some(member) = self.members.get_mut(&conn) else {
-            return;
-        };
-        let deadline = member.deadline();
-        if member.scheduled.is_none_or(|s| deadline < s) {
-            member.scheduled = Some(deadline);
-            self.timers.push(Reverse((deadline, conn)));
+    /// Sets `conn`'s deadline unless it already has an earlier one.
+    fn reschedule(&self, conn: ConnId, deadlines: &mut Deadlines<ConnId>) {
+        if let Some(member) = self.members.get(&conn) {
+            deadlines.schedule_earlier(conn, member.deadline());
         }
     }
 }

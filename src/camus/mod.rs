@@ -22,4 +22,4 @@ pub mod pass;
 #[cfg(test)]
 mod tests;
 
-pub use hub::{Admission, Hub, Output, Page, PublicRoom, Refusal};
+pub use hub::{Admission, Hub, Page, PublicRoom, Refusal};

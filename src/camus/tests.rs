@@ -7,14 +7,15 @@ use serde_json::{Value, json};
 
 use super::hub::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER, MAX_ROOM_MEMBERS, MAX_USERNAME_CHARS,
-    PING_AFTER, REAP_AFTER_PING,
 };
 use super::limit::{BURST_MESSAGES, MAX_MESSAGE_BYTES};
 use super::pass::PASS_LIFETIME;
 use super::*;
 use crate::config::camus::parse_camus_rooms;
 use crate::config::{ConfigError, MemoryDirectory};
-use crate::conn::ConnId;
+use crate::conn::{
+    CAMUS_PING_AFTER, CAMUS_REAP_AFTER_PING, ConnId, ConnOutput, Deadlines, Effects, Outbox,
+};
 use crate::core::WallClock;
 
 /// The wall-clock time at `t0`.
@@ -27,8 +28,11 @@ const ROOMS: &str = r#"{"rooms": [
     {"name": "Pair", "guest-limit": 2}
 ]}"#;
 
+/// The hub with a fake clock, and the outbox and deadlines the facade would lend it.
 struct Harness {
     hub: Hub,
+    out: Outbox,
+    deadlines: Deadlines<ConnId>,
     dir: MemoryDirectory,
     now: Instant,
     next_conn: u64,
@@ -42,6 +46,8 @@ impl Harness {
         let wall = WallClock::new(t0, UNIX_EPOCH + Duration::from_secs(WALL_T0_SECS));
         Harness {
             hub: Hub::new([42; 32], wall),
+            out: Outbox::default(),
+            deadlines: Deadlines::default(),
             dir,
             now: t0,
             next_conn: 0,
@@ -67,11 +73,38 @@ impl Harness {
         )
     }
 
+    /// The hub, and the effects it is lent for one call.
+    fn parts(&mut self) -> (&mut Hub, Effects<'_>) {
+        let fx = Effects {
+            out: &mut self.out,
+            deadlines: &mut self.deadlines,
+        };
+        (&mut self.hub, fx)
+    }
+
     fn connect_admitted(&mut self, admission: Admission) -> ConnId {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
-        self.hub.handle_connect(self.now, conn, admission);
+        let now = self.now;
+        let (hub, mut fx) = self.parts();
+        hub.handle_connect(now, conn, admission, &mut fx);
         conn
+    }
+
+    fn disconnect(&mut self, conn: ConnId) {
+        let now = self.now;
+        let (hub, mut fx) = self.parts();
+        hub.handle_disconnect(now, conn, &mut fx);
+    }
+
+    fn shutdown(&mut self, message: &str) {
+        let (hub, mut fx) = self.parts();
+        hub.shutdown(message, &mut fx);
+    }
+
+    /// When the next deadline is due.
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.earliest()
     }
 
     /// Connects to an open room, checks the greeting and returns the connection and its id.
@@ -91,40 +124,48 @@ impl Harness {
         (conn, id)
     }
 
-    fn send(&mut self, conn: ConnId, message: Value) -> Vec<(ConnId, Output)> {
+    fn send(&mut self, conn: ConnId, message: Value) -> Vec<(ConnId, ConnOutput)> {
         self.send_text(conn, &message.to_string())
     }
 
-    fn send_text(&mut self, conn: ConnId, text: &str) -> Vec<(ConnId, Output)> {
-        self.hub.handle_text(self.now, conn, text, &mut self.dir);
+    fn send_text(&mut self, conn: ConnId, text: &str) -> Vec<(ConnId, ConnOutput)> {
+        let mut fx = Effects {
+            out: &mut self.out,
+            deadlines: &mut self.deadlines,
+        };
+        self.hub
+            .handle_text(self.now, conn, text, &mut self.dir, &mut fx);
         self.drain()
     }
 
-    fn drain(&mut self) -> Vec<(ConnId, Output)> {
-        std::iter::from_fn(|| self.hub.poll_output()).collect()
+    fn drain(&mut self) -> Vec<(ConnId, ConnOutput)> {
+        std::iter::from_fn(|| self.out.pop()).collect()
     }
 
-    /// Moves the clock and runs the timers that are due.
-    fn advance(&mut self, by: Duration) -> Vec<(ConnId, Output)> {
+    /// Moves the clock and runs every connection whose deadline has passed, as the facade
+    /// does.
+    fn advance(&mut self, by: Duration) -> Vec<(ConnId, ConnOutput)> {
         self.now += by;
-        if self.hub.poll_timeout().is_some_and(|due| due <= self.now) {
-            self.hub.handle_timeout(self.now);
+        while let Some(conn) = self.deadlines.pop_due(self.now) {
+            let now = self.now;
+            let (hub, mut fx) = self.parts();
+            hub.handle_timeout(now, conn, &mut fx);
         }
         self.drain()
     }
 }
 
 /// The JSON of a text output, which must be for `conn`.
-fn json_of(output: &(ConnId, Output), conn: ConnId) -> Value {
+fn json_of(output: &(ConnId, ConnOutput), conn: ConnId) -> Value {
     assert_eq!(output.0, conn, "{output:?}");
     match &output.1 {
-        Output::Text(text) => serde_json::from_str(text).unwrap(),
+        ConnOutput::Text(text) => serde_json::from_str(text).unwrap(),
         other => panic!("expected text, got {other:?}"),
     }
 }
 
 /// The single JSON message in `out`, for `conn`.
-fn only(out: &[(ConnId, Output)], conn: ConnId) -> Value {
+fn only(out: &[(ConnId, ConnOutput)], conn: ConnId) -> Value {
     assert_eq!(out.len(), 1, "{out:?}");
     json_of(&out[0], conn)
 }
@@ -149,7 +190,7 @@ fn ping_is_answered_with_pong_echoing_data_bytes() {
     assert_eq!(out.len(), 1);
     assert_eq!(
         out[0].1,
-        Output::Text(format!(
+        ConnOutput::Text(format!(
             r#"{{"sender":"ground control","receiver":"{id}","type":"pong","data":{{"t":1.50,"big":123456789012345678901234567890}}}}"#
         ))
     );
@@ -297,7 +338,7 @@ fn bye_removes_the_client_tells_the_room_and_closes() {
         out[1],
         (
             a,
-            Output::Close {
+            ConnOutput::Close {
                 code: CLOSE_NORMAL,
                 reason: "bye".into()
             }
@@ -313,7 +354,7 @@ fn bye_removes_the_client_tells_the_room_and_closes() {
         h.send(a, json!({"receiver": "ground control", "type": "ping"}))
             .is_empty()
     );
-    h.hub.handle_disconnect(h.now, a);
+    h.disconnect(a);
     assert!(h.drain().is_empty());
     // Its id is no longer a receiver.
     assert!(
@@ -456,7 +497,7 @@ fn keepalive_pings_after_silence_and_removes_after_no_answer() {
     let mut h = Harness::standard();
     let (a, id_a) = h.join("lobby");
     let (b, id_b) = h.join("lobby");
-    assert_eq!(h.hub.poll_timeout(), Some(h.now + PING_AFTER));
+    assert_eq!(h.poll_timeout(), Some(h.now + CAMUS_PING_AFTER));
 
     // b keeps talking; a stays silent.
     h.now += Duration::from_secs(20);
@@ -475,7 +516,7 @@ fn keepalive_pings_after_silence_and_removes_after_no_answer() {
     // b answers; a does not. 30 s after its ping, a is removed and b told.
     h.send(b, json!({"receiver": "ground control", "type": "pong"}));
     assert!(
-        h.advance(REAP_AFTER_PING - Duration::from_secs(21))
+        h.advance(CAMUS_REAP_AFTER_PING - Duration::from_secs(21))
             .is_empty()
     );
     let out = h.advance(Duration::from_secs(1));
@@ -485,7 +526,7 @@ fn keepalive_pings_after_silence_and_removes_after_no_answer() {
         out[1],
         (
             a,
-            Output::Close {
+            ConnOutput::Close {
                 code: CLOSE_NORMAL,
                 reason: "keepalive timeout".into()
             }
@@ -503,13 +544,13 @@ fn keepalive_pings_after_silence_and_removes_after_no_answer() {
 fn any_frame_after_a_keepalive_ping_keeps_the_client() {
     let mut h = Harness::standard();
     let (a, _) = h.join("lobby");
-    let out = h.advance(PING_AFTER);
+    let out = h.advance(CAMUS_PING_AFTER);
     assert_eq!(only(&out, a)["type"], "ping");
     h.now += Duration::from_secs(29);
     h.hub.handle_binary(h.now, a, 1);
     assert!(h.advance(Duration::from_secs(1)).is_empty());
     // A fresh 30 s of silence: pinged again, not removed.
-    let out = h.advance(PING_AFTER);
+    let out = h.advance(CAMUS_PING_AFTER);
     assert_eq!(only(&out, a)["type"], "ping");
     assert!(h.hub.contains(a));
 }
@@ -519,13 +560,13 @@ fn a_closed_socket_leaves_at_once() {
     let mut h = Harness::standard();
     let (a, _) = h.join("lobby");
     let (b, id_b) = h.join("lobby");
-    h.hub.handle_disconnect(h.now, a);
+    h.disconnect(a);
     let out = h.drain();
     assert_eq!(
         only(&out, b),
         room_info(&id_b, "lobby", &[(&id_b, "Major Tom")])
     );
-    h.hub.handle_disconnect(h.now, b);
+    h.disconnect(b);
     assert!(h.drain().is_empty());
     assert_eq!(h.hub.room_size("lobby"), 0);
     assert_eq!(h.hub.connection_count(), 0);
@@ -611,7 +652,7 @@ fn guest_limit_refuses_page_and_socket_until_someone_leaves() {
     assert_eq!(h.page("pair", &[], None), Page::Refused(Refusal::Full));
     assert_eq!(Refusal::Full.page_status(), 418);
     assert_eq!(Refusal::Full.upgrade_status(), 403);
-    h.hub.handle_disconnect(h.now, a);
+    h.disconnect(a);
     h.drain();
     assert!(h.admit("pair", &[]).is_ok());
 }
@@ -630,7 +671,7 @@ fn a_room_that_filled_up_after_admission_closes_the_socket() {
         h.drain(),
         [(
             late,
-            Output::Close {
+            ConnOutput::Close {
                 code: CLOSE_TRY_AGAIN_LATER,
                 reason: "Guest limit already reached".into()
             }
@@ -761,12 +802,12 @@ fn shutdown_closes_everyone() {
     let mut h = Harness::standard();
     let (a, _) = h.join("lobby");
     let (b, _) = h.join("other");
-    h.hub.shutdown("server is shutting down");
-    let closing = Output::Close {
+    h.shutdown("server is shutting down");
+    let closing = ConnOutput::Close {
         code: CLOSE_GOING_AWAY,
         reason: "server is shutting down".into(),
     };
     assert_eq!(h.drain(), [(a, closing.clone()), (b, closing)]);
     assert_eq!(h.hub.connection_count(), 0);
-    assert_eq!(h.hub.poll_timeout(), None);
+    assert_eq!(h.poll_timeout(), None);
 }

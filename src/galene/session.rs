@@ -10,7 +10,8 @@
 //! - an unknown `useraction` or `groupaction` kind is reported with an error user message
 //!   and the connection stays open (Galène disconnects);
 //! - liveness uses exact deadlines instead of a 10 s polling tick: a ping is sent 20 s after
-//!   the last frame received, and the connection is dropped (1011) 45 s after it;
+//!   the last frame received, and the connection is dropped (1011) 45 s after it
+//!   ([`GALENE_PING_AFTER`], [`GALENE_DEAD_AFTER`]);
 //! - `request` before joining is a user error (`join a group first`, close 1000);
 //! - chat and user messages without `source`/`username` get the sender's (see
 //!   [`Core::send_message`]);
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::conn::{ConnId, Outbox};
+use crate::conn::{ConnId, GALENE_DEAD_AFTER, GALENE_PING_AFTER, Outbox};
 use crate::core::{
     ActionError, Core, Event, GroupAction, JoinFailure, JoinRequest, MessageKind,
     NOT_AUTHORISED_DELAY, OutgoingMessage, PermissionChange, UserAction,
@@ -37,10 +38,6 @@ use crate::streams::{Publish, StreamNotice, Streams};
 
 /// The first message must arrive within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-/// After this much silence the server sends a ping.
-pub const PING_AFTER: Duration = Duration::from_secs(20);
-/// After this much silence the connection is dropped.
-pub const DEAD_AFTER: Duration = Duration::from_secs(45);
 /// Larger incoming messages are refused.
 pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 /// Frames kept while a delayed reply is pending; more closes the connection.
@@ -141,8 +138,8 @@ impl Session {
         let liveness = match &self.phase {
             Phase::Closed => return None,
             Phase::AwaitingHandshake => return Some(self.connected_at + HANDSHAKE_TIMEOUT),
-            Phase::Open(_) if self.pinged => self.last_received + DEAD_AFTER,
-            Phase::Open(_) => self.last_received + PING_AFTER,
+            Phase::Open(_) if self.pinged => self.last_received + GALENE_DEAD_AFTER,
+            Phase::Open(_) => self.last_received + GALENE_PING_AFTER,
         };
         Some(match &self.deferred {
             Some(deferred) => liveness.min(deferred.until),
@@ -206,12 +203,12 @@ impl Session {
                 return;
             }
             Phase::Open(_) => {
-                if now >= self.last_received + DEAD_AFTER {
-                    log::info!("{:?}: silent for {DEAD_AFTER:?}, closing", self.conn);
+                if now >= self.last_received + GALENE_DEAD_AFTER {
+                    log::info!("{:?}: silent for {GALENE_DEAD_AFTER:?}, closing", self.conn);
                     self.close(1011, "client is dead", out);
                     return;
                 }
-                if !self.pinged && now >= self.last_received + PING_AFTER {
+                if !self.pinged && now >= self.last_received + GALENE_PING_AFTER {
                     self.pinged = true;
                     out.text(self.conn, Message::new("ping").to_json());
                 }

@@ -1,50 +1,36 @@
 //! The sans-IO hub of the GStreamer signalling protocol: every connection's registration,
 //! 1-1 sessions and rooms.
 //!
-//! The runtime (through [`crate::app::App`]) tells the hub about connections and frames with
-//! `handle_*` calls that carry `now`, calls [`Hub::handle_timeout`] once
-//! [`Hub::poll_timeout`] has passed, and after every call drains [`Hub::poll_output`]. The
-//! hub owns no socket and never reads the clock.
+//! The runtime (through the facade, `App`) tells the hub about connections and frames with
+//! `handle_*` calls that carry `now` and lend it an [`Effects`]: the hub queues what must be
+//! sent in its [`Outbox`] and keeps each of its connections' deadline in its shared
+//! [`Deadlines`]. When a connection's deadline has passed, the caller takes it out of the
+//! deadlines and calls [`Hub::handle_timeout`] for that connection. The hub owns no socket,
+//! no queue and no timer heap, and never reads the clock.
+//!
+//! A deadline is set when it moves earlier (connecting, registering) and left alone when
+//! traffic moves it later: the early wake-up finds the real deadline and sets that instead,
+//! so frames never push onto the heap.
 //!
 //! State is keyed by connection, never by uid: when the hub closes a connection (bad
 //! registration, timeout, a session partner gone, an oversize message) it forgets that
-//! connection at once, so a late [`Hub::handle_disconnect`] for it is a no-op and cannot
-//! touch a newer connection that registered the same uid.
+//! connection at once, deadline included, so a late [`Hub::handle_disconnect`] for it is a
+//! no-op and cannot touch a newer connection that registered the same uid.
+//!
+//! Wire behaviour follows gst-examples' `simple_server.py`, with the differences listed in
+//! `docs/gstreamer.md`.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::msg::{self, Reply};
 use super::parse::{self, Command, HelloError};
-use crate::conn::ConnId;
+use crate::conn::{ConnId, Deadlines, Effects, GST_PING_AFTER, GST_PONG_TIMEOUT, Outbox};
 
 /// A connection that has not sent `HELLO <uid>` within this time is closed.
 pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
-/// After this much silence from a registered peer the hub sends a ping.
-pub const PING_AFTER: Duration = Duration::from_secs(20);
-/// A peer that sends nothing (not even a pong) this long after a ping is closed.
-pub const PONG_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest accepted message in bytes (the original's websockets default); larger closes 1009.
 pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
-
-/// What the runtime must do for a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Send one text frame.
-    Text(String),
-    /// Send one binary frame.
-    Binary(Vec<u8>),
-    /// Send a WebSocket ping; the answer comes back through [`Hub::handle_pong`].
-    Ping,
-    /// Send a close frame and close the socket. Nothing more is output for the connection.
-    Close {
-        /// WebSocket close code.
-        code: u16,
-        /// Close reason (short ASCII).
-        reason: String,
-    },
-}
 
 /// Where a connection is in the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,17 +56,16 @@ struct Peer {
     last_heard: Instant,
     /// When the unanswered ping was sent, if one is outstanding.
     pinged_at: Option<Instant>,
-    /// The deadline this connection has in the timer heap.
-    scheduled: Option<Instant>,
 }
 
 impl Peer {
-    /// When the connection's timer must run next.
+    /// When the connection's timer must run next (keepalive: [`GST_PING_AFTER`],
+    /// [`GST_PONG_TIMEOUT`]).
     fn deadline(&self) -> Instant {
         match (&self.state, self.pinged_at) {
             (State::Unregistered, _) => self.connected_at + REGISTRATION_TIMEOUT,
-            (_, Some(pinged_at)) => pinged_at + PONG_TIMEOUT,
-            (_, None) => self.last_heard + PING_AFTER,
+            (_, Some(pinged_at)) => pinged_at + GST_PONG_TIMEOUT,
+            (_, None) => self.last_heard + GST_PING_AFTER,
         }
     }
 
@@ -98,9 +83,6 @@ pub struct Hub {
     uids: HashMap<String, ConnId>,
     /// Non-empty rooms and their members in joining order.
     rooms: HashMap<String, Vec<ConnId>>,
-    out: VecDeque<(ConnId, Output)>,
-    /// Deadlines; an entry is stale when its connection's `scheduled` differs.
-    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
 }
 
 impl Hub {
@@ -127,8 +109,9 @@ impl Hub {
             .filter(|uid| !uid.is_empty())
     }
 
-    /// A WebSocket connection for this protocol was opened; `conn` must be new.
-    pub fn handle_connect(&mut self, now: Instant, conn: ConnId) {
+    /// A WebSocket connection for this protocol was opened; `conn` must be new. Its
+    /// registration deadline is set.
+    pub fn handle_connect(&mut self, now: Instant, conn: ConnId, fx: &mut Effects<'_>) {
         self.peers.insert(
             conn,
             Peer {
@@ -137,49 +120,49 @@ impl Hub {
                 connected_at: now,
                 last_heard: now,
                 pinged_at: None,
-                scheduled: None,
             },
         );
-        self.reschedule(conn);
+        self.reschedule(conn, fx.deadlines);
     }
 
     /// A text frame arrived.
-    pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
-        let Some(state) = self.heard(now, conn, text.len()) else {
+    pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str, fx: &mut Effects<'_>) {
+        let Some(state) = self.heard(now, conn, text.len(), fx) else {
             return;
         };
         match state {
-            State::Unregistered => self.register(conn, text),
+            State::Unregistered => self.register(conn, text, fx),
             State::Session(partner) => {
                 log::debug!("gst {conn:?} -> {partner:?}: text, {} bytes", text.len());
-                self.send(partner, Output::Text(text.to_owned()));
+                fx.out.text(partner, text.to_owned());
             }
-            State::Idle => self.idle_command(conn, text),
-            State::Room(room) => self.room_command(conn, &room, text),
+            State::Idle => self.idle_command(conn, text, fx),
+            State::Room(room) => self.room_command(conn, &room, text, fx.out),
         }
-        self.reschedule(conn);
+        self.reschedule(conn, fx.deadlines);
     }
 
     /// A binary frame arrived: forwarded in a session, answered with an `ERROR` when
     /// registered otherwise, and an invalid registration before `HELLO`.
-    pub fn handle_binary(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        let Some(state) = self.heard(now, conn, data.len()) else {
+    pub fn handle_binary(&mut self, now: Instant, conn: ConnId, data: &[u8], fx: &mut Effects<'_>) {
+        let Some(state) = self.heard(now, conn, data.len(), fx) else {
             return;
         };
         match state {
             State::Unregistered => {
-                self.close(conn, msg::CLOSE_PROTOCOL_ERROR, msg::INVALID_PROTOCOL);
+                self.close(conn, msg::CLOSE_PROTOCOL_ERROR, msg::INVALID_PROTOCOL, fx);
             }
             State::Session(partner) => {
                 log::debug!("gst {conn:?} -> {partner:?}: binary, {} bytes", data.len());
-                self.send(partner, Output::Binary(data.to_vec()));
+                fx.out.binary(partner, data.to_vec());
             }
-            State::Idle | State::Room(_) => self.reply(conn, Reply::StrayBinary),
+            State::Idle | State::Room(_) => reply(fx.out, conn, Reply::StrayBinary),
         }
-        self.reschedule(conn);
+        self.reschedule(conn, fx.deadlines);
     }
 
-    /// A pong (or any other sign of life without content) arrived.
+    /// A pong (or any other sign of life without content) arrived. The deadline only moves
+    /// later, so it is left for the next wake-up to find.
     pub fn handle_pong(&mut self, now: Instant, conn: ConnId) {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.heard(now);
@@ -188,98 +171,88 @@ impl Hub {
 
     /// The connection is gone. Its session partner is closed with 1000 and its room is told
     /// `ROOM_PEER_LEFT`. A connection the hub closed itself was forgotten already.
-    pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId) {
+    pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId, fx: &mut Effects<'_>) {
         let _ = now;
-        self.forget(conn);
+        self.forget(conn, fx);
     }
 
-    /// Runs the registration and keepalive timers that are due.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((due, conn))) = self.timers.peek().copied() {
-            if due > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(peer) = self.peers.get_mut(&conn) else {
-                continue;
-            };
-            if peer.scheduled != Some(due) {
-                continue; // stale: a newer entry exists
-            }
-            peer.scheduled = None;
-            if now < peer.deadline() {
-                // Activity moved the deadline since this entry was pushed.
-            } else if peer.state == State::Unregistered {
-                log::info!("gst {conn:?}: no HELLO in time");
-                self.close(conn, msg::CLOSE_PROTOCOL_ERROR, msg::REGISTRATION_TIMEOUT);
-                continue;
-            } else if peer.pinged_at.is_some() {
-                log::info!("gst {conn:?} ({}): no answer to ping", peer.uid);
-                self.close(conn, msg::CLOSE_INTERNAL_ERROR, msg::KEEPALIVE_TIMEOUT);
-                continue;
-            } else {
-                peer.pinged_at = Some(now);
-                self.send(conn, Output::Ping);
-            }
-            self.reschedule(conn);
+    /// `conn`'s deadline has passed (the caller took it out of the deadlines): closes it if
+    /// it did not register or answer the ping in time, pings it after silence, and sets its
+    /// next deadline. An early wake-up (traffic moved the deadline later) only sets the real
+    /// deadline; an unknown connection is ignored.
+    pub fn handle_timeout(&mut self, now: Instant, conn: ConnId, fx: &mut Effects<'_>) {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        if now < peer.deadline() {
+            // Activity moved the deadline since it was set.
+        } else if peer.state == State::Unregistered {
+            log::info!("gst {conn:?}: no HELLO in time");
+            self.close(
+                conn,
+                msg::CLOSE_PROTOCOL_ERROR,
+                msg::REGISTRATION_TIMEOUT,
+                fx,
+            );
+            return;
+        } else if peer.pinged_at.is_some() {
+            log::info!("gst {conn:?} ({}): no answer to ping", peer.uid);
+            self.close(conn, msg::CLOSE_INTERNAL_ERROR, msg::KEEPALIVE_TIMEOUT, fx);
+            return;
+        } else {
+            peer.pinged_at = Some(now);
+            fx.out.ping(conn);
         }
+        self.reschedule(conn, fx.deadlines);
     }
 
-    /// When [`Hub::handle_timeout`] must run next (possibly early, never late).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((due, _))| *due)
-    }
-
-    /// The next thing to send. Call until `None` after every `handle_*`.
-    pub fn poll_output(&mut self) -> Option<(ConnId, Output)> {
-        self.out.pop_front()
-    }
-
-    /// Server shutdown: every connection is closed with 1001 and forgotten.
-    pub fn shutdown(&mut self, now: Instant) {
+    /// Server shutdown: every connection is closed with 1001 and forgotten, deadlines
+    /// included.
+    pub fn shutdown(&mut self, now: Instant, fx: &mut Effects<'_>) {
         let _ = now;
         let mut conns: Vec<ConnId> = self.peers.keys().copied().collect();
         conns.sort_unstable();
         for conn in conns {
-            self.send(
-                conn,
-                Output::Close {
-                    code: msg::CLOSE_GOING_AWAY,
-                    reason: msg::SHUTTING_DOWN.to_owned(),
-                },
-            );
+            fx.out
+                .close(conn, msg::CLOSE_GOING_AWAY, msg::SHUTTING_DOWN);
+            fx.deadlines.cancel(conn);
         }
         self.peers.clear();
         self.uids.clear();
         self.rooms.clear();
-        self.timers.clear();
     }
 
     /// Records a frame of `len` bytes; returns the connection's state, or `None` when the
     /// connection is unknown or was just closed for an oversize message.
-    fn heard(&mut self, now: Instant, conn: ConnId, len: usize) -> Option<State> {
+    fn heard(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        len: usize,
+        fx: &mut Effects<'_>,
+    ) -> Option<State> {
         let peer = self.peers.get_mut(&conn)?;
         peer.heard(now);
         if len > MAX_MESSAGE_SIZE {
             log::info!("gst {conn:?}: message of {len} bytes, closing");
-            self.close(conn, msg::CLOSE_TOO_BIG, msg::MESSAGE_TOO_BIG);
+            self.close(conn, msg::CLOSE_TOO_BIG, msg::MESSAGE_TOO_BIG, fx);
             return None;
         }
         Some(peer.state.clone())
     }
 
     /// The first message: `HELLO <uid>` or the connection is closed with 1002.
-    fn register(&mut self, conn: ConnId, text: &str) {
+    fn register(&mut self, conn: ConnId, text: &str, fx: &mut Effects<'_>) {
         let uid = match parse::hello(text) {
             Ok(uid) if !self.uids.contains_key(uid) => uid,
             Ok(_) | Err(HelloError::BadUid) => {
                 log::info!("gst {conn:?}: invalid peer uid");
-                self.close(conn, msg::CLOSE_PROTOCOL_ERROR, msg::INVALID_PEER_UID);
+                self.close(conn, msg::CLOSE_PROTOCOL_ERROR, msg::INVALID_PEER_UID, fx);
                 return;
             }
             Err(HelloError::NotHello) => {
                 log::info!("gst {conn:?}: no HELLO");
-                self.close(conn, msg::CLOSE_PROTOCOL_ERROR, msg::INVALID_PROTOCOL);
+                self.close(conn, msg::CLOSE_PROTOCOL_ERROR, msg::INVALID_PROTOCOL, fx);
                 return;
             }
         };
@@ -290,16 +263,16 @@ impl Hub {
         peer.state = State::Idle;
         self.uids.insert(uid.to_owned(), conn);
         log::info!("gst {conn:?}: registered as {uid:?}");
-        self.reply(conn, Reply::Hello);
+        reply(fx.out, conn, Reply::Hello);
     }
 
-    fn idle_command(&mut self, conn: ConnId, text: &str) {
+    fn idle_command(&mut self, conn: ConnId, text: &str, fx: &mut Effects<'_>) {
         match parse::command(text) {
-            Command::Session { peer } => self.start_session(conn, peer),
-            Command::Room { room } => self.join_room(conn, room),
-            Command::Missing(verb) => self.reply(conn, Reply::MissingArgument(verb)),
+            Command::Session { peer } => self.start_session(conn, peer, fx.out),
+            Command::Room { room } => self.join_room(conn, room, fx.out),
+            Command::Missing(verb) => reply(fx.out, conn, Reply::MissingArgument(verb)),
             Command::RoomPeerMsg { .. } | Command::RoomPeerList => {
-                self.reply(conn, Reply::NotInRoom);
+                reply(fx.out, conn, Reply::NotInRoom);
             }
             Command::Hello | Command::Other => {
                 log::debug!("gst {conn:?}: ignoring {} bytes while idle", text.len());
@@ -307,9 +280,9 @@ impl Hub {
         }
     }
 
-    fn start_session(&mut self, conn: ConnId, callee_uid: &str) {
+    fn start_session(&mut self, conn: ConnId, callee_uid: &str, out: &mut Outbox) {
         let Some(&callee) = self.uids.get(callee_uid) else {
-            self.reply(conn, Reply::PeerNotFound(callee_uid));
+            reply(out, conn, Reply::PeerNotFound(callee_uid));
             return;
         };
         if self
@@ -317,7 +290,7 @@ impl Hub {
             .get(&callee)
             .is_none_or(|peer| peer.state != State::Idle)
         {
-            self.reply(conn, Reply::PeerBusy(callee_uid));
+            reply(out, conn, Reply::PeerBusy(callee_uid));
             return;
         }
         for (one, other) in [(conn, callee), (callee, conn)] {
@@ -326,12 +299,12 @@ impl Hub {
             }
         }
         log::info!("gst {conn:?}: session with {callee_uid:?} ({callee:?})");
-        self.reply(conn, Reply::SessionOk);
+        reply(out, conn, Reply::SessionOk);
     }
 
-    fn join_room(&mut self, conn: ConnId, room: &str) {
+    fn join_room(&mut self, conn: ConnId, room: &str, out: &mut Outbox) {
         if !parse::valid_room_id(room) {
-            self.reply(conn, Reply::InvalidRoomId(room));
+            reply(out, conn, Reply::InvalidRoomId(room));
             return;
         }
         let Some(peer) = self.peers.get(&conn) else {
@@ -343,11 +316,10 @@ impl Hub {
             .filter_map(|member| self.peers.get(member))
             .map(|member| member.uid.as_str())
             .collect();
-        self.out
-            .push_back((conn, Output::Text(Reply::RoomOk(&uids).to_string())));
+        out.text(conn, Reply::RoomOk(&uids).to_string());
         let joined = Reply::RoomPeerJoined(&peer.uid).to_string();
         for &member in members.iter() {
-            self.out.push_back((member, Output::Text(joined.clone())));
+            out.text(member, joined.clone());
         }
         log::info!("gst {conn:?} ({}): joined room {room:?}", peer.uid);
         members.push(conn);
@@ -356,9 +328,9 @@ impl Hub {
         }
     }
 
-    fn room_command(&mut self, conn: ConnId, room: &str, text: &str) {
+    fn room_command(&mut self, conn: ConnId, room: &str, text: &str, out: &mut Outbox) {
         match parse::command(text) {
-            Command::RoomPeerMsg { peer, msg } => self.room_message(conn, room, peer, msg),
+            Command::RoomPeerMsg { peer, msg } => self.room_message(conn, room, peer, msg, out),
             Command::RoomPeerList => {
                 let members = self.rooms.get(room).map(Vec::as_slice).unwrap_or_default();
                 let uids: Vec<&str> = members
@@ -367,19 +339,25 @@ impl Hub {
                     .filter_map(|member| self.peers.get(member))
                     .map(|member| member.uid.as_str())
                     .collect();
-                let list = Reply::RoomPeerList(&uids).to_string();
-                self.send(conn, Output::Text(list));
+                out.text(conn, Reply::RoomPeerList(&uids).to_string());
             }
             Command::Missing(verb @ msg::Verb::RoomPeerMsg) => {
-                self.reply(conn, Reply::MissingArgument(verb));
+                reply(out, conn, Reply::MissingArgument(verb));
             }
-            _ => self.reply(conn, Reply::AlreadyInRoom),
+            _ => reply(out, conn, Reply::AlreadyInRoom),
         }
     }
 
-    fn room_message(&mut self, conn: ConnId, room: &str, to_uid: &str, text: &str) {
+    fn room_message(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        to_uid: &str,
+        text: &str,
+        out: &mut Outbox,
+    ) {
         let Some(&to) = self.uids.get(to_uid) else {
-            self.reply(conn, Reply::PeerNotFound(to_uid));
+            reply(out, conn, Reply::PeerNotFound(to_uid));
             return;
         };
         let same_room = self
@@ -387,7 +365,7 @@ impl Hub {
             .get(&to)
             .is_some_and(|peer| matches!(&peer.state, State::Room(r) if r == room));
         let Some(from) = self.peers.get(&conn).filter(|_| same_room) else {
-            self.reply(conn, Reply::PeerNotInRoom(to_uid));
+            reply(out, conn, Reply::PeerNotInRoom(to_uid));
             return;
         };
         log::debug!(
@@ -398,39 +376,25 @@ impl Hub {
             from: &from.uid,
             msg: text,
         };
-        self.out
-            .push_back((to, Output::Text(forwarded.to_string())));
-    }
-
-    fn reply(&mut self, conn: ConnId, reply: Reply<'_>) {
-        self.out.push_back((conn, Output::Text(reply.to_string())));
-    }
-
-    fn send(&mut self, conn: ConnId, output: Output) {
-        self.out.push_back((conn, output));
+        out.text(to, forwarded.to_string());
     }
 
     /// Queues a close for `conn` and forgets it (which may close its session partner).
-    fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
+    fn close(&mut self, conn: ConnId, code: u16, reason: &str, fx: &mut Effects<'_>) {
         if !self.peers.contains_key(&conn) {
             return;
         }
-        self.send(
-            conn,
-            Output::Close {
-                code,
-                reason: reason.to_owned(),
-            },
-        );
-        self.forget(conn);
+        fx.out.close(conn, code, reason);
+        self.forget(conn, fx);
     }
 
-    /// Removes every trace of `conn`: its uid, its room membership (telling the others), and
-    /// its session (closing the partner with 1000, as the original does).
-    fn forget(&mut self, conn: ConnId) {
+    /// Removes every trace of `conn`: its deadline, its uid, its room membership (telling the
+    /// others), and its session (closing the partner with 1000, as `simple_server.py` does).
+    fn forget(&mut self, conn: ConnId, fx: &mut Effects<'_>) {
         let Some(peer) = self.peers.remove(&conn) else {
             return;
         };
+        fx.deadlines.cancel(conn);
         if !peer.uid.is_empty() {
             self.uids.remove(&peer.uid);
             log::info!("gst {conn:?}: {:?} left", peer.uid);
@@ -439,7 +403,7 @@ impl Hub {
             State::Unregistered | State::Idle => {}
             State::Session(partner) => {
                 if partner != conn {
-                    self.close(partner, msg::CLOSE_NORMAL, "");
+                    self.close(partner, msg::CLOSE_NORMAL, "", fx);
                 }
             }
             State::Room(room) => {
@@ -453,32 +417,36 @@ impl Hub {
                 }
                 let left = Reply::RoomPeerLeft(&peer.uid).to_string();
                 for &member in members.iter() {
-                    self.out.push_back((member, Output::Text(left.clone())));
+                    fx.out.text(member, left.clone());
                 }
             }
         }
     }
 
-    /// Puts `conn`'s deadline in the heap unless an entry at or before it is there already.
-    fn reschedule(&mut self, conn: ConnId) {
-        let Some(peer) = self.peers.get_mut(&conn) else {
-            return;
-        };
-        let deadline = peer.deadline();
-        if peer.scheduled.is_none_or(|scheduled| deadline < scheduled) {
-            peer.scheduled = Some(deadline);
-            self.timers.push(Reverse((deadline, conn)));
+    /// Sets `conn`'s deadline unless it already has one at or before it.
+    fn reschedule(&self, conn: ConnId, deadlines: &mut Deadlines<ConnId>) {
+        if let Some(peer) = self.peers.get(&conn) {
+            deadlines.schedule_earlier(conn, peer.deadline());
         }
     }
+}
+
+/// Queues a reply to `conn`.
+fn reply(out: &mut Outbox, conn: ConnId, reply: Reply<'_>) {
+    out.text(conn, reply.to_string());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::ConnOutput;
 
-    /// A hub with a fake clock starting at `t0`.
+    /// A hub with a fake clock starting at `t0`, and the outbox and deadlines the facade
+    /// would lend it.
     struct Fixture {
         hub: Hub,
+        out: Outbox,
+        deadlines: Deadlines<ConnId>,
         t0: Instant,
         now: Instant,
         next_conn: u64,
@@ -489,16 +457,29 @@ mod tests {
             let t0 = Instant::now();
             Fixture {
                 hub: Hub::new(),
+                out: Outbox::default(),
+                deadlines: Deadlines::default(),
                 t0,
                 now: t0,
                 next_conn: 0,
             }
         }
 
+        /// The hub, and the effects it is lent for one call.
+        fn parts(&mut self) -> (&mut Hub, Effects<'_>) {
+            let fx = Effects {
+                out: &mut self.out,
+                deadlines: &mut self.deadlines,
+            };
+            (&mut self.hub, fx)
+        }
+
         fn connect(&mut self) -> ConnId {
             self.next_conn += 1;
             let conn = ConnId(self.next_conn);
-            self.hub.handle_connect(self.now, conn);
+            let now = self.now;
+            let (hub, mut fx) = self.parts();
+            hub.handle_connect(now, conn, &mut fx);
             conn
         }
 
@@ -511,35 +492,62 @@ mod tests {
         }
 
         fn text(&mut self, conn: ConnId, text: &str) {
-            self.hub.handle_text(self.now, conn, text);
+            let now = self.now;
+            let (hub, mut fx) = self.parts();
+            hub.handle_text(now, conn, text, &mut fx);
         }
 
         fn binary(&mut self, conn: ConnId, data: &[u8]) {
-            self.hub.handle_binary(self.now, conn, data);
+            let now = self.now;
+            let (hub, mut fx) = self.parts();
+            hub.handle_binary(now, conn, data, &mut fx);
         }
 
+        fn disconnect(&mut self, conn: ConnId) {
+            let now = self.now;
+            let (hub, mut fx) = self.parts();
+            hub.handle_disconnect(now, conn, &mut fx);
+        }
+
+        fn shutdown(&mut self) {
+            let now = self.now;
+            let (hub, mut fx) = self.parts();
+            hub.shutdown(now, &mut fx);
+        }
+
+        /// When the next deadline is due.
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.deadlines.earliest()
+        }
+
+        /// Moves the clock and runs every connection whose deadline has passed, as the
+        /// facade does.
         fn advance_to(&mut self, since_t0: Duration) {
             self.now = self.t0 + since_t0;
-            self.hub.handle_timeout(self.now);
+            while let Some(conn) = self.deadlines.pop_due(self.now) {
+                let now = self.now;
+                let (hub, mut fx) = self.parts();
+                hub.handle_timeout(now, conn, &mut fx);
+            }
         }
 
-        fn drain(&mut self) -> Vec<(ConnId, Output)> {
-            std::iter::from_fn(|| self.hub.poll_output()).collect()
+        fn drain(&mut self) -> Vec<(ConnId, ConnOutput)> {
+            std::iter::from_fn(|| self.out.pop()).collect()
         }
 
         /// Sends `input` from `conn` and returns what came out.
-        fn exchange(&mut self, conn: ConnId, input: &str) -> Vec<(ConnId, Output)> {
+        fn exchange(&mut self, conn: ConnId, input: &str) -> Vec<(ConnId, ConnOutput)> {
             self.text(conn, input);
             self.drain()
         }
     }
 
-    fn text(text: &str) -> Output {
-        Output::Text(text.to_owned())
+    fn text(text: &str) -> ConnOutput {
+        ConnOutput::Text(text.to_owned())
     }
 
-    fn close(code: u16, reason: &str) -> Output {
-        Output::Close {
+    fn close(code: u16, reason: &str) -> ConnOutput {
+        ConnOutput::Close {
             code,
             reason: reason.to_owned(),
         }
@@ -613,7 +621,7 @@ mod tests {
     fn registration_times_out() {
         let mut f = Fixture::new();
         let conn = f.connect();
-        assert_eq!(f.hub.poll_timeout(), Some(f.t0 + REGISTRATION_TIMEOUT));
+        assert_eq!(f.poll_timeout(), Some(f.t0 + REGISTRATION_TIMEOUT));
         f.advance_to(REGISTRATION_TIMEOUT - Duration::from_millis(1));
         assert_eq!(f.drain(), []);
         f.advance_to(REGISTRATION_TIMEOUT);
@@ -627,7 +635,7 @@ mod tests {
         let a = f.register("a");
         f.advance_to(REGISTRATION_TIMEOUT);
         // Only the keepalive ping (due at 20 s) happened.
-        assert_eq!(f.drain(), [(a, Output::Ping)]);
+        assert_eq!(f.drain(), [(a, ConnOutput::Ping)]);
         assert!(f.hub.contains(a));
     }
 
@@ -635,7 +643,7 @@ mod tests {
     fn uid_is_free_after_disconnect() {
         let mut f = Fixture::new();
         let a = f.register("a");
-        f.hub.handle_disconnect(f.now, a);
+        f.disconnect(a);
         assert_eq!(f.drain(), []);
         f.register("a");
     }
@@ -712,9 +720,9 @@ mod tests {
             assert_eq!(f.exchange(b, input), [(a, text(input))], "{input:?}");
         }
         f.binary(a, &[0, 1, 2, 255]);
-        assert_eq!(f.drain(), [(b, Output::Binary(vec![0, 1, 2, 255]))]);
+        assert_eq!(f.drain(), [(b, ConnOutput::Binary(vec![0, 1, 2, 255]))]);
         f.binary(b, b"");
-        assert_eq!(f.drain(), [(a, Output::Binary(vec![]))]);
+        assert_eq!(f.drain(), [(a, ConnOutput::Binary(vec![]))]);
     }
 
     #[test]
@@ -748,7 +756,7 @@ mod tests {
         let a = f.register("a");
         assert_eq!(f.exchange(a, "SESSION a"), [(a, text("SESSION_OK"))]);
         assert_eq!(f.exchange(a, "ping me"), [(a, text("ping me"))]);
-        f.hub.handle_disconnect(f.now, a);
+        f.disconnect(a);
         assert_eq!(f.drain(), []);
         f.register("a");
     }
@@ -761,7 +769,7 @@ mod tests {
             let b = f.register("b");
             f.exchange(a, "SESSION b");
             let (leaver, partner) = if caller_leaves { (a, b) } else { (b, a) };
-            f.hub.handle_disconnect(f.now, leaver);
+            f.disconnect(leaver);
             assert_eq!(f.drain(), [(partner, close(1000, ""))]);
             assert!(!f.hub.contains(partner));
             // Both uids are free at once.
@@ -769,7 +777,7 @@ mod tests {
             let b2 = f.register("b");
             // The runtime's late disconnect of the old partner changes nothing: cleanup is
             // keyed by connection, not by uid.
-            f.hub.handle_disconnect(f.now, partner);
+            f.disconnect(partner);
             assert_eq!(f.drain(), []);
             assert_eq!(f.hub.uid(a2), Some("a"));
             assert_eq!(f.exchange(a2, "SESSION b"), [(a2, text("SESSION_OK"))]);
@@ -961,14 +969,14 @@ mod tests {
         f.exchange(a, "ROOM r");
         f.exchange(b, "ROOM r");
         f.exchange(c, "ROOM r");
-        f.hub.handle_disconnect(f.now, b);
+        f.disconnect(b);
         assert_eq!(
             f.drain(),
             [(a, text("ROOM_PEER_LEFT b")), (c, text("ROOM_PEER_LEFT b"))]
         );
-        f.hub.handle_disconnect(f.now, a);
+        f.disconnect(a);
         assert_eq!(f.drain(), [(c, text("ROOM_PEER_LEFT a"))]);
-        f.hub.handle_disconnect(f.now, c);
+        f.disconnect(c);
         assert_eq!(f.drain(), []);
         assert!(f.hub.rooms.is_empty());
         let d = f.register("d");
@@ -984,7 +992,10 @@ mod tests {
         let largest = "x".repeat(MAX_MESSAGE_SIZE);
         assert_eq!(f.exchange(a, &largest), [(b, text(&largest))]);
         f.binary(a, &vec![7; MAX_MESSAGE_SIZE]);
-        assert_eq!(f.drain(), [(b, Output::Binary(vec![7; MAX_MESSAGE_SIZE]))]);
+        assert_eq!(
+            f.drain(),
+            [(b, ConnOutput::Binary(vec![7; MAX_MESSAGE_SIZE]))]
+        );
         let too_big = "x".repeat(MAX_MESSAGE_SIZE + 1);
         // The sender gets 1009 and its partner is closed at once.
         assert_eq!(
@@ -1001,17 +1012,17 @@ mod tests {
     fn keepalive_pings_after_silence_and_accepts_pongs() {
         let mut f = Fixture::new();
         let a = f.register("a");
-        assert_eq!(f.hub.poll_timeout(), Some(f.t0 + PING_AFTER));
+        assert_eq!(f.poll_timeout(), Some(f.t0 + GST_PING_AFTER));
         f.advance_to(secs(19));
         assert_eq!(f.drain(), []);
         f.advance_to(secs(20));
-        assert_eq!(f.drain(), [(a, Output::Ping)]);
+        assert_eq!(f.drain(), [(a, ConnOutput::Ping)]);
         f.now = f.t0 + secs(25);
         f.hub.handle_pong(f.now, a);
         f.advance_to(secs(44));
         assert_eq!(f.drain(), []);
         f.advance_to(secs(45));
-        assert_eq!(f.drain(), [(a, Output::Ping)]);
+        assert_eq!(f.drain(), [(a, ConnOutput::Ping)]);
         assert!(f.hub.contains(a));
     }
 
@@ -1024,7 +1035,7 @@ mod tests {
         f.advance_to(secs(30));
         assert_eq!(f.drain(), []);
         f.advance_to(secs(35));
-        assert_eq!(f.drain(), [(a, Output::Ping)]);
+        assert_eq!(f.drain(), [(a, ConnOutput::Ping)]);
     }
 
     #[test]
@@ -1034,7 +1045,7 @@ mod tests {
         let b = f.register("b");
         f.exchange(a, "SESSION b");
         f.advance_to(secs(20));
-        assert_eq!(f.drain(), [(a, Output::Ping), (b, Output::Ping)]);
+        assert_eq!(f.drain(), [(a, ConnOutput::Ping), (b, ConnOutput::Ping)]);
         f.now = f.t0 + secs(30);
         f.hub.handle_pong(f.now, b);
         f.advance_to(secs(40));
@@ -1055,7 +1066,7 @@ mod tests {
         let b = f.register("b");
         let c = f.connect();
         f.exchange(a, "SESSION b");
-        f.hub.shutdown(f.now);
+        f.shutdown();
         assert_eq!(
             f.drain(),
             [
@@ -1064,8 +1075,8 @@ mod tests {
                 (c, close(1001, "server is shutting down")),
             ]
         );
-        assert_eq!(f.hub.poll_timeout(), None);
-        f.hub.handle_disconnect(f.now, a);
+        assert_eq!(f.poll_timeout(), None);
+        f.disconnect(a);
         assert_eq!(f.drain(), []);
     }
 
