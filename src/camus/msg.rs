@@ -1,5 +1,5 @@
 //! The Camus wire format: one JSON object per text frame, the envelope
-//! `{"sender", "receiver", "type", "data"}` (camus.md §2).
+//! `{"sender", "receiver", "type", "data"}` (docs/camus.md, "The protocol").
 //!
 //! Incoming frames are parsed into [`Incoming`], which borrows `type` and `data` as raw JSON
 //! from the frame, so a relayed payload or an echoed ping is passed on byte for byte and

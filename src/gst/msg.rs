@@ -1,5 +1,5 @@
 //! The wire strings of the GStreamer examples' signalling protocol: everything the server
-//! sends, byte for byte as `simple_server.py` sends it (gst-signalling.md), plus the texts of
+//! sends, byte for byte as `simple_server.py` sends it (docs/gstreamer.md), plus the texts of
 //! our documented deviations, the close codes and the close reasons.
 //!
 //! Peer and room ids inside error texts are quoted the way Python's `repr` quotes a string,
