@@ -30,7 +30,9 @@
 //! runs the engine call inside the refresh's [`Freshness`]: the executor thread does not
 //! wait on the disk, an SD card's slow `stat` stalls only the connection that asked, and a
 //! file edited before the request is still seen by it. The connection reads its next frame
-//! only after that, so its frames keep their order.
+//! only after that, so its frames keep their order. Timers (the 15-minute maintenance reloads
+//! the groups in use and purges tokens) are not anticipated: they read synchronously, as does
+//! anything [`prefetch`] misses, counted by [`FileCache::fallback_reads`].
 //!
 //! # Limits and panics
 //!
