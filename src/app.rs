@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::camus;
-use crate::config::{ConfigError, Directory, GlobalConfig};
+use crate::config::{ConfigError, Directory, FileNeed, GlobalConfig};
 pub use crate::conn::{ConnId, ConnOutput, Outbox};
 use crate::conn::{Deadlines, Effects};
 use crate::core::{Core, Event, JoinFailure, JoinRequest, JoinedKind, WallClock};
@@ -388,6 +388,18 @@ impl App {
         }
     }
 
+    /// The files the timers due at `now` will read: the runtime refreshes them off the
+    /// executor thread first. Only the core's housekeeping reads files (every group in
+    /// memory and the tokens file); connection timers read none.
+    pub fn files_for_timeout(&self, now: Instant) -> Vec<FileNeed> {
+        if self.maintenance_at > now {
+            return Vec::new();
+        }
+        let mut needs = vec![FileNeed::Tokens];
+        needs.extend(self.core.group_names().into_iter().map(FileNeed::Group));
+        needs
+    }
+
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let own = match self.deadlines.earliest() {
@@ -575,6 +587,25 @@ mod tests {
         while let Some(due) = app.poll_timeout().filter(|due| *due <= t) {
             app.handle_timeout(due);
         }
+    }
+
+    #[test]
+    fn housekeeping_names_the_files_it_will_read_before_it_runs() {
+        let t0 = Instant::now();
+        let mut dir = MemoryDirectory::new();
+        dir.set_group_json("g", r#"{"wildcard-user": {"password": "pw"}}"#)
+            .expect("valid group");
+        let mut app = App::new(Box::new(dir), AppOptions::default(), t0, UNIX_EPOCH);
+        // A group in memory (its status was looked at).
+        assert!(matches!(app.group_status(t0, "g"), GroupLookup::Found(_)));
+        assert_eq!(app.files_for_timeout(t0), []);
+        let due = t0 + MAINTENANCE_INTERVAL;
+        assert_eq!(
+            app.files_for_timeout(due),
+            [FileNeed::Tokens, FileNeed::Group("g".into())]
+        );
+        app.handle_timeout(due);
+        assert_eq!(app.files_for_timeout(due), []);
     }
 
     #[test]

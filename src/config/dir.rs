@@ -8,12 +8,11 @@
 //! revision.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::cache::FileCache;
 use super::camus::{CamusRooms, parse_camus_rooms};
 use super::ice::{IceServerEntry, parse_ice_servers, resolve_ice_servers};
 use super::names::valid_group_name;
@@ -75,31 +74,25 @@ struct Cached<T> {
     revision: u64,
 }
 
-/// Returns the parsed content of `path`, re-reading it if its stamp changed. `Ok(None)`
-/// when the file does not exist. Parse errors are logged once, when the file is read.
+/// Returns the parsed content of `path`, as `files` has it for the current input (see
+/// [`FileCache`]), parsing it again only if its stamp changed. `Ok(None)` when the file does
+/// not exist. Parse errors are logged once, when the file is parsed.
 fn load_cached<T: Clone>(
     cache: &mut Option<Cached<T>>,
+    files: &FileCache,
     path: &Path,
     parse: impl FnOnce(&str) -> Result<T, ConfigError>,
     next_revision: &mut u64,
 ) -> Result<Option<(T, u64)>, ConfigError> {
-    let io_error = |err: io::Error| ConfigError::Io(format!("{}: {err}", path.display()));
-    let Some(stamp) = FileStamp::of(path).map_err(io_error)? else {
+    let Some(file) = files.read(path).map_err(|err| err.config_error(path))? else {
         *cache = None;
         return Ok(None);
     };
+    let stamp = file.stamp;
     if let Some(cached) = cache.as_ref().filter(|c| c.stamp == stamp) {
         return cached.value.clone().map(|v| Some((v, cached.revision)));
     }
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            *cache = None;
-            return Ok(None);
-        }
-        Err(err) => return Err(io_error(err)),
-    };
-    let value = parse(&text).map_err(|err| match err {
+    let value = parse(&file.text).map_err(|err| match err {
         ConfigError::Invalid(why) => ConfigError::Invalid(format!("{}: {why}", path.display())),
         other => other,
     });
@@ -140,8 +133,10 @@ pub fn embedded_description() -> Description {
 }
 
 /// The configuration as files on disk: `groups/**.json`, `data/config.json`,
-/// `data/ice-servers.json` and `data/var/tokens.jsonl`. Every access checks the file's size
-/// and modification time and re-reads it when they changed.
+/// `data/ice-servers.json`, `data/camus-rooms.json` and `data/var/tokens.jsonl`. Every access
+/// checks the file's size and modification time and re-reads it when they changed; the
+/// checks and reads go through a [`FileCache`], which the runtime refreshes off the
+/// executor thread before the inputs that need them ([`DiskDirectory::file_cache`]).
 ///
 /// When the groups directory does not exist at construction, one built-in group,
 /// [`EMBEDDED_GROUP_NAME`], is served instead (see [`embedded_description`]).
@@ -156,6 +151,8 @@ pub struct DiskDirectory {
     camus: Option<Cached<Arc<CamusRooms>>>,
     tokens: TokenFile,
     next_revision: u64,
+    /// Every look at the files above (writes of the tokens excepted).
+    files: FileCache,
 }
 
 impl DiskDirectory {
@@ -178,7 +175,8 @@ impl DiskDirectory {
             );
             Some(Arc::new(embedded_description()))
         };
-        let tokens = TokenFile::new(data_dir.join("var").join("tokens.jsonl"));
+        let files = FileCache::new(groups_dir.clone(), data_dir.clone(), embedded.is_none());
+        let tokens = TokenFile::reading_through(files.tokens_file(), files.clone());
         DiskDirectory {
             groups_dir,
             data_dir,
@@ -189,7 +187,14 @@ impl DiskDirectory {
             camus: None,
             tokens,
             next_revision: 0,
+            files,
         }
+    }
+
+    /// The cache every read of the configuration files goes through, for the runtime to
+    /// refresh (see [`FileCache`]).
+    pub fn file_cache(&self) -> FileCache {
+        self.files.clone()
     }
 
     /// Whether the built-in group is served because the groups directory was missing.
@@ -209,7 +214,7 @@ impl DiskDirectory {
 
     /// The file a group with exactly this name is read from (no subgroup resolution).
     pub fn group_file(&self, name: &str) -> PathBuf {
-        self.groups_dir.join(format!("{name}.json"))
+        self.files.group_file(name)
     }
 
     /// Whether `data/ice-servers.json` exists (Galène's `-turn auto` starts the built-in
@@ -229,6 +234,7 @@ impl DiskDirectory {
         let cache = self.groups.entry(path.clone()).or_default();
         let result = load_cached(
             cache,
+            &self.files,
             &path,
             |text| Description::from_json_str(text).map(Arc::new),
             &mut self.next_revision,
@@ -245,43 +251,7 @@ impl DiskDirectory {
         if self.embedded.is_some() {
             return vec![EMBEDDED_GROUP_NAME.to_owned()];
         }
-        let mut names = Vec::new();
-        walk_group_files(&self.groups_dir, "", &mut names);
-        names.sort();
-        names
-    }
-}
-
-/// Collects group names under `dir` (whose group-name prefix is `prefix`).
-fn walk_group_files(dir: &Path, prefix: &str, names: &mut Vec<String>) {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) => {
-            log::warn!("Cannot read {}: {err}", dir.display());
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else {
-            log::debug!("Ignoring non-UTF-8 file name in {}", dir.display());
-            continue;
-        };
-        if file_name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        let is_dir = fs::metadata(&path).is_ok_and(|m| m.is_dir());
-        if is_dir {
-            walk_group_files(&path, &format!("{prefix}{file_name}/"), names);
-        } else if let Some(stem) = file_name.strip_suffix(".json") {
-            let name = format!("{prefix}{stem}");
-            if valid_group_name(&name) {
-                names.push(name);
-            }
-        } else {
-            log::debug!("Ignoring {} (not a .json file)", path.display());
-        }
+        self.files.group_names()
     }
 }
 
@@ -313,9 +283,10 @@ impl Directory for DiskDirectory {
     }
 
     fn config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError> {
-        let path = self.data_dir.join("config.json");
+        let path = self.files.config_file();
         let loaded = load_cached(
             &mut self.config,
+            &self.files,
             &path,
             |text| GlobalConfig::from_json_str(text).map(Arc::new),
             &mut self.next_revision,
@@ -324,9 +295,10 @@ impl Directory for DiskDirectory {
     }
 
     fn ice_servers(&mut self, now: SystemTime) -> Vec<IceServer> {
-        let path = self.data_dir.join("ice-servers.json");
+        let path = self.files.ice_servers_file();
         match load_cached(
             &mut self.ice,
+            &self.files,
             &path,
             parse_ice_servers,
             &mut self.next_revision,
@@ -360,11 +332,16 @@ impl Directory for DiskDirectory {
         self.tokens.expire(now)
     }
 
+    fn file_cache(&self) -> Option<FileCache> {
+        Some(self.files.clone())
+    }
+
     fn camus_rooms(&mut self) -> Result<Arc<CamusRooms>, ConfigError> {
-        let path = self.data_dir.join("camus-rooms.json");
+        let path = self.files.camus_rooms_file();
         let embedded = self.embedded.is_some();
         let loaded = load_cached(
             &mut self.camus,
+            &self.files,
             &path,
             |text| parse_camus_rooms(text).map(|file| Arc::new(file.resolve(embedded))),
             &mut self.next_revision,
@@ -542,6 +519,7 @@ impl Directory for MemoryDirectory {
 mod tests {
     use super::*;
     use crate::config::{Credentials, Permission, TOKEN_PURGE_AGE, authenticate};
+    use std::fs;
     use std::time::Duration;
 
     /// A fresh directory under the system temporary directory, removed on drop.

@@ -4,7 +4,8 @@
 //! password checks, token validation).
 //!
 //! Everything here is plain data and pure functions, except [`DiskDirectory`], which reads the
-//! files (and re-reads them when their size or modification time change). The rest of the
+//! files (and re-reads them when their size or modification time change) through a
+//! [`FileCache`] that the runtime refreshes off the executor thread. The rest of the
 //! server sees the files only through the [`Directory`] trait, so the core can be tested with
 //! the in-memory [`MemoryDirectory`].
 //!
@@ -21,12 +22,15 @@
 //! - `auth`: the authentication decision, [`authenticate`] ("Authentication").
 //! - `dir`: [`DiskDirectory`] and [`MemoryDirectory`], with auto-subgroups ("Reloading",
 //!   "Auto-subgroups").
+//! - `cache`: [`FileCache`], the files as last seen, refreshed by the runtime before the
+//!   inputs that read them, so that the engine's thread does not wait on the disk.
 //! - `camus`: the Camus chat rooms, `data/camus-rooms.json` (not part of Galène).
 //!
 //! The quoted names are sections of docs/configuration.md, which describes the rules these
 //! files follow (Galène's, unless it says otherwise).
 
 pub mod auth;
+pub mod cache;
 pub mod camus;
 pub mod dir;
 mod fields;
@@ -41,6 +45,7 @@ mod stamp;
 pub mod token;
 
 pub use auth::{AuthError, Authenticated, Credentials, authenticate};
+pub use cache::{FileCache, FileNeed, Freshness, InputScope};
 pub use camus::{CamusRoom, CamusRooms};
 pub use dir::{DiskDirectory, EMBEDDED_GROUP_NAME, MemoryDirectory, embedded_description};
 pub use fields::{format_time, parse_time};
@@ -378,5 +383,10 @@ pub trait Directory {
     /// directories without such a file, is no rooms and no creation on first use.
     fn camus_rooms(&mut self) -> Result<Arc<CamusRooms>, ConfigError> {
         Ok(Arc::default())
+    }
+    /// The cache the files are read through, for the runtime to refresh before the inputs
+    /// that read them; `None` (the default) for directories without files.
+    fn file_cache(&self) -> Option<FileCache> {
+        None
     }
 }

@@ -8,7 +8,9 @@
 //! others only when set. [`TokenFile`] keeps the parsed file in memory, re-reads it when its
 //! size or modification time change, appends new tokens and rewrites the file atomically
 //! (temporary file + rename) on update and delete; the directory is created `0700` and the
-//! file `0600`, and the file is removed when no token is left.
+//! file `0600`, and the file is removed when no token is left. Reads go through a
+//! [`FileCache`] (refreshed off the executor thread by the runtime when it belongs to a
+//! [`super::DiskDirectory`]); writes are synchronous, and tell the cache.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use super::cache::FileCache;
 use super::fields::{Fields, Unknown, format_time, invalid};
 use super::stamp::FileStamp;
 use super::{ConfigError, Permissions, StatefulToken};
@@ -232,16 +235,24 @@ pub struct TokenFile {
     path: PathBuf,
     stamp: Option<FileStamp>,
     tokens: BTreeMap<String, StatefulToken>,
+    /// Where the file is looked at and read.
+    files: FileCache,
 }
 
 impl TokenFile {
     /// A store for the file at `path` (typically `data/var/tokens.jsonl`); nothing is read
     /// until first use.
     pub fn new(path: impl Into<PathBuf>) -> TokenFile {
+        TokenFile::reading_through(path, FileCache::unrefreshed())
+    }
+
+    /// A store for the file at `path` that reads it through `files`.
+    pub(crate) fn reading_through(path: impl Into<PathBuf>, files: FileCache) -> TokenFile {
         TokenFile {
             path: path.into(),
             stamp: None,
             tokens: BTreeMap::new(),
+            files,
         }
     }
 
@@ -252,17 +263,17 @@ impl TokenFile {
 
     /// Re-reads the file if its size or modification time changed.
     pub fn refresh(&mut self) -> Result<(), ConfigError> {
-        let stamp = FileStamp::of(&self.path).map_err(|e| io_error(&self.path, &e))?;
+        let file = self
+            .files
+            .read(&self.path)
+            .map_err(|err| err.config_error(&self.path))?;
+        let stamp = file.as_ref().map(|file| file.stamp);
         if stamp == self.stamp {
             return Ok(());
         }
-        self.tokens = match stamp {
+        self.tokens = match file {
             None => BTreeMap::new(),
-            Some(_) => match fs::read_to_string(&self.path) {
-                Ok(text) => parse_tokens(&text),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
-                Err(err) => return Err(io_error(&self.path, &err)),
-            },
+            Some(file) => parse_tokens(&file.text),
         };
         self.stamp = stamp;
         Ok(())
@@ -363,6 +374,7 @@ impl TokenFile {
     fn restamp(&mut self) {
         // If the stat fails, forget the stamp so that the next access re-reads the file.
         self.stamp = FileStamp::of(&self.path).ok().flatten();
+        self.files.forget(&self.path);
     }
 
     fn append(&self, bytes: &[u8]) -> io::Result<()> {

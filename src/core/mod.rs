@@ -166,6 +166,12 @@ impl Core {
         self.directory.as_mut()
     }
 
+    /// The cache the configuration files are read through, if the directory has files: the
+    /// runtime refreshes it before the inputs that read them.
+    pub fn file_cache(&self) -> Option<crate::config::FileCache> {
+        self.directory.file_cache()
+    }
+
     /// The next event to deliver. Drain after every call.
     pub fn poll_event(&mut self) -> Option<(ConnId, Event)> {
         self.events.pop_front()

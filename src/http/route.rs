@@ -282,6 +282,16 @@ fn group_route(
     with_security_headers(response, status.auth_server.as_deref())
 }
 
+/// The group a `/group/…` path is about (its page or its `.status`), as [`route`] looks it
+/// up; the runtime refreshes that group's files before routing the request.
+pub fn group_of_path(path: &str) -> Option<String> {
+    match split_kind(path) {
+        (dir, ".status", "") => group_name(&format!("{dir}/")),
+        (_, "", _) => group_name(path),
+        _ => None,
+    }
+}
+
 /// The group name in a `/group/…` path: not starting with `.`, cleaned; `None` if empty.
 fn group_name(path: &str) -> Option<String> {
     let name = path.strip_prefix("/group/")?;

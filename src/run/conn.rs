@@ -16,6 +16,7 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::stream::StreamExt;
 use smol::{Async, Timer};
 
+use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
 use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
@@ -171,7 +172,9 @@ where
     let body = buffer
         .get(head_len..head_len + body_len)
         .unwrap_or_default();
+    let freshness = shared.refresh_files(prefetch::for_request(&request)).await;
     let routed = {
+        let _files = shared.files_for_input(freshness);
         let mut engine = shared.engine.borrow_mut();
         let now = Instant::now();
         camus_route(
@@ -251,6 +254,7 @@ async fn websocket<E, S>(
     E: Engine,
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut frame_needs = FrameNeeds::new(&signalling);
     let (id, outputs, killed) = shared.open(peer, signalling);
     // Tells the engine the connection is gone however this function ends, a panic included.
     let _closer = CloseOnDrop { shared, id };
@@ -263,8 +267,13 @@ async fn websocket<E, S>(
     let reader = async {
         while let Some(message) = receiver.next().await {
             match message {
-                Ok(Message::Text(text)) => shared
-                    .with_engine(|engine| engine.handle_text(Instant::now(), id, text.as_str())),
+                Ok(Message::Text(text)) => {
+                    let needs = frame_needs.for_text(text.as_str());
+                    let freshness = shared.refresh_files(needs).await;
+                    let _files = shared.files_for_input(freshness);
+                    shared
+                        .with_engine(|engine| engine.handle_text(Instant::now(), id, text.as_str()))
+                }
                 Ok(Message::Binary(data)) => {
                     shared.with_engine(|engine| engine.handle_binary(Instant::now(), id, &data))
                 }

@@ -25,6 +25,19 @@
 //! bounded at [`Limits::queue_frames`]; a client whose queue is full is disconnected rather
 //! than letting it slow the engine down.
 //!
+//! # Configuration files
+//!
+//! The engine reads group files, `config.json` and the like through a
+//! [`FileCache`] ([`Engine::file_cache`]). Before an input that reads them (a Galène `join`,
+//! a `.status` request, a WebSocket upgrade: [`prefetch`] has the list), the connection's
+//! task refreshes those files on a blocking thread (`smol::unblock`) and awaits that, then
+//! runs the engine call inside the refresh's [`Freshness`]: the executor thread does not
+//! wait on the disk, an SD card's slow `stat` stalls only the connection that asked, and a
+//! file edited before the request is still seen by it. The connection reads its next frame
+//! only after that, so its frames keep their order. Timers (the 15-minute maintenance reloads
+//! the groups in use and purges tokens) are not anticipated: they read synchronously, as does
+//! anything [`prefetch`] misses, counted by [`FileCache::fallback_reads`].
+//!
 //! # Limits and panics
 //!
 //! Every accepted connection takes a slot in a [`limits::ConnectionTable`]
@@ -39,6 +52,7 @@ pub mod check;
 mod conn;
 pub mod files;
 pub mod limits;
+mod prefetch;
 pub mod tls;
 pub mod udp;
 
@@ -58,6 +72,7 @@ use smol::{Async, LocalExecutor, Timer};
 use crate::app::{App, AppOptions};
 use crate::cli::Options;
 use crate::config::dir::DiskDirectory;
+use crate::config::{FileCache, FileNeed, Freshness, InputScope};
 use crate::conn::{ConnId, ConnOutput};
 use crate::http::camus::{CamusClient, CamusSource};
 use crate::http::files::{EmbeddedSite, FileSource};
@@ -112,6 +127,17 @@ pub trait Engine: CamusSource {
     fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)>;
     /// Lock everything and kick every client with `message`.
     fn shutdown(&mut self, now: Instant, message: &str);
+    /// The files the timers due at `now` will read, refreshed off the executor thread before
+    /// [`Engine::handle_timeout`]. None unless overridden.
+    fn files_for_timeout(&self, now: Instant) -> Vec<FileNeed> {
+        let _ = now;
+        Vec::new()
+    }
+    /// The cache the engine reads its configuration files through, refreshed by the
+    /// runtime before the inputs that read them; `None` (the default): nothing to refresh.
+    fn file_cache(&self) -> Option<FileCache> {
+        None
+    }
 }
 
 impl Engine for App {
@@ -161,6 +187,12 @@ impl Engine for App {
     }
     fn shutdown(&mut self, now: Instant, message: &str) {
         App::shutdown(self, now, message)
+    }
+    fn files_for_timeout(&self, now: Instant) -> Vec<FileNeed> {
+        App::files_for_timeout(self, now)
+    }
+    fn file_cache(&self) -> Option<FileCache> {
+        self.core().file_cache()
     }
 }
 
@@ -314,7 +346,9 @@ impl<E: Engine + 'static> Server<E> {
     pub fn run_until(self, stop: impl Future<Output = ()>) -> io::Result<()> {
         let executor = Rc::new(LocalExecutor::new());
         let (kick_sender, kick_receiver) = smol::channel::bounded(1);
+        let file_cache = self.engine.file_cache();
         let shared = Rc::new(Shared {
+            file_cache,
             engine: RefCell::new(self.engine),
             conns: RefCell::new(HashMap::new()),
             timer_kick: kick_sender,
@@ -411,6 +445,9 @@ struct ConnQueue {
 
 /// State shared by every task on the executor.
 struct Shared<E> {
+    /// The engine's configuration files, refreshed off the executor thread before the inputs
+    /// that read them (see the module docs).
+    file_cache: Option<FileCache>,
     /// The engine; see the module docs: never borrowed across an `.await`.
     engine: RefCell<E>,
     /// Open WebSocket connections. Whoever removes an entry calls `handle_disconnect`.
@@ -549,6 +586,23 @@ impl<E: Engine> Shared<E> {
         self.drain();
     }
 
+    /// Looks at the configuration files behind `needs` on a blocking thread; the engine
+    /// input that reads them then runs in [`Shared::files_for_input`] with the result.
+    /// `None` when there is nothing to refresh.
+    async fn refresh_files(&self, needs: Vec<FileNeed>) -> Option<Freshness> {
+        if needs.is_empty() {
+            return None;
+        }
+        let cache = self.file_cache.clone()?;
+        Some(smol::unblock(move || cache.refresh(&needs)).await)
+    }
+
+    /// While the returned scope lives, the engine reads the files refreshed at `freshness`
+    /// from the cache; anything else it reads synchronously.
+    fn files_for_input(&self, freshness: Option<Freshness>) -> Option<InputScope<'_>> {
+        Some(self.file_cache.as_ref()?.enter(freshness?))
+    }
+
     /// Logs a panic caught while doing `what`; exits the process when the panic budget is
     /// spent (the service manager restarts it).
     fn caught_panic(&self, what: &str, payload: &(dyn std::any::Any + Send)) {
@@ -655,7 +709,16 @@ async fn timer_task<E: Engine>(shared: Rc<Shared<E>>, kicks: Receiver<()>) {
             false
         };
         if smol::future::or(due, kicked).await {
+            // Housekeeping reads group and token files: refresh them on a blocking thread
+            // first, so that the timers below find them in the cache.
+            let needs = shared.engine.borrow().files_for_timeout(Instant::now());
+            let freshness = if needs.is_empty() {
+                None
+            } else {
+                shared.refresh_files(needs).await
+            };
             let run = std::panic::AssertUnwindSafe(|| {
+                let _files = shared.files_for_input(freshness);
                 shared.with_engine(|engine| engine.handle_timeout(Instant::now()))
             });
             if let Err(payload) = std::panic::catch_unwind(run) {

@@ -178,6 +178,8 @@ pub struct TestServer {
     root: PathBuf,
     stop: Option<smol::channel::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// The cache the server reads its configuration files through.
+    file_cache: Option<sfubox::config::FileCache>,
 }
 
 impl TestServer {
@@ -224,6 +226,7 @@ impl TestServer {
             .name("sfubox-test-server".into())
             .spawn(move || {
                 let (app, _) = sfubox::run::app_for(&options);
+                let file_cache = app.core().file_cache();
                 let server = match Server::bind(&options, app) {
                     Ok(server) => server.with_limits(limits),
                     Err(error) => {
@@ -231,7 +234,12 @@ impl TestServer {
                         return;
                     }
                 };
-                let _ = address_sender.send(server.local_addr().map_err(|e| e.to_string()));
+                let _ = address_sender.send(
+                    server
+                        .local_addr()
+                        .map(|addr| (addr, file_cache))
+                        .map_err(|e| e.to_string()),
+                );
                 let result = server.run_until(async move {
                     let _ = stopped.recv().await;
                 });
@@ -240,8 +248,8 @@ impl TestServer {
                 }
             })
             .expect("spawn the server thread");
-        let addr = match address_receiver.recv() {
-            Ok(Ok(addr)) => addr,
+        let (addr, file_cache) = match address_receiver.recv() {
+            Ok(Ok(started)) => started,
             Ok(Err(error)) => {
                 let _ = thread.join();
                 let _ = std::fs::remove_dir_all(&root);
@@ -260,7 +268,16 @@ impl TestServer {
             root,
             stop: Some(stop),
             thread: Some(thread),
+            file_cache,
         })
+    }
+
+    /// How many times the server looked at a configuration file on its executor thread
+    /// because nothing refreshed it for the input at hand (see `sfubox::config::FileCache`).
+    pub fn fallback_reads(&self) -> u64 {
+        self.file_cache
+            .as_ref()
+            .map_or(0, sfubox::config::FileCache::fallback_reads)
     }
 
     /// The `groups/` directory.
