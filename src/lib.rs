@@ -30,3 +30,5 @@ pub mod gst;
 pub mod http;
 pub mod media;
 pub mod run;
+#[doc(hidden)]
+pub mod testing;

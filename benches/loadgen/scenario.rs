@@ -268,7 +268,7 @@ fn run_step(
         pubs.iter().all(|&c| {
             w.clients[c]
                 .published()
-                .is_some_and(|p| w.peers[p.peer].connected)
+                .is_some_and(|p| w.peers[p.peer].connected())
         })
     })?;
     if !all_published {
@@ -362,7 +362,7 @@ fn run_step(
 
     // The window.
     let nacks_before: u64 = recv_peers.iter().map(|&p| world.peers[p].nacks).sum();
-    let packets_before: u64 = recv_peers.iter().map(|&p| world.peers[p].packets).sum();
+    let packets_before: u64 = recv_peers.iter().map(|&p| world.peers[p].packets()).sum();
     for cam in &world.cameras {
         if let Some(s) = world.meter.window_start.get_mut(usize::from(cam.ids.0)) {
             *s = cam.next_index.0;
@@ -457,7 +457,7 @@ fn run_step(
         - nacks_before;
     let datagrams = recv_peers
         .iter()
-        .map(|&p| world.peers[p].packets)
+        .map(|&p| world.peers[p].packets())
         .sum::<u64>()
         - packets_before;
     let mut lat = std::mem::take(&mut world.meter.latency_us);
