@@ -4,7 +4,7 @@
 //! keyframe every 3 s, ≈ 500 kb/s, plus Opus at 50 packets/s); subscribers count,
 //! sequence-check and time packets without decoding. Every target runs pinned to its own core
 //! and is restarted for every step; the generator runs on another. See `benches/run.sh` (the
-//! one command) and `benches/README-section.md` (method and results).
+//! one command) and `docs/benchmarks.md` (method and results).
 //!
 //! ```text
 //! loadgen suite --out DIR [--quick] [--targets sfubox,sfubox-noest,janus,null] [--sfubox BIN]
@@ -17,6 +17,7 @@
 //! ```
 
 mod null_sfu;
+mod options;
 mod peer;
 mod procstat;
 mod report;
@@ -27,7 +28,7 @@ mod world;
 
 use std::path::PathBuf;
 
-use scenario::{Cap, Scenario, SuiteOptions};
+use options::{Cap, Scenario, SuiteOptions};
 use target::TargetKind;
 
 fn usage() {
