@@ -33,3 +33,5 @@ pub mod http;
 pub mod media;
 pub mod run;
 pub mod streams;
+#[doc(hidden)]
+pub mod testing;

@@ -1,5 +1,6 @@
 //! The Galène WebSocket protocol end to end: a real server on 127.0.0.1, real WebSocket
-//! clients, plain and TLS (galene.md §3, galene-seed-dialect.md).
+//! clients, plain and TLS (Galène's protocol version "2" and the older seed dialect; see
+//! docs/galene.md).
 
 mod common;
 

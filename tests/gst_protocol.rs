@@ -1,7 +1,7 @@
-//! The GStreamer webrtc examples' signalling protocol end to end (gst-signalling.md): a real
-//! server on 127.0.0.1, real WebSocket clients on paths other than `/ws`, plain and TLS.
-//! Every command, reply, error string and close code of the spec, and each deviation listed
-//! in the README.
+//! The GStreamer webrtc examples' signalling protocol end to end (the signalling server of
+//! GStreamer's gst-examples, webrtc/signalling; see docs/gstreamer.md): a real server on
+//! 127.0.0.1, real WebSocket clients on paths other than `/ws`, plain and TLS. Every command,
+//! reply, error string and close code of that server, and each deviation listed in the README.
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! HTTP behaviour of a real server on 127.0.0.1, plain and TLS (galene.md §1.2, §2.1–2.7).
+//! HTTP behaviour of a real server on 127.0.0.1, plain and TLS (the HTTP side of Galène;
+//! see docs/galene.md).
 
 mod common;
 

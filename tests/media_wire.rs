@@ -1,5 +1,6 @@
 //! Media through sfubox end to end: str0m peers over real UDP on 127.0.0.1, speaking Galène's
-//! protocol over the real WebSocket (galene.md §3.4–§3.6, §6). No mocks: the server is the
+//! protocol over the real WebSocket (offers, answers, ICE, stream requests and statistics as
+//! Galène defines them; see docs/galene.md). No mocks: the server is the
 //! production runtime, the peers are full-ICE str0m `Rtc`s in RTP mode with their own
 //! sockets, sending fake VP8 and Opus RTP (a packet index in every payload, so receivers
 //! can count what arrived).
@@ -7,19 +8,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::{Setup, TestServer, WsClient};
 use serde_json::{Value, json};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::config::CryptoProvider;
+use sfubox::testing::{PeerConfig, PeerOutput, TestPeer, write_vp8_start};
+use str0m::Event;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::media::{MediaKind, Mid, Rid};
 
 const GROUP: &str = r#"{"wildcard-user": {"password": "pw", "permissions": "present"},
                         "users": {"boss": {"password": "boss", "permissions": "op"}}}"#;
@@ -38,51 +35,41 @@ struct Seen {
     index: u64,
 }
 
-/// A browser stand-in: one str0m `Rtc` (one PeerConnection) on its own UDP socket.
+/// A browser stand-in: the shared test peer (one str0m `Rtc`) on its own UDP socket.
 struct Peer {
-    rtc: Rtc,
+    peer: TestPeer,
     socket: UdpSocket,
-    addr: SocketAddr,
-    deadline: Instant,
-    connected: bool,
     /// Fraction of incoming RTP/RTCP datagrams dropped once connected.
     loss: f64,
     rng: u64,
     received: Vec<Seen>,
     keyframe_requests: usize,
-    pending: Option<SdpPendingOffer>,
 }
 
 impl Peer {
-    fn new(crypto: &Arc<CryptoProvider>) -> Peer {
+    fn new(config: &PeerConfig) -> Peer {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let addr = socket.local_addr().unwrap();
-        let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .set_crypto_provider(crypto.clone())
-            .build(now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let peer = TestPeer::new(addr, Instant::now(), config).unwrap();
         let mut peer = Peer {
-            rtc,
+            peer,
             socket,
-            addr,
-            deadline: now,
-            connected: false,
             loss: 0.0,
             rng: 0x9e37_79b9_7f4a_7c15,
             received: Vec::new(),
             keyframe_requests: 0,
-            pending: None,
         };
         peer.drain();
         peer
     }
 
+    fn connected(&self) -> bool {
+        self.peer.connected
+    }
+
     fn candidate_json(&self) -> Value {
-        json!({"candidate": format!("candidate:1 1 udp 2130706431 {} {} typ host", self.addr.ip(), self.addr.port()),
-               "sdpMid": "0", "sdpMLineIndex": 0})
+        json!({"candidate": self.peer.candidate_line(), "sdpMid": "0", "sdpMLineIndex": 0})
     }
 
     fn drop_this_one(&mut self) -> bool {
@@ -99,108 +86,59 @@ impl Peer {
         while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
             let data = &buf[..n];
             let rtp = n > 0 && (128..192).contains(&data[0]);
-            if self.connected && rtp && self.loss > 0.0 && self.drop_this_one() {
+            if self.connected() && rtp && self.loss > 0.0 && self.drop_this_one() {
                 continue;
             }
-            if let Ok(receive) = Receive::new(Protocol::Udp, from, self.addr, data) {
-                let _ = self
-                    .rtc
-                    .handle_input(Input::Receive(Instant::now(), receive));
+            if self.peer.receive(Instant::now(), from, data) {
                 self.drain();
             }
         }
-        let now = Instant::now();
-        if now >= self.deadline {
-            let _ = self.rtc.handle_input(Input::Timeout(now));
+        if self.peer.timeout_due(Instant::now()) {
             self.drain();
         }
     }
 
     fn drain(&mut self) {
-        loop {
-            match self.rtc.poll_output() {
-                Ok(Output::Timeout(at)) => {
-                    self.deadline = at;
-                    return;
-                }
-                Ok(Output::Transmit(t)) => {
+        while let Some(out) = self.peer.poll() {
+            match out {
+                PeerOutput::Transmit(t) => {
                     let _ = self.socket.send_to(&t.contents, t.destination);
                 }
-                Ok(Output::Event(e)) => self.event(e),
-                Err(_) => return,
+                PeerOutput::Event(Event::KeyframeRequest(_)) => self.keyframe_requests += 1,
+                PeerOutput::Event(_) => {}
+                PeerOutput::Rtp(rtp) => {
+                    let payload = &rtp.packet.payload;
+                    let index = payload
+                        .get(INDEX_AT..INDEX_AT + 8)
+                        .map(|b| u64::from_be_bytes(b.try_into().unwrap()))
+                        .unwrap_or(u64::MAX);
+                    self.received.push(Seen {
+                        kind: rtp.kind.unwrap_or(MediaKind::Audio),
+                        tag: payload.get(TAG_AT).copied().unwrap_or(0),
+                        index,
+                    });
+                }
             }
-        }
-    }
-
-    fn event(&mut self, event: Event) {
-        match event {
-            Event::Connected => self.connected = true,
-            Event::KeyframeRequest(_) => self.keyframe_requests += 1,
-            Event::RtpPacket(p) => {
-                let mid = self
-                    .rtc
-                    .direct_api()
-                    .stream_rx(&p.header.ssrc)
-                    .map(|s| s.mid());
-                let kind = mid
-                    .and_then(|mid| self.rtc.media(mid))
-                    .map(|m| m.kind())
-                    .unwrap_or(MediaKind::Audio);
-                let index = p
-                    .payload
-                    .get(INDEX_AT..INDEX_AT + 8)
-                    .map(|b| u64::from_be_bytes(b.try_into().unwrap()))
-                    .unwrap_or(u64::MAX);
-                self.received.push(Seen {
-                    kind,
-                    tag: p.payload.get(TAG_AT).copied().unwrap_or(0),
-                    index,
-                });
-            }
-            _ => {}
         }
     }
 
     /// An offer to publish audio and/or video (simulcast with `rids`).
     fn publish_offer(&mut self, audio: bool, video: bool, rids: &[&str]) -> (String, Vec<Mid>) {
-        let mut api = self.rtc.sdp_api();
-        let mut mids = Vec::new();
-        if audio {
-            mids.push(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
-        }
-        if video {
-            let simulcast = (!rids.is_empty()).then(|| {
-                let mut s = Simulcast::new();
-                for rid in rids {
-                    s.add_send_layer(SimulcastLayer::new(rid));
-                }
-                s
-            });
-            mids.push(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
-        }
-        let (offer, pending) = api.apply().unwrap();
-        self.pending = Some(pending);
+        let offer = self.peer.publish_offer(audio, video, rids).unwrap();
         self.drain();
-        (offer.to_sdp_string(), mids)
+        let mids = offer.audio.into_iter().chain(offer.video).collect();
+        (offer.sdp, mids)
     }
 
     fn accept_answer(&mut self, sdp: &str) {
-        let pending = self.pending.take().expect("no pending offer");
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, SdpAnswer::from_sdp_string(sdp).unwrap())
-            .unwrap();
+        self.peer.accept_answer(sdp).unwrap();
         self.drain();
     }
 
     fn answer_offer(&mut self, sdp: &str) -> String {
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(SdpOffer::from_sdp_string(sdp).unwrap())
-            .unwrap();
+        let answer = self.peer.answer_offer(sdp).unwrap();
         self.drain();
-        answer.to_sdp_string()
+        answer
     }
 
     fn distinct(&self, kind: MediaKind, tag: u8) -> BTreeSet<u64> {
@@ -247,7 +185,7 @@ impl Source {
 
 /// Peers and sources, pumped in real time.
 struct World {
-    crypto: Arc<CryptoProvider>,
+    config: PeerConfig,
     peers: Vec<Peer>,
     sources: Vec<Source>,
 }
@@ -255,14 +193,14 @@ struct World {
 impl World {
     fn new() -> World {
         World {
-            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            config: PeerConfig::new(),
             peers: Vec::new(),
             sources: Vec::new(),
         }
     }
 
     fn add_peer(&mut self) -> usize {
-        let peer = Peer::new(&self.crypto);
+        let peer = Peer::new(&self.config);
         self.peers.push(peer);
         self.peers.len() - 1
     }
@@ -312,21 +250,16 @@ impl World {
             s.next_at = now + interval;
         }
         let peer = &mut self.peers[s.peer];
-        if !peer.connected {
+        if !peer.connected() {
             return;
         }
         if peer.keyframe_requests > s.keyframe_requests_seen {
             s.keyframe_requests_seen = peer.keyframe_requests;
             s.keyframe_due = true;
         }
-        let Some(pt) = peer
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-        else {
+        if peer.peer.payload_type(codec).is_none() {
             return;
-        };
+        }
         let keyframe = std::mem::take(&mut s.keyframe_due);
         s.ts = s.ts.wrapping_add(ts_step);
         for n in 0..count {
@@ -334,23 +267,20 @@ impl World {
             if s.kind == MediaKind::Video {
                 // VP8 payload descriptor (S bit on a frame's first packet), then the VP8
                 // header's P bit: clear on keyframes.
-                payload[0] = if n == 0 { 0x10 } else { 0x00 };
-                payload[1] = if keyframe { 0x00 } else { 0x01 };
+                write_vp8_start(&mut payload, n == 0, keyframe);
             }
             payload[TAG_AT] = s.tag;
             payload[INDEX_AT..INDEX_AT + 8].copy_from_slice(&s.index.to_be_bytes());
             s.index += 1;
             let seq = s.seq;
             s.seq += 1;
-            let mut api = peer.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(s.mid, s.rid) else {
+            let marker = n + 1 == count;
+            if !peer
+                .peer
+                .write_rtp(codec, s.mid, s.rid, seq, s.ts, now, marker, payload)
+            {
                 return;
-            };
-            tx.write_rtp(
-                RtpWrite::new(pt, seq.into(), s.ts, now, payload)
-                    .marker(n + 1 == count)
-                    .nackable(s.kind == MediaKind::Video),
-            );
+            }
             peer.drain();
         }
     }
@@ -476,7 +406,7 @@ fn one_publisher_three_subscribers_and_a_late_one_gets_a_keyframe() {
         answer(&mut world, ws, *peer, &offer);
     }
     world.run_until(Duration::from_secs(10), |w| {
-        subs.iter().all(|(_, peer)| w.peers[*peer].connected)
+        subs.iter().all(|(_, peer)| w.peers[*peer].connected())
     });
     world.run(Duration::from_secs(3));
     let requests_before_late = world.peers[publisher].keyframe_requests;
@@ -525,7 +455,7 @@ fn nack_repairs_video_on_a_lossy_subscriber_path() {
         .push(Source::new(publisher, mids[1], None, MediaKind::Video, 2));
     let offer = expect_offer(&mut sub, "up1");
     answer(&mut world, &mut sub, lossy, &offer);
-    world.run_until(Duration::from_secs(10), |w| w.peers[lossy].connected);
+    world.run_until(Duration::from_secs(10), |w| w.peers[lossy].connected());
     world.run(Duration::from_secs(5));
     world.sources.clear();
     world.run(Duration::from_secs(1));
@@ -682,7 +612,7 @@ fn replace_close_abort_renegotiate_and_disconnect() {
     let offer = expect_offer(&mut r, "b");
     let receiver3 = world.add_peer();
     answer(&mut world, &mut r, receiver3, &offer);
-    world.run_until(Duration::from_secs(10), |w| w.peers[receiver3].connected);
+    world.run_until(Duration::from_secs(10), |w| w.peers[receiver3].connected());
     p.send_json(json!({"type": "close", "id": "b"}));
     assert_eq!(next_media(&mut r), json!({"type": "close", "id": "b"}));
 
@@ -777,7 +707,7 @@ fn stats_need_the_global_admin_and_show_streams_and_bitrates() {
         .push(Source::new(publisher, mids[1], None, MediaKind::Video, 2));
     let offer = expect_offer(&mut sub, "up1");
     answer(&mut world, &mut sub, receiver, &offer);
-    world.run_until(Duration::from_secs(10), |w| w.peers[receiver].connected);
+    world.run_until(Duration::from_secs(10), |w| w.peers[receiver].connected());
     world.run(Duration::from_millis(2500));
 
     let basic = |credentials: &str| {

@@ -17,6 +17,7 @@
 //! ```
 
 mod null_sfu;
+mod options;
 mod peer;
 mod procstat;
 mod report;
@@ -27,7 +28,7 @@ mod world;
 
 use std::path::PathBuf;
 
-use scenario::{Cap, Scenario, SuiteOptions};
+use options::{Cap, Scenario, SuiteOptions};
 use target::TargetKind;
 
 fn usage() {

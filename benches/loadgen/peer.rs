@@ -1,5 +1,5 @@
-//! One emulated browser PeerConnection (a str0m `Rtc` on its own UDP socket), the synthetic
-//! camera that feeds a publishing peer, and the receive-side accounting of a subscribing one.
+//! One emulated browser PeerConnection (sfubox's shared str0m test peer,
+//! `sfubox::testing::TestPeer`, on its own UDP socket), the synthetic camera that feeds a publishing peer, and the receive-side accounting of a subscribing one.
 //!
 //! Nothing is encoded or decoded. Every payload carries a trailer at [`MARK_AT`]: the source id
 //! (u16), the packet index within that source (u64) and the send time in nanoseconds since the
@@ -16,16 +16,12 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::config::CryptoProvider;
+use sfubox::testing::{PeerConfig, PeerOutput, ReceivedRtp, TestPeer};
+use str0m::Event;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::media::{Mid, Rid};
 
 /// Where the source id, packet index and send time start in every payload.
 pub const MARK_AT: usize = 16;
@@ -225,28 +221,19 @@ impl Link {
 
 /// A browser stand-in.
 pub struct Peer {
-    /// The PeerConnection.
-    pub rtc: Rtc,
+    /// The PeerConnection (its address is the socket's).
+    pub peer: TestPeer,
     /// Its socket (127.0.0.1 or the address given).
     pub socket: UdpSocket,
-    /// The socket's address.
-    pub addr: SocketAddr,
-    /// When str0m wants to be woken.
-    pub deadline: Instant,
-    /// ICE + DTLS done.
-    pub connected: bool,
     /// Fraction of incoming RTP dropped once connected.
     pub loss: f64,
     rng: u64,
     /// An emulated bottleneck on the way in, once connected.
     pub link: Option<Link>,
-    /// The latest time given to str0m (inputs must not go back in time).
-    last_input: Instant,
     /// Keyframe requests (PLI/FIR) received, for a publisher (the `h` layer, or no layer).
     pub keyframe_requests: u64,
     /// Keyframe requests for the simulcast layer `l`.
     pub keyframe_requests_low: u64,
-    pending: Option<SdpPendingOffer>,
     /// When the subscription was asked for (join time starts).
     pub joined_at: Option<Instant>,
     /// Time from `joined_at` to the first RTP packet.
@@ -255,58 +242,44 @@ pub struct Peer {
     pub tracks: Vec<Track>,
     /// Simulcast video received in the measured window (frame-marked packets only).
     pub video: Option<VideoTally>,
-    /// RTP packets received in total (any time).
-    pub packets: u64,
     /// NACKs this peer sent (cumulative, from str0m's stats, summed over its media).
     pub nacks: u64,
     nacks_by_mid: Vec<(Mid, u64)>,
 }
 
 impl Peer {
-    /// A peer bound to an ephemeral port on `ip`.
-    pub fn new(crypto: &Arc<CryptoProvider>, ip: std::net::IpAddr) -> std::io::Result<Peer> {
+    /// A peer bound to an ephemeral port on `ip`; `config` should ask for statistics (the
+    /// NACK count comes from them).
+    pub fn new(config: &PeerConfig, ip: std::net::IpAddr) -> std::io::Result<Peer> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         socket.set_nonblocking(true)?;
         let addr = socket.local_addr()?;
-        let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .set_crypto_provider(crypto.clone())
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .build(now);
-        let candidate = Candidate::host(addr, "udp")
-            .map_err(|e| std::io::Error::other(format!("candidate: {e}")))?;
-        rtc.add_local_candidate(candidate);
+        let peer = TestPeer::new(addr, Instant::now(), config).map_err(std::io::Error::other)?;
         Ok(Peer {
-            rtc,
+            peer,
             socket,
-            addr,
-            deadline: now,
-            connected: false,
             loss: 0.0,
             rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(addr.port()),
             link: None,
-            last_input: now,
             keyframe_requests: 0,
             keyframe_requests_low: 0,
-            pending: None,
             joined_at: None,
             join_time: None,
             tracks: Vec::new(),
             video: None,
-            packets: 0,
             nacks: 0,
             nacks_by_mid: Vec::new(),
         })
     }
 
-    /// The host candidate line for trickling.
-    pub fn candidate_line(&self) -> String {
-        format!(
-            "candidate:1 1 udp 2130706431 {} {} typ host",
-            self.addr.ip(),
-            self.addr.port()
-        )
+    /// ICE + DTLS done.
+    pub fn connected(&self) -> bool {
+        self.peer.connected
+    }
+
+    /// RTP packets received in total (any time).
+    pub fn packets(&self) -> u64 {
+        self.peer.rtp_received
     }
 
     fn drop_this_one(&mut self) -> bool {
@@ -325,7 +298,7 @@ impl Peer {
         while let Ok((n, from)) = self.socket.recv_from(buf) {
             let Some(data) = buf.get(..n) else { break };
             let rtp = data.first().is_some_and(|b| (128..192).contains(b));
-            if self.connected && rtp && self.loss > 0.0 {
+            if self.peer.connected && rtp && self.loss > 0.0 {
                 meter.lossy_arrived += 1;
                 if self.drop_this_one() {
                     meter.dropped += 1;
@@ -333,7 +306,7 @@ impl Peer {
                 }
             }
             let now = Instant::now();
-            if self.connected
+            if self.peer.connected
                 && let Some(link) = &mut self.link
             {
                 link.offer(now, from, data);
@@ -354,11 +327,7 @@ impl Peer {
         epoch: Instant,
         meter: &mut Meter,
     ) {
-        let at = at.max(self.last_input);
-        self.last_input = at;
-        if let Ok(receive) = Receive::new(Protocol::Udp, from, self.addr, data)
-            && self.rtc.handle_input(Input::Receive(at, receive)).is_ok()
-        {
+        if self.peer.receive(at, from, data) {
             self.drain(epoch, meter);
         }
     }
@@ -388,10 +357,7 @@ impl Peer {
 
     /// Runs str0m's timers if due.
     pub fn tick(&mut self, now: Instant, epoch: Instant, meter: &mut Meter) {
-        if now >= self.deadline {
-            let now = now.max(self.last_input);
-            self.last_input = now;
-            let _ = self.rtc.handle_input(Input::Timeout(now));
+        if self.peer.timeout_due(now) {
             self.drain(epoch, meter);
         }
     }
@@ -400,36 +366,33 @@ impl Peer {
     pub fn drain(&mut self, epoch: Instant, meter: &mut Meter) {
         let mut due_rounds = 0;
         loop {
-            match self.rtc.poll_output() {
-                Ok(Output::Timeout(at)) => {
-                    // str0m releases queued RTP on a timeout that is already due: run it
-                    // now rather than at the next housekeeping tick (a few rounds at most).
-                    let now = Instant::now().max(self.last_input);
-                    if at <= now && due_rounds < 4 {
-                        due_rounds += 1;
-                        self.last_input = now;
-                        let _ = self.rtc.handle_input(Input::Timeout(now));
-                        continue;
+            while let Some(out) = self.peer.poll() {
+                match out {
+                    PeerOutput::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination);
                     }
-                    self.deadline = at;
-                    return;
-                }
-                Ok(Output::Transmit(t)) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
-                Ok(Output::Event(e)) => self.event(e, epoch, meter),
-                Err(_) => {
-                    // A dead Rtc: look again in a second rather than spin.
-                    self.deadline = Instant::now() + Duration::from_secs(1);
-                    return;
+                    PeerOutput::Rtp(rtp) => self.rtp(rtp, epoch, meter),
+                    PeerOutput::Event(e) => self.event(e),
                 }
             }
+            if self.peer.failed.is_some() {
+                // A dead Rtc: look again in a second rather than spin.
+                self.peer.deadline = Instant::now() + Duration::from_secs(1);
+                return;
+            }
+            // str0m releases queued RTP on a timeout that is already due: run it now rather
+            // than at the next housekeeping tick (a few rounds at most).
+            let now = Instant::now();
+            if self.peer.deadline > now || due_rounds >= 4 {
+                return;
+            }
+            due_rounds += 1;
+            self.peer.handle_timeout(now);
         }
     }
 
-    fn event(&mut self, event: Event, epoch: Instant, meter: &mut Meter) {
+    fn event(&mut self, event: Event) {
         match event {
-            Event::Connected => self.connected = true,
             Event::KeyframeRequest(r) => {
                 if r.rid.is_some_and(|rid| &*rid == "l") {
                     self.keyframe_requests_low += 1;
@@ -444,112 +407,91 @@ impl Peer {
                 }
                 self.nacks = self.nacks_by_mid.iter().map(|(_, n)| n).sum();
             }
-            Event::RtpPacket(p) => {
-                let now = Instant::now();
-                self.packets += 1;
-                if self.join_time.is_none()
-                    && let Some(at) = self.joined_at
-                {
-                    self.join_time = Some(now.saturating_duration_since(at));
-                }
-                let Some((source, index, sent_ns)) = read_mark(&p.payload) else {
-                    return;
-                };
-                if !meter.measuring {
-                    return;
-                }
-                let frame = read_frame(&p.payload);
-                let new = if source & LOW_LAYER != 0 {
-                    let Some(&start) = meter.low_window_start.get(usize::from(source & !LOW_LAYER))
-                    else {
-                        return;
-                    };
-                    let tally = self.video.get_or_insert_with(VideoTally::default);
-                    if tally.low.bits.is_empty() {
-                        tally.low.source = source;
-                        tally.low.start = start;
-                    }
-                    tally.low.mark(index)
-                } else {
-                    let Some(&start) = meter.window_start.get(usize::from(source)) else {
-                        return;
-                    };
-                    let track = match self.tracks.iter().position(|t| t.source == source) {
-                        Some(i) => &mut self.tracks[i], // i comes from position(): in range
-                        None => {
-                            self.tracks.push(Track {
-                                source,
-                                start,
-                                ..Track::default()
-                            });
-                            let last = self.tracks.len() - 1; // just pushed: not empty
-                            &mut self.tracks[last]
-                        }
-                    };
-                    track.mark(index)
-                };
-                if let Some(frame) = frame {
-                    let tally = self.video.get_or_insert_with(VideoTally::default);
-                    tally.seen(*p.seq_no, frame, index, new);
-                }
-                if new {
-                    let now_ns = now.saturating_duration_since(epoch).as_nanos() as u64;
-                    let us = now_ns.saturating_sub(sent_ns) / 1000;
-                    let us = us.min(u64::from(u32::MAX)) as u32;
-                    if self.link.is_some() {
-                        meter.latency_linked_us.push(us);
-                    } else {
-                        meter.latency_us.push(us);
-                    }
-                }
-            }
             _ => {}
+        }
+    }
+
+    fn rtp(&mut self, rtp: ReceivedRtp, epoch: Instant, meter: &mut Meter) {
+        let p = rtp.packet;
+        let now = Instant::now();
+        if self.join_time.is_none()
+            && let Some(at) = self.joined_at
+        {
+            self.join_time = Some(now.saturating_duration_since(at));
+        }
+        let Some((source, index, sent_ns)) = read_mark(&p.payload) else {
+            return;
+        };
+        if !meter.measuring {
+            return;
+        }
+        let frame = read_frame(&p.payload);
+        let new = if source & LOW_LAYER != 0 {
+            let Some(&start) = meter.low_window_start.get(usize::from(source & !LOW_LAYER)) else {
+                return;
+            };
+            let tally = self.video.get_or_insert_with(VideoTally::default);
+            if tally.low.bits.is_empty() {
+                tally.low.source = source;
+                tally.low.start = start;
+            }
+            tally.low.mark(index)
+        } else {
+            let Some(&start) = meter.window_start.get(usize::from(source)) else {
+                return;
+            };
+            let track = match self.tracks.iter().position(|t| t.source == source) {
+                Some(i) => &mut self.tracks[i], // i comes from position(): in range
+                None => {
+                    self.tracks.push(Track {
+                        source,
+                        start,
+                        ..Track::default()
+                    });
+                    let last = self.tracks.len() - 1; // just pushed: not empty
+                    &mut self.tracks[last]
+                }
+            };
+            track.mark(index)
+        };
+        if let Some(frame) = frame {
+            let tally = self.video.get_or_insert_with(VideoTally::default);
+            tally.seen(*p.seq_no, frame, index, new);
+        }
+        if new {
+            let now_ns = now.saturating_duration_since(epoch).as_nanos() as u64;
+            let us = now_ns.saturating_sub(sent_ns) / 1000;
+            let us = us.min(u64::from(u32::MAX)) as u32;
+            if self.link.is_some() {
+                meter.latency_linked_us.push(us);
+            } else {
+                meter.latency_us.push(us);
+            }
         }
     }
 
     /// An offer to publish one Opus and one VP8 track (simulcast: layers `h` and `l`, as a
     /// browser offers them), with their mids.
     pub fn publish_offer(&mut self, simulcast: bool) -> Result<(String, Mid, Mid), String> {
-        let mut api = self.rtc.sdp_api();
-        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let layers = simulcast.then(|| {
-            let mut s = Simulcast::new();
-            s.add_send_layer(SimulcastLayer::new("h"));
-            s.add_send_layer(SimulcastLayer::new("l"));
-            s
-        });
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, layers);
-        let (offer, pending) = api.apply().ok_or("nothing to offer")?;
-        self.pending = Some(pending);
-        Ok((offer.to_sdp_string(), audio, video))
+        let rids: &[&str] = if simulcast { &["h", "l"] } else { &[] };
+        let offer = self
+            .peer
+            .publish_offer(true, true, rids)
+            .map_err(|e| e.to_string())?;
+        let (Some(audio), Some(video)) = (offer.audio, offer.video) else {
+            return Err("an offer without audio or video".into());
+        };
+        Ok((offer.sdp, audio, video))
     }
 
     /// Applies the answer to our offer.
     pub fn accept_answer(&mut self, sdp: &str) -> Result<(), String> {
-        let pending = self.pending.take().ok_or("no pending offer")?;
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| e.to_string())?;
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| e.to_string())
+        self.peer.accept_answer(sdp).map_err(|e| e.to_string())
     }
 
     /// Answers a remote offer.
     pub fn answer_offer(&mut self, sdp: &str) -> Result<String, String> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| e.to_string())?;
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| e.to_string())?;
-        Ok(answer.to_sdp_string())
-    }
-
-    /// Adds a remote candidate given as an SDP candidate line.
-    pub fn add_remote_candidate(&mut self, line: &str) {
-        if let Ok(c) = Candidate::from_sdp_string(line) {
-            self.rtc.add_remote_candidate(c);
-        }
+        self.peer.answer_offer(sdp).map_err(|e| e.to_string())
     }
 }
 
@@ -780,7 +722,7 @@ impl Camera {
 
     /// Sends whatever is due at `now` on `peer`.
     pub fn run(&mut self, peer: &mut Peer, now: Instant, epoch: Instant, meter: &mut Meter) {
-        if !peer.connected {
+        if !peer.peer.connected {
             self.next_audio = now + AUDIO_INTERVAL;
             self.next_video = now + VIDEO_INTERVAL;
             return;
@@ -901,24 +843,8 @@ fn write(
     payload: &[u8],
     now: Instant,
 ) -> bool {
-    let Some(pt) = peer
-        .rtc
-        .codec_config()
-        .find(|p| p.spec().codec == codec)
-        .map(|p| p.pt())
-    else {
-        return false;
-    };
-    let mut api = peer.rtc.direct_api();
-    let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
-        return false;
-    };
-    tx.write_rtp(
-        RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec())
-            .marker(marker)
-            .nackable(codec == Codec::Vp8),
-    );
-    true
+    peer.peer
+        .write_rtp(codec, mid, rid, seq, ts, now, marker, payload.to_vec())
 }
 
 /// A VP8 payload descriptor (RFC 7741 §4.2: X and I set, 15-bit picture id) and, on a frame's

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::scenario::{MAX_LOSS, MAX_P99_MS, SuiteOptions};
+use crate::options::{MAX_LOSS, MAX_P99_MS, SuiteOptions};
 use crate::target::TargetKind;
 
 /// Metrics shown in the table, with their headers and formats (decimals).

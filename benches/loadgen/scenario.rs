@@ -7,13 +7,11 @@
 //! `capped` (1 simulcast publisher → N subscribers, every fourth behind an emulated capped,
 //! lossy downlink: does the server fit each subscriber's layer to its link; sfubox only).
 
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::options::{Scenario, SuiteOptions};
 use crate::peer::{Camera, Link, LinkStats};
 use crate::procstat;
 use crate::report;
@@ -21,10 +19,6 @@ use crate::signal::{Client, Galene, Janus};
 use crate::target::{Launch, Target, TargetKind};
 use crate::world::World;
 
-/// Loss above which a step fails the quality bar.
-pub const MAX_LOSS: f64 = 0.005;
-/// p99 added latency above which a step fails the quality bar.
-pub const MAX_P99_MS: f64 = 50.0;
 /// A window where the generator's core is busier than this is invalid.
 const MAX_GENERATOR_BUSY: f64 = 0.8;
 /// How long after the window packets sent in it may still arrive.
@@ -35,104 +29,6 @@ const INJECTED_LOSS: f64 = 0.05;
 const CAPPED_EVERY: usize = 4;
 /// Grace after a capped window: a capped link queues up to its delay, and repairs take RTTs.
 const CAPPED_GRACE: Duration = Duration::from_secs(1);
-
-/// A scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
-    /// 1 → N.
-    Fanout,
-    /// M × M.
-    Meeting,
-    /// N subscribers at once.
-    Storm,
-    /// 1 → N with 5 % loss on subscriber links.
-    Loss,
-    /// 1 simulcast publisher → N, a quarter of them behind a capped, lossy downlink.
-    Capped,
-}
-
-impl FromStr for Scenario {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Scenario, String> {
-        match s {
-            "fanout" => Ok(Scenario::Fanout),
-            "meeting" => Ok(Scenario::Meeting),
-            "storm" => Ok(Scenario::Storm),
-            "loss" => Ok(Scenario::Loss),
-            "capped" => Ok(Scenario::Capped),
-            _ => Err(format!("unknown scenario {s:?}")),
-        }
-    }
-}
-
-impl Scenario {
-    fn name(self) -> &'static str {
-        match self {
-            Scenario::Fanout => "fanout",
-            Scenario::Meeting => "meeting",
-            Scenario::Storm => "storm",
-            Scenario::Loss => "loss",
-            Scenario::Capped => "capped",
-        }
-    }
-}
-
-/// Everything the suite was asked for.
-pub struct SuiteOptions {
-    /// Results directory.
-    pub out: PathBuf,
-    /// Quick mode (smoke test).
-    pub quick: bool,
-    /// Targets, interleaved in this order.
-    pub targets: Vec<TargetKind>,
-    /// Scenarios, in this order.
-    pub scenarios: Vec<Scenario>,
-    /// Fan-out sizes.
-    pub fanout: Vec<usize>,
-    /// Meeting sizes.
-    pub meeting: Vec<usize>,
-    /// Join storm size.
-    pub storm: usize,
-    /// Subscribers in the loss scenario.
-    pub loss_subscribers: usize,
-    /// Subscribers in the capped scenario (a quarter of them capped).
-    pub capped_subscribers: usize,
-    /// The capped subscribers' emulated downlink.
-    pub cap: Cap,
-    /// Warm-up seconds of the capped scenario (the estimators need time to settle).
-    pub capped_warmup: f64,
-    /// Repetitions per step.
-    pub reps: usize,
-    /// Warm-up seconds.
-    pub warmup: f64,
-    /// Window seconds.
-    pub window: f64,
-    /// sfubox binary.
-    pub sfubox: PathBuf,
-    /// Janus config directory.
-    pub janus_config: Option<PathBuf>,
-    /// Janus's ICE address.
-    pub janus_ip: IpAddr,
-    /// Core of the target.
-    pub target_cpu: usize,
-    /// Core of the generator.
-    pub generator_cpu: usize,
-    /// Callgrind mode (instructions per packet; timing meaningless).
-    pub callgrind: bool,
-    /// Add to the rows already in `out/results.json` instead of starting afresh.
-    pub append: bool,
-}
-
-/// A capped subscriber's emulated downlink.
-#[derive(Debug, Clone, Copy)]
-pub struct Cap {
-    /// Link rate, bits per second.
-    pub rate_bps: u64,
-    /// The longest a datagram may queue (tail drop beyond it).
-    pub queue: Duration,
-    /// Random loss before the queue.
-    pub loss: f64,
-}
 
 /// Runs every scenario, step, repetition and target; writes results as it goes.
 pub fn run_suite(o: &SuiteOptions) -> Result<(), String> {
@@ -268,7 +164,7 @@ fn run_step(
         pubs.iter().all(|&c| {
             w.clients[c]
                 .published()
-                .is_some_and(|p| w.peers[p.peer].connected)
+                .is_some_and(|p| w.peers[p.peer].connected())
         })
     })?;
     if !all_published {
@@ -362,7 +258,7 @@ fn run_step(
 
     // The window.
     let nacks_before: u64 = recv_peers.iter().map(|&p| world.peers[p].nacks).sum();
-    let packets_before: u64 = recv_peers.iter().map(|&p| world.peers[p].packets).sum();
+    let packets_before: u64 = recv_peers.iter().map(|&p| world.peers[p].packets()).sum();
     for cam in &world.cameras {
         if let Some(s) = world.meter.window_start.get_mut(usize::from(cam.ids.0)) {
             *s = cam.next_index.0;
@@ -457,7 +353,7 @@ fn run_step(
         - nacks_before;
     let datagrams = recv_peers
         .iter()
-        .map(|&p| world.peers[p].packets)
+        .map(|&p| world.peers[p].packets())
         .sum::<u64>()
         - packets_before;
     let mut lat = std::mem::take(&mut world.meter.latency_us);

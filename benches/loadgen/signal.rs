@@ -8,15 +8,15 @@
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::http::HeaderValue;
 use async_tungstenite::tungstenite::{self, Message, WebSocket};
 use serde_json::{Value, json};
-use str0m::config::CryptoProvider;
 use str0m::media::Mid;
+
+use sfubox::testing::PeerConfig;
 
 use crate::peer::Peer;
 
@@ -24,15 +24,15 @@ use crate::peer::Peer;
 pub struct Env<'a> {
     /// Every peer of the generator.
     pub peers: &'a mut Vec<Peer>,
-    /// The crypto provider for new peers.
-    pub crypto: &'a Arc<CryptoProvider>,
+    /// How new peers are built.
+    pub peer_config: &'a PeerConfig,
     /// The address peers bind to.
     pub ip: IpAddr,
 }
 
 impl Env<'_> {
     fn new_peer(&mut self) -> Result<usize, String> {
-        let peer = Peer::new(self.crypto, self.ip).map_err(|e| format!("peer socket: {e}"))?;
+        let peer = Peer::new(self.peer_config, self.ip).map_err(|e| format!("peer socket: {e}"))?;
         self.peers.push(peer);
         Ok(self.peers.len() - 1)
     }
@@ -220,7 +220,7 @@ impl Galene {
                     }
                 };
                 let answer = env.peers[peer].answer_offer(sdp)?;
-                let candidate = env.peers[peer].candidate_line();
+                let candidate = env.peers[peer].peer.candidate_line();
                 self.ws.send(&json!({"type": "ice", "id": id, "candidate":
                     {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}}))?;
                 self.ws
@@ -233,7 +233,7 @@ impl Galene {
                     self.down.get(id).copied()
                 };
                 if let (Some(p), Some(line)) = (peer, m["candidate"]["candidate"].as_str()) {
-                    env.peers[p].add_remote_candidate(line);
+                    env.peers[p].peer.add_remote_candidate(line);
                 }
             }
             "usermessage" if m["kind"] == "error" => {
@@ -257,7 +257,7 @@ impl Client for Galene {
         let peer = env.new_peer()?;
         let (sdp, audio, video) = env.peers[peer].publish_offer(simulcast)?;
         self.publishing = Some((peer, audio, video));
-        let candidate = env.peers[peer].candidate_line();
+        let candidate = env.peers[peer].peer.candidate_line();
         let id = self.up_id();
         self.ws
             .send(&json!({"type": "offer", "id": id, "label": "camera",

@@ -3,11 +3,10 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use polling::{Events, PollMode, Poller};
-use str0m::config::CryptoProvider;
+use sfubox::testing::PeerConfig;
 
 use crate::peer::{Camera, Link, Meter, Peer};
 use crate::signal::{Client, Env};
@@ -23,7 +22,7 @@ pub struct World {
     registered: usize,
     /// The clock every payload time stamp counts from.
     pub epoch: Instant,
-    crypto: Arc<CryptoProvider>,
+    peer_config: PeerConfig,
     ip: IpAddr,
     /// Every peer (publishers and receivers).
     pub peers: Vec<Peer>,
@@ -48,7 +47,11 @@ impl World {
             events: Events::with_capacity(NonZeroUsize::MIN.saturating_add(1023)),
             registered: 0,
             epoch: now,
-            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            // Statistics once a second: the NACK counts come from them.
+            peer_config: PeerConfig {
+                stats_interval: Some(Duration::from_secs(1)),
+                ..PeerConfig::new()
+            },
             ip,
             peers: Vec::new(),
             clients: Vec::new(),
@@ -68,7 +71,7 @@ impl World {
     ) -> Result<T, String> {
         let mut env = Env {
             peers: &mut self.peers,
-            crypto: &self.crypto,
+            peer_config: &self.peer_config,
             ip: self.ip,
         };
         let client = self.clients.get_mut(c).ok_or("no such client")?;

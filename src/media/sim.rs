@@ -1,27 +1,23 @@
 //! An in-memory network for driving a [`Sfu`] with real str0m client peers on a fake clock.
 //!
-//! Used by the engine's tests and by `benches/forward.rs`. Each [`Client`] is a full-ICE str0m
-//! `Rtc` in RTP mode with its own address; its link to the server has a latency and a loss rate
-//! (seeded, so runs repeat). [`Sim::run_until`] jumps time to the next event (a datagram's
+//! Used by the engine's tests and by `benches/forward.rs`. Each [`Client`] is the shared test
+//! peer ([`crate::testing::TestPeer`]: a full-ICE str0m `Rtc` in RTP mode) with its own
+//! address; its link to the server has a latency and a loss rate (seeded, so runs repeat). [`Sim::run_until`] jumps time to the next event (a datagram's
 //! arrival, a deadline, a media source's next packet) and handles it, so seconds of media run in
 //! milliseconds. Nothing here reads the clock: the caller supplies the start instant.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::Event;
 use str0m::bwe::BweKind;
-use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::media::{MediaKind, Mid, Rid};
 
 use super::{LinkKey, MediaCodec, MediaError, MediaEvent, Selection, Sfu, SfuConfig, StreamKey};
+use crate::testing::{PeerConfig, PeerError, PeerOutput, ReceivedRtp, TestPeer, write_vp8_start};
 
 /// Byte 2 of every simulated video payload names the layer it was sent on.
 pub const LAYER_TAG_OFFSET: usize = 2;
@@ -78,23 +74,18 @@ pub struct SeenRtp {
     pub at: Instant,
 }
 
-/// A simulated browser: one str0m `Rtc` (one PeerConnection).
+/// A simulated browser: one test peer (one PeerConnection) behind a simulated link.
 pub struct Client {
-    /// Its engine.
-    pub rtc: Rtc,
-    /// Its address.
-    pub addr: SocketAddr,
+    /// Its str0m peer: the `Rtc`, its address, whether DTLS is up.
+    pub peer: TestPeer,
     /// Its path to the server.
     pub link: LinkConfig,
-    /// DTLS is up.
-    pub connected: bool,
     /// RTP packets received, in arrival order.
     pub received: Vec<SeenRtp>,
     /// Keyframe requests received (PLI/FIR from the server).
     pub keyframe_requests: usize,
     /// The last rate limit (REMB) the server sent this client, bits per second.
     pub remb: Option<u64>,
-    deadline: Instant,
     /// When the downlink queue is empty again.
     down_free_at: Instant,
 }
@@ -206,18 +197,16 @@ pub struct Sim {
     in_flight: BinaryHeap<InFlight>,
     order: u64,
     rng: Rng,
-    crypto: Arc<CryptoProvider>,
-    cert: DtlsCert,
+    /// The clients' crypto and their one shared DTLS certificate.
+    peer_config: PeerConfig,
 }
 
 impl Sim {
     /// A server at `sfu_addr` starting at `start`; `seed` drives the loss decisions.
     pub fn new(start: Instant, sfu_addr: SocketAddr, seed: u64) -> Result<Sim, MediaError> {
         let sfu = Sfu::new(SfuConfig::new(vec![sfu_addr]))?;
-        let crypto = Arc::new(str0m::crypto::from_feature_flags());
-        let cert = crypto
-            .dtls_provider
-            .generate_certificate()
+        let peer_config = PeerConfig::new()
+            .with_shared_cert()
             .ok_or(MediaError::Crypto)?;
         Ok(Sim {
             sfu,
@@ -234,8 +223,7 @@ impl Sim {
             in_flight: BinaryHeap::new(),
             order: 0,
             rng: Rng(seed | 1),
-            crypto,
-            cert,
+            peer_config,
         })
     }
 
@@ -248,23 +236,15 @@ impl Sim {
 
     /// Adds a client at `addr` behind `link`. Returns its index.
     pub fn add_client(&mut self, addr: SocketAddr, link: LinkConfig) -> usize {
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .set_crypto_provider(self.crypto.clone())
-            .set_dtls_cert(self.cert.clone())
-            .build(self.now);
-        if let Ok(c) = Candidate::host(addr, "udp") {
-            rtc.add_local_candidate(c);
-        }
+        let mut peer = TestPeer::without_candidate(addr, self.now, &self.peer_config);
+        // An address str0m refuses as a candidate makes a client that never connects.
+        let _ = peer.add_host_candidate();
         self.clients.push(Client {
-            rtc,
-            addr,
+            peer,
             link,
-            connected: false,
             received: Vec::new(),
             keyframe_requests: 0,
             remb: None,
-            deadline: self.now,
             down_free_at: self.now,
         });
         let index = self.clients.len() - 1;
@@ -284,34 +264,21 @@ impl Sim {
         video: bool,
         rids: &[&str],
     ) -> Result<Published, MediaError> {
-        let c = &mut self.clients[client];
-        let mut api = c.rtc.sdp_api();
-        let audio =
-            audio.then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
-        let simulcast = (!rids.is_empty()).then(|| {
-            let mut s = Simulcast::new();
-            for rid in rids {
-                s.add_send_layer(SimulcastLayer::new(rid));
-            }
-            s
-        });
-        let video = video
-            .then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
-        let Some((offer, pending)) = api.apply() else {
-            return Err(MediaError::NothingSelected);
-        };
-        let answer = self.engine(|sfu, now| {
-            sfu.accept_offer(now, key, &offer.to_sdp_string(), MediaCodec::DEFAULT)
-        })?;
+        let offer = self.clients[client]
+            .peer
+            .publish_offer(audio, video, rids)
+            .map_err(media_error)?;
         let answer =
-            SdpAnswer::from_sdp_string(&answer).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+            self.engine(|sfu, now| sfu.accept_offer(now, key, &offer.sdp, MediaCodec::DEFAULT))?;
         self.clients[client]
-            .rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| MediaError::Negotiation(e.to_string()))?;
+            .peer
+            .accept_answer(&answer)
+            .map_err(media_error)?;
         self.drain_client(client);
-        Ok(Published { audio, video })
+        Ok(Published {
+            audio: offer.audio,
+            video: offer.video,
+        })
     }
 
     /// Client `client` receives `source` as down stream `key` with `selection`.
@@ -337,15 +304,11 @@ impl Sim {
     ) -> Result<(), MediaError> {
         let mut offer = Some(offer);
         while let Some(sdp) = offer.take() {
-            let parsed =
-                SdpOffer::from_sdp_string(&sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
             let answer = self.clients[client]
-                .rtc
-                .sdp_api()
-                .accept_offer(parsed)
-                .map_err(|e| MediaError::Negotiation(e.to_string()))?;
+                .peer
+                .answer_offer(&sdp)
+                .map_err(media_error)?;
             self.drain_client(client);
-            let answer = answer.to_sdp_string();
             offer = self.engine(|sfu, now| sfu.accept_answer(now, key, &answer))?;
         }
         Ok(())
@@ -438,7 +401,7 @@ impl Sim {
             fold(t);
         }
         for c in &self.clients {
-            fold(c.deadline);
+            fold(c.peer.deadline);
         }
         for s in &self.sources {
             fold(s.next_at);
@@ -458,12 +421,12 @@ impl Sim {
             self.engine(|sfu, now| sfu.handle_timeout(now));
         }
         for i in 0..self.clients.len() {
-            if self.clients[i].deadline <= now {
-                let _ = self.clients[i].rtc.handle_input(Input::Timeout(now));
+            if self.clients[i].peer.deadline <= now {
+                self.clients[i].peer.handle_timeout(now);
                 self.drain_client(i);
-                let c = &mut self.clients[i];
-                if c.deadline <= now {
-                    c.deadline = now + Duration::from_millis(1);
+                let peer = &mut self.clients[i].peer;
+                if peer.deadline <= now {
+                    peer.deadline = now + Duration::from_millis(1);
                 }
             }
         }
@@ -483,10 +446,7 @@ impl Sim {
         let Some(&i) = self.by_addr.get(&p.to) else {
             return;
         };
-        if let Ok(receive) = Receive::new(Protocol::Udp, p.from, p.to, &p.data) {
-            let _ = self.clients[i]
-                .rtc
-                .handle_input(Input::Receive(self.now, receive));
+        if self.clients[i].peer.receive(self.now, p.from, &p.data) {
             self.drain_client(i);
         }
     }
@@ -534,26 +494,45 @@ impl Sim {
     }
 
     fn drain_client(&mut self, i: usize) {
-        loop {
-            let out = match self.clients[i].rtc.poll_output() {
-                Ok(out) => out,
-                Err(_) => return,
-            };
+        while let Some(out) = self.clients[i].peer.poll() {
             match out {
-                Output::Timeout(at) => {
-                    self.clients[i].deadline = at;
-                    return;
-                }
-                Output::Transmit(t) => self.send(t.source, t.destination, t.contents.into()),
-                Output::Event(e) => self.client_event(i, e),
+                PeerOutput::Transmit(t) => self.send(t.source, t.destination, t.contents.into()),
+                PeerOutput::Rtp(rtp) => self.client_rtp(i, rtp),
+                PeerOutput::Event(e) => self.client_event(i, e),
             }
         }
+    }
+
+    fn client_rtp(&mut self, i: usize, rtp: ReceivedRtp) {
+        let ReceivedRtp {
+            mid,
+            kind,
+            packet: p,
+        } = rtp;
+        let Some(mid) = mid else {
+            return;
+        };
+        self.clients[i].received.push(SeenRtp {
+            mid,
+            kind: kind.unwrap_or(MediaKind::Audio),
+            seq: *p.seq_no,
+            ts: p.header.timestamp,
+            pt: *p.header.payload_type,
+            layer_tag: p.payload.get(LAYER_TAG_OFFSET).copied().unwrap_or(0),
+            head: {
+                let mut head = [0; HEAD_LEN];
+                let n = p.payload.len().min(HEAD_LEN);
+                head[..n].copy_from_slice(&p.payload[..n]);
+                head
+            },
+            marker: p.header.marker,
+            at: p.timestamp,
+        });
     }
 
     fn client_event(&mut self, i: usize, event: Event) {
         let c = &mut self.clients[i];
         match event {
-            Event::Connected => c.connected = true,
             Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
                 c.remb = Some(estimate.as_u64());
             }
@@ -564,37 +543,6 @@ impl Sim {
                         s.keyframe_due = true;
                     }
                 }
-            }
-            Event::RtpPacket(p) => {
-                let Some(mid) = c
-                    .rtc
-                    .direct_api()
-                    .stream_rx(&p.header.ssrc)
-                    .map(|s| s.mid())
-                else {
-                    return;
-                };
-                let kind = c
-                    .rtc
-                    .media(mid)
-                    .map(|m| m.kind())
-                    .unwrap_or(MediaKind::Audio);
-                c.received.push(SeenRtp {
-                    mid,
-                    kind,
-                    seq: *p.seq_no,
-                    ts: p.header.timestamp,
-                    pt: *p.header.payload_type,
-                    layer_tag: p.payload.get(LAYER_TAG_OFFSET).copied().unwrap_or(0),
-                    head: {
-                        let mut head = [0; HEAD_LEN];
-                        let n = p.payload.len().min(HEAD_LEN);
-                        head[..n].copy_from_slice(&p.payload[..n]);
-                        head
-                    },
-                    marker: p.header.marker,
-                    at: p.timestamp,
-                });
             }
             _ => {}
         }
@@ -609,18 +557,13 @@ impl Sim {
         };
         s.next_at = now + interval;
         let client = s.client;
-        if !self.clients[client].connected {
+        if !self.clients[client].peer.connected {
+            return;
+        }
+        if self.clients[client].peer.payload_type(codec).is_none() {
             return;
         }
         let s = &mut self.sources[i];
-        let Some(pt) = self.clients[client]
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-        else {
-            return;
-        };
         let keyframe = std::mem::take(&mut s.keyframe_due);
         // Temporal layers: TIDs 0, 2, 1, 2; layer sync on the first TL1 and TL2 frames of
         // each cycle (they refer to TL0 only).
@@ -662,8 +605,7 @@ impl Sim {
                 payload[TEMPORAL_TAG_OFFSET] = tag;
             } else if s.kind == MediaKind::Video {
                 // VP8 descriptor: S bit on the first packet; P bit clear on keyframes.
-                payload[0] = if n == 0 { 0x10 } else { 0x00 };
-                payload[1] = if keyframe { 0x00 } else { 0x01 };
+                write_vp8_start(&mut payload, n == 0, keyframe);
                 payload[LAYER_TAG_OFFSET] = tag;
             } else {
                 payload[LAYER_TAG_OFFSET] = tag;
@@ -671,17 +613,21 @@ impl Sim {
             let seq = s.seq;
             s.seq += 1;
             s.sent += 1;
-            let nackable = s.kind == MediaKind::Video;
-            let mut api = self.clients[client].rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
+            let peer = &mut self.clients[client].peer;
+            if !peer.write_rtp(codec, mid, rid, seq, ts, now, n + 1 == count, payload) {
                 return;
-            };
-            tx.write_rtp(
-                RtpWrite::new(pt, seq.into(), ts, now, payload)
-                    .marker(n + 1 == count)
-                    .nackable(nackable),
-            );
+            }
             self.drain_client(client);
         }
+    }
+}
+
+/// The engine's error for a test peer's failure.
+fn media_error(e: PeerError) -> MediaError {
+    match e {
+        PeerError::NothingToOffer => MediaError::NothingSelected,
+        PeerError::BadSdp(e) => MediaError::BadSdp(e),
+        PeerError::Negotiation(e) => MediaError::Negotiation(e),
+        e => MediaError::Negotiation(e.to_string()),
     }
 }

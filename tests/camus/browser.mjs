@@ -12,43 +12,18 @@
 // Version 0.2.3 runs on /chat/<room> with an open room; 0.3.1 on /room/<room> with a password
 // room, so the page's password form and the pass cookie are exercised in a real browser.
 
-import {spawn} from 'node:child_process';
 import fs from 'node:fs';
-import {createRequire} from 'node:module';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import {fileURLToPath} from 'node:url';
-
-// playwright-core is installed for the web client's tests, in tests/web.
-const here = path.dirname(fileURLToPath(import.meta.url));
-const {chromium} = createRequire(path.join(here, '../web/package.json'))('playwright-core');
-
-// Debian's Chromium with the browser tests' flags (tests/web): fake camera and microphone,
-// no prompts, loopback ICE allowed.
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const chromiumArgs = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    '--allow-loopback-in-peer-connection', '--disable-features=LocalNetworkAccessChecks',
-];
+import {captureConsole, chromiumArgs, launch, sleep, startServer, waitFor as poll}
+    from '../browser/harness.mjs';
 
 /** Chromium with a fresh profile; every page of the context is a separate client. */
-async function launchBrowser() {
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sfubox-camus-chromium-'));
-    const context = await chromium.launchPersistentContext(profile, {
-        executablePath: chromiumPath,
-        headless: true,
-        args: chromiumArgs,
+function launchBrowser() {
+    return launch({
+        args: chromiumArgs(),
         viewport: {width: 1280, height: 800},
         permissions: ['camera', 'microphone'],
     });
-    const close = async () => {
-        await context.close();
-        fs.rmSync(profile, {recursive: true, force: true});
-    };
-    return {context, close};
 }
 
 const [binary, clientDir, version] = process.argv.slice(2);
@@ -65,54 +40,24 @@ const TIMEOUT = 30000;
 const NEGOTIATION_TIMEOUT = 15000;
 const ATTEMPTS = 4;
 
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => {
-            const {port} = s.address();
-            s.close(() => resolve(port));
-        });
+function startCamusServer() {
+    return startServer({
+        binary,
+        readyPath: '/public',
+        env: {RUST_LOG: 'info,sfubox::camus=debug'},
+        // No groups directory: the built-in setup, where unlisted rooms are created on first
+        // use.
+        setup: dir => {
+            fs.mkdirSync(path.join(dir, 'data'));
+            fs.writeFileSync(path.join(dir, 'data', 'camus-rooms.json'), JSON.stringify({
+                rooms: [{name: 'Locked Room', password: PASSWORD, 'guest-limit': 2}],
+            }));
+        },
+        args: (port, dir) => [
+            '-insecure', '-http', `127.0.0.1:${port}`, '-groups', path.join(dir, 'groups'),
+            '-data', path.join(dir, 'data'), '-camus-client', clientDir,
+        ],
     });
-}
-
-async function startServer() {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sfubox-camus-'));
-    fs.mkdirSync(path.join(dir, 'data'));
-    // No groups directory: the built-in setup, where unlisted rooms are created on first use.
-    fs.writeFileSync(path.join(dir, 'data', 'camus-rooms.json'), JSON.stringify({
-        rooms: [{name: 'Locked Room', password: PASSWORD, 'guest-limit': 2}],
-    }));
-    const port = await freePort();
-    const log = fs.openSync(path.join(dir, 'server.log'), 'a');
-    const child = spawn(binary, [
-        '-insecure', '-http', `127.0.0.1:${port}`, '-groups', path.join(dir, 'groups'),
-        '-data', path.join(dir, 'data'), '-camus-client', clientDir,
-    ], {stdio: ['ignore', log, log], env: {...process.env, RUST_LOG: 'info,sfubox::camus=debug'}});
-    const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 20000;
-    for (;;) {
-        if (child.exitCode !== null)
-            throw new Error('sfubox exited: ' + fs.readFileSync(path.join(dir, 'server.log'), 'utf8'));
-        try {
-            if ((await fetch(url + '/public')).ok)
-                break;
-        } catch (e) {
-            // not listening yet
-        }
-        if (Date.now() > deadline)
-            throw new Error('sfubox did not start');
-        await new Promise(r => setTimeout(r, 100));
-    }
-    const stop = async () => {
-        if (child.exitCode === null) {
-            const exited = new Promise(r => child.once('exit', r));
-            child.kill('SIGTERM');
-            await exited;
-        }
-        fs.closeSync(log);
-    };
-    return {url, dir, stop, log: () => fs.readFileSync(path.join(dir, 'server.log'), 'utf8')};
 }
 
 // Records every RTCPeerConnection the page creates, so the test can read their stats.
@@ -132,8 +77,7 @@ async function openClient(context, server, nickname) {
     const page = await context.newPage();
     page.log = [];
     page.frames = [];
-    page.on('console', m => page.log.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', e => page.log.push('pageerror: ' + e.message));
+    captureConsole(page, line => page.log.push(line));
     page.on('websocket', ws => {
         ws.on('framereceived', f => {
             try {
@@ -209,20 +153,12 @@ async function describePeerConnections(page) {
     })));
 }
 
-async function waitFor(what, check, timeout = TIMEOUT) {
-    const deadline = Date.now() + timeout;
-    let last;
-    while (Date.now() < deadline) {
-        last = await check();
-        if (last)
-            return last;
-        await new Promise(r => setTimeout(r, 250));
-    }
-    throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+function waitFor(what, check, timeout = TIMEOUT) {
+    return poll(what, check, timeout);
 }
 
 async function main() {
-    const server = await startServer();
+    const server = await startCamusServer();
     const {context, close} = await launchBrowser();
     let a;
     let b;
@@ -252,7 +188,7 @@ async function main() {
                 if (b && !b.isClosed())
                     await b.close({runBeforeUnload: true});
                 b = undefined;
-                await new Promise(r => setTimeout(r, 1000));
+                await sleep(1000);
             }
         }
         console.log(`${version}: video decoded on both pages`);
@@ -300,7 +236,7 @@ async function main() {
     } finally {
         await close();
         await server.stop();
-        fs.rmSync(server.dir, {recursive: true, force: true});
+        server.cleanup();
     }
 }
 

@@ -4,31 +4,21 @@
 # Fetches camus-chat 0.2.3 and 0.3.1 from PyPI (wheels only, no dependencies, into a scratch
 # directory: nothing of Camus is committed), unpacks each wheel's static/ directory, builds
 # sfubox, and runs tests/camus/browser.mjs once per bundle with Debian's Chromium through
-# playwright-core (set up in tests/web; no browser is downloaded).
+# playwright-core (the shared browser harness, tests/browser; no browser is downloaded).
 #
 # Environment: SFUBOX_BIN (skip the build), CHROMIUM (default /usr/bin/chromium),
 # CAMUS_VERSIONS (default "0.2.3 0.3.1").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+BROWSER_SUITE=camus
+. tests/browser/lib.sh
 
 versions=${CAMUS_VERSIONS:-"0.2.3 0.3.1"}
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/sfubox-camus-bundles.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+browser_on_exit 'rm -rf "$scratch"'
 
-if ! command -v chromium >/dev/null && [ -z "${CHROMIUM:-}" ]; then
-  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
-fi
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
-fi
-if [ ! -d tests/web/node_modules/playwright-core ]; then
-  npm ci --prefix tests/web --no-audit --no-fund
-fi
-
-if [ -z "${SFUBOX_BIN:-}" ]; then
-  cargo build --quiet --bin sfubox
-  SFUBOX_BIN="${CARGO_TARGET_DIR:-target}/debug/sfubox"
-fi
+browser_setup
+browser_build_server "$@"
 
 status=0
 for version in $versions; do

@@ -1,20 +1,9 @@
 // Headless Chromium opens tests/gst/page/call.html (served by sfubox with -static) and calls a
 // GStreamer peer through sfubox; passes when the page decoded video frames and audio.
 // Usage: node tests/gst/browser-call.mjs https://HOST:PORT PEER_ID
-// Debian's Chromium with fake devices; playwright-core comes from tests/web's node modules.
+// Debian's Chromium with fake devices, through the shared browser harness (tests/browser).
 
-import {chromium} from '../web/node_modules/playwright-core/index.mjs';
-
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const chromiumArgs = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    '--allow-loopback-in-peer-connection',
-    // Chromium honours only the last --disable-features, so both features go in one flag:
-    // real host addresses in candidates (the GStreamer peer cannot resolve mDNS names).
-    '--disable-features=LocalNetworkAccessChecks,WebRtcHideLocalIpsWithMdns',
-];
+import {captureConsole, chromiumArgs, launch} from '../browser/harness.mjs';
 
 const [base, peer] = process.argv.slice(2);
 if (!base || !peer) {
@@ -22,21 +11,20 @@ if (!base || !peer) {
     process.exit(2);
 }
 
-const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    // sfubox's self-signed certificate.
-    args: [...chromiumArgs, '--ignore-certificate-errors', '--autoplay-policy=no-user-gesture-required'],
+const {context, close} = await launch({
+    // Real host addresses in candidates: the GStreamer peer cannot resolve mDNS names.
+    // sfubox's certificate is self-signed.
+    args: chromiumArgs({
+        disableFeatures: ['WebRtcHideLocalIpsWithMdns'],
+        extra: ['--ignore-certificate-errors', '--autoplay-policy=no-user-gesture-required'],
+    }),
+    ignoreHTTPSErrors: true,
+    permissions: ['camera', 'microphone'],
 });
 let passed = false;
 try {
-    const context = await browser.newContext({
-        ignoreHTTPSErrors: true,
-        permissions: ['camera', 'microphone'],
-    });
     const page = await context.newPage();
-    page.on('console', m => console.log(`[browser] ${m.type()}: ${m.text()}`));
-    page.on('pageerror', e => console.log(`[browser] pageerror: ${e.message}`));
+    captureConsole(page, line => console.log(line), 'browser');
     await page.goto(`${base}/call.html?peer=${encodeURIComponent(peer)}&me=browser`);
     const state = await page.waitForFunction(
         () => ['passed', 'failed'].includes(window.callStatus?.state) && window.callStatus,
@@ -49,6 +37,6 @@ try {
     console.log('[browser] page log:\n' + await page.textContent('#log').catch(() => ''));
     passed = state.state === 'passed';
 } finally {
-    await browser.close();
+    await close();
 }
 process.exit(passed ? 0 : 1);

@@ -13,11 +13,13 @@
 # side (10.77.0.1/24) holds sfubox and one peer, a network namespace (10.77.0.2/24) the
 # others. Everything stays on this machine; the namespace and the veth pair are removed on
 # exit. Needs root (ip netns). Installs the Debian packages it needs when they are missing;
-# Chromium and playwright-core are the browser tests' (tests/web).
+# Chromium, node and playwright-core through the shared browser harness (tests/browser).
 #
 # Usage: tests/gst/run.sh [--no-build]   (uses $CARGO_TARGET_DIR, default target/)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+BROWSER_SUITE=gst
+. tests/browser/lib.sh
 
 NS=sfubox-gst-$$
 HOST_IF=sfgst0-$$
@@ -30,50 +32,20 @@ NS_ADDR=10.77.0.2
 PORT=8443
 PYTHON=/usr/bin/python3 # Debian's python, where the GStreamer bindings live
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sfubox-gst.XXXXXX")
-SERVER_PID=
 
-log() { echo "== gst: $*"; }
+log() { browser_log "$@"; }
 
-cleanup() {
-  set +e
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null
-  ip netns del "$NS" 2>/dev/null
-  ip link del "$HOST_IF" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+browser_on_exit 'rm -rf "$WORK"'
+browser_on_exit 'ip link del "$HOST_IF" 2>/dev/null'
+browser_on_exit 'ip netns del "$NS" 2>/dev/null'
+browser_on_exit 'ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null'
 
-install_packages() {
-  local packages=(gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-    gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0
-    gir1.2-gstreamer-1.0 python3-gi python3-gst-1.0 python3-websockets iproute2 chromium)
-  local missing=()
-  for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-      missing+=("$package")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" >/dev/null
-  fi
-}
-
-install_packages
-if [ ! -d tests/web/node_modules/playwright-core ]; then
-  log "installing tests/web's node modules"
-  npm ci --prefix tests/web --silent
-fi
-if [ "${1:-}" != "--no-build" ]; then
-  log "building sfubox"
-  cargo build --quiet --bin sfubox
-fi
-SFUBOX="${CARGO_TARGET_DIR:-target}/debug/sfubox"
+browser_apt gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+  gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 \
+  gir1.2-gstreamer-1.0 python3-gi python3-gst-1.0 python3-websockets iproute2
+browser_setup
+browser_build_server "$@"
+SFUBOX=$SFUBOX_BIN
 
 log "network namespace $NS, veth $HOST_IF ($HOST_ADDR) <-> $NS_IF ($NS_ADDR)"
 ip netns add "$NS"
@@ -87,9 +59,8 @@ ip netns exec "$NS" ip link set lo up
 
 mkdir -p "$WORK/data" "$WORK/groups"
 log "sfubox on https://$HOST_ADDR:$PORT (self-signed certificate)"
-RUST_LOG=${RUST_LOG:-info} "$SFUBOX" -http "$HOST_ADDR:$PORT" -data "$WORK/data" \
-  -groups "$WORK/groups" -static "$PWD/tests/gst/page" >"$WORK/sfubox.log" 2>&1 &
-SERVER_PID=$!
+browser_start_server "$WORK/sfubox.log" env RUST_LOG="${RUST_LOG:-info}" "$SFUBOX" \
+  -http "$HOST_ADDR:$PORT" -data "$WORK/data" -groups "$WORK/groups" -static "$PWD/tests/gst/page"
 URL="wss://$HOST_ADDR:$PORT"
 for _ in $(seq 100); do
   if "$PYTHON" - "$HOST_ADDR" "$PORT" <<'EOF' 2>/dev/null; then break; fi
@@ -161,8 +132,7 @@ node tests/gst/browser-call.mjs "https://$HOST_ADDR:$PORT" gstpeer >"$WORK/brows
 expect_pass "browser call" "$p1:gstpeer" "$p2:browser"
 
 if [ $FAILED != 0 ]; then
-  echo "-- sfubox log (last 60 lines):"
-  tail -n 60 "$WORK/sfubox.log"
+  browser_tail "sfubox log" "$WORK/sfubox.log" 60
   exit 1
 fi
 echo "4 passed, 0 failed"

@@ -3,30 +3,16 @@
 // packets from the other (RTCPeerConnection.getStats()).
 //
 // Usage: node browser.mjs http://127.0.0.1:PORT
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import {chromium} from 'playwright-core';
+import {captureConsole, launch, sleep} from '../browser/harness.mjs';
 
 const base = process.argv[2];
-const args = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    '--allow-loopback-in-peer-connection', '--disable-features=LocalNetworkAccessChecks',
-];
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sfubox-media-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args,
-});
+const {context, close} = await launch();
 let failed = false;
 try {
     const pages = [];
     for (const user of ['alice', 'bob']) {
         const page = await context.newPage();
-        page.on('console', m => console.log(`[${user}] ${m.text()}`));
+        captureConsole(page, line => console.log(line), user);
         await page.goto(`${base}/media-test.html?user=${user}`);
         pages.push({user, page});
     }
@@ -44,13 +30,12 @@ try {
             failed = true;
             break;
         }
-        await new Promise(r => setTimeout(r, 500));
+        await sleep(500);
     }
     for (const {user, stats} of last)
         console.log(`${user}: ${JSON.stringify(stats)}`);
     console.log(failed ? 'media browser test: FAILED' : 'media browser test: both pages see and hear each other');
 } finally {
-    await context.close();
-    fs.rmSync(profile, {recursive: true, force: true});
+    await close();
 }
 process.exit(failed ? 1 : 0);

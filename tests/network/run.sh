@@ -61,9 +61,11 @@
 #   RUST_LOG          server log filter (default info)
 #   CHROMIUM          browser binary (default /usr/bin/chromium)
 # Installs chromium, nftables, iproute2 (apt) and playwright-core (npm, no browser download)
-# when missing. Exits non-zero when any assertion fails, printing the tail of the server log.
+# when missing (the shared browser harness, tests/browser/lib.sh). Exits non-zero when any assertion fails, printing the tail of the server log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+BROWSER_SUITE=network
+. tests/browser/lib.sh
 HERE=tests/network
 P=${NETTEST_NS_PREFIX:-sfubox-nt-}
 export NETTEST_NS_PREFIX=$P
@@ -93,7 +95,6 @@ else
   WORK_ROOT=${TMPDIR:-/tmp}
 fi
 WORK=$(mktemp -d "$WORK_ROOT/sfubox-network.XXXXXX")
-SERVER_PID=
 NODE_PID=
 
 kill_ns_pids() { # processes left inside our namespaces (an aborted run's Chromium or server)
@@ -116,47 +117,32 @@ delete_namespaces() {
   done
 }
 
-cleanup() {
-  set +e
-  if [ -n "$NODE_PID" ]; then
-    kill "$NODE_PID" 2>/dev/null
-    wait "$NODE_PID" 2>/dev/null
-  fi
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
-  delete_namespaces
+remove_work() {
   if [ "${NETTEST_KEEP:-}" = 1 ]; then
     echo "== network: kept $WORK"
   else
     rm -rf "$WORK"
   fi
 }
-trap cleanup EXIT
+
+stop_node() {
+  if [ -n "$NODE_PID" ]; then
+    kill "$NODE_PID" 2>/dev/null
+    wait "$NODE_PID" 2>/dev/null
+  fi
+}
+
+# The cleanup (lib.sh's EXIT trap) runs these last first: the driver (registered when it
+# starts), the server, the namespaces, then the work directory.
+browser_on_exit remove_work
+browser_on_exit delete_namespaces
 trap 'exit 130' INT TERM
 
-need_apt=()
-command -v chromium >/dev/null || [ -n "${CHROMIUM:-}" ] || need_apt+=(chromium)
-command -v nft >/dev/null || need_apt+=(nftables)
-command -v tc >/dev/null && command -v ip >/dev/null || need_apt+=(iproute2)
-command -v curl >/dev/null || need_apt+=(curl)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "== network: installing ${need_apt[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
-if [ ! -d "$HERE/node_modules/playwright-core" ]; then
-  echo "== network: installing playwright-core"
-  (cd "$HERE" && npm ci --no-audit --no-fund --silent)
-fi
-
-if [ -n "${SFUBOX_BIN:-}" ]; then
-  BIN=$SFUBOX_BIN
-else
-  [ $build = 0 ] || cargo build --quiet --bin sfubox
-  BIN=${CARGO_TARGET_DIR:-target}/debug/sfubox
-fi
-BIN=$(realpath "$BIN")
+command -v nft >/dev/null || browser_apt nftables
+command -v tc >/dev/null && command -v ip >/dev/null || browser_apt iproute2
+browser_setup
+if [ $build = 0 ]; then browser_build_server --no-build; else browser_build_server; fi
+BIN=$SFUBOX_BIN
 
 # Namespaces: leftovers of an aborted run first.
 delete_namespaces
@@ -181,21 +167,12 @@ done
 mkdir -p "$WORK/groups" "$WORK/data"
 echo '{"wildcard-user": {"password": "pw", "permissions": "present"}}' >"$WORK/groups/g.json"
 echo "== network: $BIN in ${P}srv at http://$SRV_IP:$PORT, work dir $WORK"
-ip netns exec "${P}srv" env RUST_LOG="${RUST_LOG:-info}" "$BIN" -insecure -http "$SRV_IP:$PORT" \
-  -groups "$WORK/groups" -data "$WORK/data" -static "$HERE/static" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
+browser_start_server "$WORK/server.log" ip netns exec "${P}srv" env RUST_LOG="${RUST_LOG:-info}" \
+  "$BIN" -insecure -http "$SRV_IP:$PORT" -groups "$WORK/groups" -data "$WORK/data" -static "$HERE/static"
 for peer in "${PEERS[@]}"; do
-  ok=0
-  for _ in $(seq 100); do
-    if ip netns exec "$P$peer" curl -fsS -o /dev/null "http://$SRV_IP:$PORT/net-test.html" 2>/dev/null; then
-      ok=1
-      break
-    fi
-    sleep 0.1
-  done
-  if [ $ok = 0 ]; then
-    echo "== network: the server is not reachable from $P$peer; server log:"
-    tail -50 "$WORK/server.log"
+  if ! BROWSER_CURL_PREFIX="ip netns exec $P$peer" browser_wait_http "http://$SRV_IP:$PORT/net-test.html"; then
+    echo "== network: the server is not reachable from $P$peer"
+    browser_tail "server log" "$WORK/server.log" 50
     exit 1
   fi
 done
@@ -206,10 +183,10 @@ status=0
 NETTEST_URL="http://$SRV_IP:$PORT" NETTEST_WORK="$WORK" NETTEST_SHAPE="$PWD/$HERE/shape.sh" \
   node "$HERE/shaped.mjs" "${scenarios[@]}" &
 NODE_PID=$!
+browser_on_exit stop_node
 wait "$NODE_PID" || status=$?
 NODE_PID=
 if [ $status -ne 0 ]; then
-  echo "== network: server log (last 60 lines):"
-  tail -60 "$WORK/server.log"
+  browser_tail "server log" "$WORK/server.log" 60
 fi
 exit $status

@@ -11,14 +11,14 @@ import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import {chromium} from 'playwright-core';
+import {captureConsole, chromiumArgs, chromiumPath, launch as launchChromium} from '../browser/harness.mjs';
 
 const cfg = {
     url: process.env.NETTEST_URL,
     work: process.env.NETTEST_WORK,
     shape: process.env.NETTEST_SHAPE,
     prefix: process.env.NETTEST_NS_PREFIX || 'sfubox-nt-',
-    chromium: process.env.CHROMIUM || '/usr/bin/chromium',
+    chromium: chromiumPath,
     timeline: process.env.NETTEST_TIMELINE === '1',
 };
 for (const k of ['url', 'work', 'shape'])
@@ -74,17 +74,15 @@ function shape(...args) {
 
 // ---------------------------------------------------------------- browsers
 
-const ARGS = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    '--allow-loopback-in-peer-connection',
+const ARGS = chromiumArgs({
     // WebRtcHideLocalIpsWithMdns: plain host candidates, no mDNS multicast on the veths.
-    '--disable-features=LocalNetworkAccessChecks,WebRtcHideLocalIpsWithMdns',
-    // getUserMedia needs a secure context; the page is plain http on a namespace address.
-    `--unsafely-treat-insecure-origin-as-secure=${cfg.url}`,
-    '--autoplay-policy=no-user-gesture-required',
-];
+    disableFeatures: ['WebRtcHideLocalIpsWithMdns'],
+    extra: [
+        // getUserMedia needs a secure context; the page is plain http on a namespace address.
+        `--unsafely-treat-insecure-origin-as-secure=${cfg.url}`,
+        '--autoplay-policy=no-user-gesture-required',
+    ],
+});
 
 async function launch(peer) {
     const ns = cfg.prefix + peer;
@@ -96,16 +94,12 @@ async function launch(peer) {
         `echo $$ > '${pidFile}'`,
         `exec ip netns exec '${ns}' '${cfg.chromium}' "$@"`,
         ''].join('\n'), {mode: 0o755});
-    const profile = path.join(cfg.work, `profile-${peer}`);
-    fs.rmSync(profile, {recursive: true, force: true});
-    fs.mkdirSync(profile);
-    const context = await chromium.launchPersistentContext(profile, {
-        executablePath: wrapper, headless: true, args: ARGS,
+    const {context} = await launchChromium({
+        executablePath: wrapper, args: ARGS, profile: path.join(cfg.work, `profile-${peer}`),
     });
     const page = context.pages()[0] || await context.newPage();
     const logFile = fs.createWriteStream(path.join(cfg.work, `page-${peer}.log`));
-    page.on('console', m => logFile.write(`${since(Date.now())} ${m.text()}\n`));
-    page.on('pageerror', e => logFile.write(`${since(Date.now())} pageerror ${e}\n`));
+    captureConsole(page, line => logFile.write(`${since(Date.now())} ${line}\n`));
     const role = peer === 'pub' ? 'pub' : 'sub';
     await page.goto(`${cfg.url}/net-test.html?role=${role}&user=${peer}`);
     const pid = fs.readFileSync(pidFile, 'utf8').trim();

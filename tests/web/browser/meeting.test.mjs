@@ -255,6 +255,14 @@ describe('meeting page', () => {
             await chatLine(boss, 'raise my hand').waitFor();
             await (await userRow(boss, 'judy')).locator('.badge.hand').waitFor({state: 'attached'});
             const dir = ensureArtifacts();
+            // The picture in the docs (docs/screenshot.png is a copy of this one, committed by
+            // hand): both participants' fake cameras playing on boss's page, scaled down.
+            await boss.setViewportSize({width: 960, height: 600});
+            await boss.waitForFunction(() => [...document.querySelectorAll('#videos .tile video')]
+                .filter(v => v.readyState >= 2 && v.videoWidth > 0).length >= 2, null, {timeout: 15000})
+                .catch(() => console.log('screenshot.png: fewer than two videos playing'));
+            await boss.screenshot({path: path.join(dir, 'screenshot.png')});
+            await boss.setViewportSize({width: 1280, height: 800});
             await boss.screenshot({path: path.join(dir, 'meeting.png')});
             await boss.click('#tab-people');
             await boss.screenshot({path: path.join(dir, 'meeting-people.png')});
