@@ -6,11 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::format::Codec;
 
 use super::{Publish, StreamNotice, StreamTables};
 use crate::app::{App, AppOptions};
@@ -18,23 +14,14 @@ use crate::config::MemoryDirectory;
 use crate::conn::{ConnId, ConnOutput};
 use crate::core::JoinRequest;
 use crate::media::{MediaCounts, SfuConfig};
+use crate::testing::{PeerConfig, PeerOutput, TestPeer};
 
 const SERVER: &str = "192.0.2.1:8443";
-
-struct Peer {
-    rtc: Rtc,
-    addr: SocketAddr,
-    deadline: Instant,
-    connected: bool,
-    pending: Option<SdpPendingOffer>,
-    /// RTP packets received.
-    rtp: usize,
-}
 
 struct World {
     app: App,
     now: Instant,
-    peers: Vec<Peer>,
+    peers: Vec<TestPeer>,
     received: Vec<(ConnId, Value)>,
 }
 
@@ -96,38 +83,22 @@ impl World {
 
     fn peer(&mut self, port: u16) -> usize {
         let addr: SocketAddr = format!("198.51.100.1:{port}").parse().unwrap();
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        self.peers.push(Peer {
-            rtc,
-            addr,
-            deadline: self.now,
-            connected: false,
-            pending: None,
-            rtp: 0,
-        });
+        let peer = TestPeer::new(addr, self.now, &PeerConfig::new()).expect("test peer");
+        self.peers.push(peer);
         self.peers.len() - 1
     }
 
     fn drain_peer(&mut self, i: usize) {
-        loop {
-            match self.peers[i].rtc.poll_output().unwrap() {
-                Output::Timeout(at) => {
-                    self.peers[i].deadline = at;
-                    return;
-                }
-                Output::Transmit(t) => {
-                    let data: Vec<u8> = t.contents.into();
-                    self.app
-                        .handle_datagram(self.now, t.source, t.destination, &data);
-                    self.collect();
-                    self.deliver();
-                }
-                Output::Event(Event::Connected) => self.peers[i].connected = true,
-                Output::Event(Event::RtpPacket(_)) => self.peers[i].rtp += 1,
-                Output::Event(_) => {}
+        while let Some(output) = self.peers[i].poll() {
+            if let PeerOutput::Transmit(t) = output {
+                let data: Vec<u8> = t.contents.into();
+                self.app
+                    .handle_datagram(self.now, t.source, t.destination, &data);
+                self.collect();
+                self.deliver();
             }
         }
+        assert_eq!(self.peers[i].failed, None);
     }
 
     /// Hands the server's datagrams to the peers.
@@ -140,11 +111,7 @@ impl World {
             let Some(i) = self.peers.iter().position(|p| p.addr == t.destination) else {
                 continue;
             };
-            let receive =
-                Receive::new(Protocol::Udp, t.source, t.destination, &t.contents).unwrap();
-            let _ = self.peers[i]
-                .rtc
-                .handle_input(Input::Receive(self.now, receive));
+            self.peers[i].receive(self.now, t.source, &t.contents);
             self.drain_peer(i);
         }
     }
@@ -159,9 +126,7 @@ impl World {
             }
             self.deliver();
             for i in 0..self.peers.len() {
-                if self.peers[i].deadline <= self.now {
-                    let now = self.now;
-                    self.peers[i].rtc.handle_input(Input::Timeout(now)).unwrap();
+                if self.peers[i].timeout_due(self.now) {
                     self.drain_peer(i);
                 }
             }
@@ -169,24 +134,14 @@ impl World {
     }
 
     fn publish(&mut self, conn: ConnId, peer: usize, id: &str) -> String {
-        let mut api = self.peers[peer].rtc.sdp_api();
-        api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
-        self.peers[peer].pending = Some(pending);
+        let offer = self.peers[peer].publish_offer(true, true, &[]).unwrap();
         self.send(
             conn,
-            json!({"type": "offer", "id": id, "label": "camera", "sdp": offer.to_sdp_string()}),
+            json!({"type": "offer", "id": id, "label": "camera", "sdp": offer.sdp}),
         );
         let answer = self.take(conn, "answer").expect("no answer");
         let sdp = answer["sdp"].as_str().unwrap().to_owned();
-        let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
-        let pending = self.peers[peer].pending.take().unwrap();
-        self.peers[peer]
-            .rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .unwrap();
+        self.peers[peer].accept_answer(&sdp).unwrap();
         self.drain_peer(peer);
         sdp
     }
@@ -198,13 +153,11 @@ impl World {
 
     fn answer(&mut self, conn: ConnId, peer: usize, id: &str, offer: Value) {
         assert_eq!(offer["id"], id);
-        let offer = SdpOffer::from_sdp_string(offer["sdp"].as_str().unwrap()).unwrap();
-        let answer = self.peers[peer].rtc.sdp_api().accept_offer(offer).unwrap();
+        let answer = self.peers[peer]
+            .answer_offer(offer["sdp"].as_str().unwrap())
+            .unwrap();
         self.drain_peer(peer);
-        self.send(
-            conn,
-            json!({"type": "answer", "id": id, "sdp": answer.to_sdp_string()}),
-        );
+        self.send(conn, json!({"type": "answer", "id": id, "sdp": answer}));
     }
 }
 
@@ -399,12 +352,10 @@ fn a_client_has_a_bounded_number_of_up_streams() {
         w.publish(p, peer, &format!("up{n}"));
     }
     let peer = w.peer(99);
-    let mut api = w.peers[peer].rtc.sdp_api();
-    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    let (offer, _) = api.apply().unwrap();
+    let offer = w.peers[peer].publish_offer(true, false, &[]).unwrap();
     w.send(
         p,
-        json!({"type": "offer", "id": "one-more", "label": "camera", "sdp": offer.to_sdp_string()}),
+        json!({"type": "offer", "id": "one-more", "label": "camera", "sdp": offer.sdp}),
     );
     assert_eq!(
         w.take(p, "abort"),
@@ -453,11 +404,9 @@ fn a_client_that_is_not_a_galene_session_publishes_to_a_galene_receiver() {
     );
 
     let (pp, sp) = (w.peer(1), w.peer(2));
-    let mut api = w.peers[pp].rtc.sdp_api();
-    let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    let (offer, pending) = api.apply().expect("offer");
-    let offer = offer.to_sdp_string();
+    let offered = w.peers[pp].publish_offer(true, true, &[]).expect("offer");
+    let audio = offered.audio.expect("an audio m-line");
+    let offer = offered.sdp;
     let now = w.now;
     w.app.with_streams(now, |streams, core| {
         let publish = Publish {
@@ -473,12 +422,7 @@ fn a_client_that_is_not_a_galene_session_publishes_to_a_galene_receiver() {
         panic!("no answer for the in-process publisher");
     };
     assert_eq!((to, id.as_str()), (local, "cam"));
-    let answer = SdpAnswer::from_sdp_string(&sdp).expect("answer");
-    w.peers[pp]
-        .rtc
-        .sdp_api()
-        .accept_answer(pending, answer)
-        .expect("accept");
+    w.peers[pp].accept_answer(&sdp).expect("accept");
     w.drain_peer(pp);
 
     // The stream is pushed to the Galène receiver with the publisher's name on it.
@@ -492,27 +436,29 @@ fn a_client_that_is_not_a_galene_session_publishes_to_a_galene_receiver() {
     assert!(w.peers[pp].connected && w.peers[sp].connected);
 
     // Audio written by the in-process publisher arrives at the Galène receiver.
-    let pt = w.peers[pp]
-        .rtc
-        .codec_config()
-        .find(|p| p.spec().codec == str0m::format::Codec::Opus)
-        .map(|p| p.pt())
-        .expect("opus");
     for n in 0..50u16 {
         let now = w.now;
-        let mut api = w.peers[pp].rtc.direct_api();
-        let tx = api.stream_tx_by_mid(audio, None).expect("audio stream");
-        tx.write_rtp(RtpWrite::new(
-            pt,
-            u64::from(n).into(),
+        let payload = vec![0xf8; 40];
+        let seq = u64::from(n);
+        let written = w.peers[pp].write_rtp(
+            Codec::Opus,
+            audio,
+            None,
+            seq,
             u32::from(n) * 960,
             now,
-            vec![0xf8; 40],
-        ));
+            false,
+            payload,
+        );
+        assert!(written);
         w.drain_peer(pp);
         w.run(Duration::from_millis(20));
     }
-    assert!(w.peers[sp].rtp >= 40, "received {}", w.peers[sp].rtp);
+    assert!(
+        w.peers[sp].rtp_received >= 40,
+        "received {}",
+        w.peers[sp].rtp_received
+    );
 
     // Leaving takes its stream along; the Galène receiver is told.
     w.app.handle_disconnect(w.now, local);
