@@ -150,10 +150,12 @@ describe('meeting page', () => {
             await dave.click('#btn-hand');
             const row = await userRow(alice, 'dave');
             await row.locator('.badge.hand').waitFor();
-            assert.equal(await dave.getAttribute('#btn-hand', 'aria-pressed'), 'true');
+            // Each page hears the change from the server in its own time: wait for dave's
+            // own button rather than reading it the moment alice's list changed.
+            await dave.locator('#btn-hand[aria-pressed="true"]').waitFor({timeout: 5000});
             await say(dave, '/raise');
             await row.locator('.badge.hand').waitFor({state: 'detached'});
-            assert.equal(await dave.getAttribute('#btn-hand', 'aria-pressed'), 'false');
+            await dave.locator('#btn-hand[aria-pressed="false"]').waitFor({timeout: 5000});
         });
     });
 
