@@ -13,9 +13,9 @@
 //! - **The runtime** knows, before it hands the engine an input, which files that input
 //!   will read (a Galène `join` reads its group and parents, `config.json`,
 //!   `ice-servers.json` and the tokens; a `.status` request its group and `config.json`;
-//!   see `run::prefetch`). It calls [`FileCache::refresh`] with those [`FileNeed`]s on a
-//!   blocking thread (`smol::unblock`) and awaits it: `stat` each file, re-read it only if
-//!   its size, modification time or inode changed. The refresh takes a new generation
+//!   see `run::prefetch`). It calls [`FileCache::refresh`] with those [`FileNeed`]s on its
+//!   file worker thread (one, started with the server) and awaits it: `stat` each file,
+//!   re-read it only if its size, modification time or inode changed. The refresh takes a new generation
 //!   *after* the input arrived, and returns it as a [`Freshness`]. The runtime then runs the
 //!   engine call inside [`FileCache::enter`] with that freshness.
 //! - **The sans-IO side** ([`FileCache::read`], [`FileCache::group_names`]) uses an entry
@@ -27,7 +27,7 @@
 //!   first: a missed prefetch costs time on the executor, never a stale answer.
 //!
 //! The state sits behind one mutex, held only for map operations, never during I/O: the
-//! executor never waits on a blocking thread's disk access.
+//! executor never waits on the worker's disk access.
 //!
 //! Writes (stateful tokens, `data/var/tokens.jsonl`) stay synchronous on the executor: they
 //! are rare operator actions. After one, the writer calls [`FileCache::forget`], which also
@@ -370,7 +370,7 @@ impl FileCache {
 
     /// Looks at the files behind `needs` now (`stat`, and a read of those that changed) and
     /// returns the generation they were looked at in. **Blocks on the disk**: the runtime
-    /// calls it on a blocking thread, after the input arrived and before handing it over.
+    /// calls it on its file worker thread, after the input arrived and before handing it over.
     pub fn refresh(&self, needs: &[FileNeed]) -> Freshness {
         let generation = self.lock().next_generation();
         let mut files: Vec<PathBuf> = Vec::new();

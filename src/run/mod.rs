@@ -30,13 +30,14 @@
 //! The engine reads group files, `config.json` and the like through a
 //! [`FileCache`] ([`Engine::file_cache`]). Before an input that reads them (a Galène `join`,
 //! a `.status` request, a WebSocket upgrade: [`prefetch`] has the list), the connection's
-//! task refreshes those files on a blocking thread (`smol::unblock`) and awaits that, then
+//! task has the file worker thread refresh those files and awaits that, then
 //! runs the engine call inside the refresh's [`Freshness`]: the executor thread does not
 //! wait on the disk, an SD card's slow `stat` stalls only the connection that asked, and a
 //! file edited before the request is still seen by it. The connection reads its next frame
-//! only after that, so its frames keep their order. Timers (the 15-minute maintenance reloads
-//! the groups in use and purges tokens) are not anticipated: they read synchronously, as does
-//! anything [`prefetch`] misses, counted by [`FileCache::fallback_reads`].
+//! only after that, so its frames keep their order. The timer task does the same before the
+//! 15-minute housekeeping (it reloads the groups in use and purges tokens), which names its
+//! files with [`Engine::files_for_timeout`]. Anything [`prefetch`] misses is read inline and
+//! counted by [`FileCache::fallback_reads`].
 //!
 //! # Limits and panics
 //!
@@ -347,8 +348,18 @@ impl<E: Engine + 'static> Server<E> {
         let executor = Rc::new(LocalExecutor::new());
         let (kick_sender, kick_receiver) = smol::channel::bounded(1);
         let file_cache = self.engine.file_cache();
+        let file_worker = file_cache
+            .clone()
+            .and_then(|cache| match FileWorker::start(cache) {
+                Ok(worker) => Some(worker),
+                Err(e) => {
+                    log::warn!("no file worker thread ({e}): configuration files are read inline");
+                    None
+                }
+            });
         let shared = Rc::new(Shared {
             file_cache,
+            file_worker,
             engine: RefCell::new(self.engine),
             conns: RefCell::new(HashMap::new()),
             timer_kick: kick_sender,
@@ -443,11 +454,46 @@ struct ConnQueue {
     killed: Rc<Cell<bool>>,
 }
 
+/// A refresh the file worker is asked for, and where its answer goes.
+type FileJob = (Vec<FileNeed>, smol::channel::Sender<Freshness>);
+
+/// One thread, started with the server, that refreshes the configuration file cache. One
+/// thread rather than a pool: refreshes are rare and short, and a pool's threads come and
+/// go, each leaving the allocator an arena of its own (the soak test saw the resident size
+/// creep as they did). It ends when the server's state is dropped.
+struct FileWorker {
+    jobs: std::sync::mpsc::Sender<FileJob>,
+}
+
+impl FileWorker {
+    fn start(cache: FileCache) -> io::Result<FileWorker> {
+        let (jobs, requests) = std::sync::mpsc::channel::<FileJob>();
+        std::thread::Builder::new()
+            .name("sfubox-files".into())
+            .spawn(move || {
+                for (needs, reply) in requests {
+                    // The asker may have gone (its connection closed): nothing to do then.
+                    let _ = reply.send_blocking(cache.refresh(&needs));
+                }
+            })?;
+        Ok(FileWorker { jobs })
+    }
+
+    /// Refreshes the files behind `needs`; `None` if the worker is gone.
+    async fn refresh(&self, needs: Vec<FileNeed>) -> Option<Freshness> {
+        let (reply, answer) = smol::channel::bounded(1);
+        self.jobs.send((needs, reply)).ok()?;
+        answer.recv().await.ok()
+    }
+}
+
 /// State shared by every task on the executor.
 struct Shared<E> {
     /// The engine's configuration files, refreshed off the executor thread before the inputs
     /// that read them (see the module docs).
     file_cache: Option<FileCache>,
+    /// The thread that refreshes `file_cache`.
+    file_worker: Option<FileWorker>,
     /// The engine; see the module docs: never borrowed across an `.await`.
     engine: RefCell<E>,
     /// Open WebSocket connections. Whoever removes an entry calls `handle_disconnect`.
@@ -586,15 +632,14 @@ impl<E: Engine> Shared<E> {
         self.drain();
     }
 
-    /// Looks at the configuration files behind `needs` on a blocking thread; the engine
+    /// Looks at the configuration files behind `needs` on the file worker thread; the engine
     /// input that reads them then runs in [`Shared::files_for_input`] with the result.
-    /// `None` when there is nothing to refresh.
+    /// `None` when there is nothing to refresh (or no worker: the engine then reads inline).
     async fn refresh_files(&self, needs: Vec<FileNeed>) -> Option<Freshness> {
         if needs.is_empty() {
             return None;
         }
-        let cache = self.file_cache.clone()?;
-        Some(smol::unblock(move || cache.refresh(&needs)).await)
+        self.file_worker.as_ref()?.refresh(needs).await
     }
 
     /// While the returned scope lives, the engine reads the files refreshed at `freshness`
