@@ -118,11 +118,6 @@ impl Outbox {
         self.queue.pop_front()
     }
 
-    /// Whether nothing waits to be sent.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
     /// The connections closed since the last call.
     pub fn take_closed(&mut self) -> Vec<ConnId> {
         std::mem::take(&mut self.closed)
@@ -196,11 +191,6 @@ impl<K: Copy + Ord + Hash> Deadlines<K> {
         if self.current.remove(&key).is_some() {
             self.drop_stale();
         }
-    }
-
-    /// The deadline of `key`, if it has one.
-    pub fn get(&self, key: K) -> Option<Instant> {
-        self.current.get(&key).copied()
     }
 
     /// The earliest deadline.

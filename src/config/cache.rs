@@ -476,36 +476,15 @@ impl FileCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::scratch::Scratch;
 
-    /// A fresh directory with `groups/` and `data/` under the system temporary directory,
-    /// removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Scratch {
-            let dir = std::env::temp_dir()
-                .join(format!("sfubox-config-cache-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(dir.join("groups")).unwrap();
-            fs::create_dir_all(dir.join("data")).unwrap();
-            Scratch(dir)
-        }
-
-        fn write(&self, relative: &str, text: &str) {
-            let path = self.0.join(relative);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, text).unwrap();
-        }
-
-        fn cache(&self) -> FileCache {
-            FileCache::new(self.0.join("groups"), self.0.join("data"), true)
-        }
+    fn scratch(name: &str) -> Scratch {
+        Scratch::new("cache", name)
     }
 
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    /// The cache over a scratch tree.
+    fn cache(s: &Scratch) -> FileCache {
+        FileCache::new(s.groups(), s.data(), true)
     }
 
     fn text_of(view: FileRead) -> Option<String> {
@@ -514,10 +493,10 @@ mod tests {
 
     #[test]
     fn refreshed_files_are_read_without_touching_the_disk() {
-        let s = Scratch::new("refreshed");
+        let s = scratch("refreshed");
         s.write("groups/a.json", "{\"a\": 1}");
         s.write("data/config.json", "{}");
-        let cache = s.cache();
+        let cache = cache(&s);
         let fresh = cache.refresh(&[FileNeed::Group("a/b/c".into()), FileNeed::Config]);
         {
             let _input = cache.enter(fresh);
@@ -544,9 +523,9 @@ mod tests {
 
     #[test]
     fn an_edit_before_the_refresh_is_seen_an_old_refresh_is_not_trusted() {
-        let s = Scratch::new("edit");
+        let s = scratch("edit");
         s.write("groups/g.json", "one");
-        let cache = s.cache();
+        let cache = cache(&s);
         let path = cache.group_file("g");
         let first = cache.refresh(&[FileNeed::Group("g".into())]);
         s.write("groups/g.json", "second");
@@ -583,9 +562,9 @@ mod tests {
 
     #[test]
     fn unchanged_files_are_not_read_again() {
-        let s = Scratch::new("unchanged");
+        let s = scratch("unchanged");
         s.write("data/config.json", "{}");
-        let cache = s.cache();
+        let cache = cache(&s);
         let path = cache.config_file();
         let first = cache.refresh(&[FileNeed::Config]);
         let text = {
@@ -600,12 +579,12 @@ mod tests {
 
     #[test]
     fn the_walk_is_refreshed_with_the_files_it_finds() {
-        let s = Scratch::new("walk");
+        let s = scratch("walk");
         s.write("groups/a.json", "{}");
         s.write("groups/b/c.json", "{}");
         s.write("groups/.hidden.json", "{}");
         s.write("groups/notes.txt", "");
-        let cache = s.cache();
+        let cache = cache(&s);
         let fresh = cache.refresh(&[FileNeed::PublicGroups]);
         let _input = cache.enter(fresh);
         assert_eq!(cache.group_names(), ["a", "b/c"]);
@@ -615,7 +594,7 @@ mod tests {
 
     #[test]
     fn without_a_groups_directory_group_needs_read_nothing() {
-        let s = Scratch::new("embedded");
+        let s = scratch("embedded");
         s.write("groups/a.json", "{}");
         let cache = FileCache::new(s.0.join("groups"), s.0.join("data"), false);
         let fresh = cache.refresh(&[FileNeed::Group("a".into()), FileNeed::PublicGroups]);
@@ -626,8 +605,8 @@ mod tests {
 
     #[test]
     fn invalid_group_names_read_nothing() {
-        let s = Scratch::new("invalid");
-        let cache = s.cache();
+        let s = scratch("invalid");
+        let cache = cache(&s);
         assert!(
             cache
                 .files_of(&FileNeed::Group("../data/x".into()))
@@ -639,9 +618,9 @@ mod tests {
 
     #[test]
     fn a_write_outdates_a_refresh_taken_before_it() {
-        let s = Scratch::new("write");
+        let s = scratch("write");
         s.write("data/var/tokens.jsonl", "old\n");
-        let cache = s.cache();
+        let cache = cache(&s);
         let path = cache.tokens_file();
         // A refresh looks at the file...
         let generation = cache.lock().next_generation();
@@ -658,9 +637,9 @@ mod tests {
 
     #[test]
     fn absent_files_are_pruned_when_many() {
-        let s = Scratch::new("prune");
+        let s = scratch("prune");
         s.write("groups/kept.json", "{}");
-        let cache = s.cache();
+        let cache = cache(&s);
         let names: Vec<FileNeed> = (0..PRUNE_ABOVE_ENTRIES + 10)
             .map(|i| FileNeed::Group(format!("absent{i}")))
             .chain([FileNeed::Group("kept".into())])
@@ -676,10 +655,10 @@ mod tests {
 
     #[test]
     fn io_errors_are_reported_and_retried() {
-        let s = Scratch::new("errors");
+        let s = scratch("errors");
         // A directory where a file is expected reads as absent, like before.
         fs::create_dir_all(s.0.join("data/config.json")).unwrap();
-        let cache = s.cache();
+        let cache = cache(&s);
         assert_eq!(text_of(cache.read(&cache.config_file())), None);
         // Invalid UTF-8 is an error, not stored as text.
         s.write("data/ice-servers.json", "");

@@ -518,38 +518,18 @@ impl Directory for MemoryDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::scratch::Scratch;
     use crate::config::{Credentials, Permission, TOKEN_PURGE_AGE, authenticate};
     use std::fs;
     use std::time::Duration;
 
-    /// A fresh directory under the system temporary directory, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Scratch {
-            let dir = std::env::temp_dir()
-                .join(format!("sfubox-config-dir-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(dir.join("groups")).unwrap();
-            fs::create_dir_all(dir.join("data")).unwrap();
-            Scratch(dir)
-        }
-
-        fn write(&self, relative: &str, text: &str) {
-            let path = self.0.join(relative);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, text).unwrap();
-        }
-
-        fn directory(&self) -> DiskDirectory {
-            DiskDirectory::new(self.0.join("groups"), self.0.join("data"))
-        }
+    fn scratch(name: &str) -> Scratch {
+        Scratch::new("dir", name)
     }
 
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    /// The directory over a scratch tree.
+    fn directory(s: &Scratch) -> DiskDirectory {
+        DiskDirectory::new(s.groups(), s.data())
     }
 
     fn at(secs: u64) -> SystemTime {
@@ -558,7 +538,7 @@ mod tests {
 
     #[test]
     fn disk_groups_and_subgroups() {
-        let s = Scratch::new("groups");
+        let s = scratch("groups");
         s.write("groups/a.json", r#"{"public": true, "displayName": "A"}"#);
         s.write("groups/b/c.json", r#"{"public": true}"#);
         s.write(
@@ -569,7 +549,7 @@ mod tests {
         s.write("groups/.hidden.json", r#"{"public": true}"#);
         s.write("groups/.dotdir/x.json", r#"{"public": true}"#);
         s.write("groups/notes.txt", "not a group");
-        let mut dir = s.directory();
+        let mut dir = directory(&s);
         assert!(!dir.uses_embedded_default());
 
         let a = dir.group("a").unwrap().unwrap();
@@ -601,9 +581,9 @@ mod tests {
 
     #[test]
     fn disk_reload_invalid_and_delete() {
-        let s = Scratch::new("reload");
+        let s = scratch("reload");
         s.write("groups/g.json", r#"{"displayName": "one"}"#);
-        let mut dir = s.directory();
+        let mut dir = directory(&s);
         let first = dir.group("g").unwrap().unwrap();
         let again = dir.group("g").unwrap().unwrap();
         assert_eq!(first.revision, again.revision);
@@ -634,8 +614,8 @@ mod tests {
 
     #[test]
     fn disk_config_and_ice() {
-        let s = Scratch::new("config");
-        let mut dir = s.directory();
+        let s = scratch("config");
+        let mut dir = directory(&s);
         assert_eq!(*dir.config().unwrap(), GlobalConfig::default());
         assert!(dir.ice_servers(at(0)).is_empty());
         assert!(!dir.ice_servers_file_exists());
@@ -666,8 +646,8 @@ mod tests {
 
     #[test]
     fn disk_tokens() {
-        let s = Scratch::new("tokens");
-        let mut dir = s.directory();
+        let s = scratch("tokens");
+        let mut dir = directory(&s);
         let token = StatefulToken {
             token: "t1".into(),
             group: "g".into(),
@@ -692,7 +672,7 @@ mod tests {
         };
         assert!(dir.update_token(longer.clone()).unwrap());
         // A second directory over the same files sees the change.
-        let mut other = s.directory();
+        let mut other = directory(&s);
         assert_eq!(other.token("t1"), Some(longer));
         assert_eq!(dir.expire_tokens(at(5000) + TOKEN_PURGE_AGE).unwrap(), 0);
         assert_eq!(dir.expire_tokens(at(5001) + TOKEN_PURGE_AGE).unwrap(), 1);
@@ -703,7 +683,7 @@ mod tests {
 
     #[test]
     fn embedded_default() {
-        let s = Scratch::new("embedded");
+        let s = scratch("embedded");
         let mut dir = DiskDirectory::new(s.0.join("no-such-dir"), s.0.join("data"));
         assert!(dir.uses_embedded_default());
         assert_eq!(dir.public_group_names(), [EMBEDDED_GROUP_NAME]);
@@ -726,8 +706,8 @@ mod tests {
 
     #[test]
     fn disk_camus_rooms() {
-        let s = Scratch::new("camus");
-        let mut dir = s.directory();
+        let s = scratch("camus");
+        let mut dir = directory(&s);
         let none = dir.camus_rooms().unwrap();
         assert!(!none.auto_create && none.rooms.is_empty());
         let mut embedded = DiskDirectory::new(s.0.join("no-such-dir"), s.0.join("data"));

@@ -41,6 +41,8 @@ pub mod jwt;
 pub mod names;
 pub mod password;
 pub mod permissions;
+#[cfg(test)]
+mod scratch;
 mod stamp;
 pub mod token;
 

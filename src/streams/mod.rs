@@ -17,7 +17,7 @@
 //!    [`Streams::remove_client`]) or [`Streams::handle_timeout`], each with `now` and the
 //!    [`Core`] that knows groups, members and what each member asked to receive;
 //! 2. feeds datagrams straight to the engine ([`Streams::engine_mut`] →
-//!    [`Sfu::handle_receive`]) and, only when [`Streams::has_engine_events`] says so, lets
+//!    [`Sfu::handle_receive`]) and, only when [`Sfu::has_events`] says so, lets
 //!    this layer act on them with [`Streams::handle_engine_events`];
 //! 3. drains [`Streams::poll_notice`] (what each client must be told: answers, offers,
 //!    closes, ...) and [`Sfu::poll_transmit`] (datagrams), then asks
@@ -266,12 +266,6 @@ impl Streams {
     /// [`Sfu::handle_receive`] and transmits straight back from [`Sfu::poll_transmit`].
     pub fn engine_mut(&mut self) -> Option<&mut Sfu> {
         self.sfu.as_mut()
-    }
-
-    /// Whether the engine reported something this layer must act on
-    /// ([`Streams::handle_engine_events`]).
-    pub fn has_engine_events(&self) -> bool {
-        self.sfu.as_ref().is_some_and(Sfu::has_events)
     }
 
     /// Table sizes.
