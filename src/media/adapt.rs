@@ -74,7 +74,9 @@ const FALL_TRIGGER: f64 = 0.9;
 /// unshaped link; the receiver reports still catch real congestion meanwhile).
 const STARTUP_GRACE: Duration = Duration::from_secs(10);
 /// Loss a receiver may report before its link counts as congested (random loss below this is
-/// left to NACK/RTX, as a 5 % lossy Wi-Fi link is not a reason to drop a layer).
+/// left to NACK/RTX, as a 5 % lossy Wi-Fi link is not a reason to drop a layer). It takes two
+/// reports in a row above it: one report covers a second or less of packets, so 5 % random
+/// loss now and then puts a single report above 10 %, while congestion keeps them all high.
 const CONGESTION_LOSS: f32 = 0.10;
 /// Round-trip time above the lowest seen that counts as a queue building up.
 const CONGESTION_RTT: Duration = Duration::from_millis(200);
@@ -214,8 +216,9 @@ impl Sfu {
         }
     }
 
-    /// A receiver report on down peer `id`: loss above [`CONGESTION_LOSS`] or a round-trip time
-    /// [`CONGESTION_RTT`] above the lowest seen and growing marks its link congested.
+    /// A receiver report on down peer `id`: loss above [`CONGESTION_LOSS`] in this report and
+    /// the one before, or a round-trip time [`CONGESTION_RTT`] above the lowest seen and
+    /// growing, marks its link congested.
     ///
     /// The first report of an episode caps this stream at [`CONGESTION_BACKOFF`] of what it
     /// carried lately at most; while reports keep showing congestion, the cap is lowered to that
@@ -261,7 +264,10 @@ impl Sfu {
         if rtt.is_some() {
             down.last_rtt = rtt;
         }
-        if loss.is_some_and(|l| l > CONGESTION_LOSS) || queue {
+        let lossy = loss.is_some_and(|l| l > CONGESTION_LOSS);
+        let sustained_loss = lossy && down.last_report_lossy;
+        down.last_report_lossy = lossy;
+        if sustained_loss || queue {
             if down.probing > 0 {
                 // Our own trial padding did it: the trial fails (the allocation sees the
                 // congestion) and the padding stops; what the stream sent before is no worse.

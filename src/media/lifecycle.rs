@@ -142,6 +142,7 @@ impl Sfu {
             carried_peak: 0,
             probing: 0,
             reports: heapless::Vec::new(),
+            last_report_lossy: false,
             source: up_id,
             selection,
             tracks: Vec::new(),

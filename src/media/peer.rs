@@ -150,6 +150,8 @@ pub(crate) struct DownState {
     /// Per m-line, the highest sequence number the last receiver report acknowledged (a
     /// stats event repeats the last report when no new one came).
     pub reports: heapless::Vec<(Mid, u64), 4>,
+    /// Whether the last fresh receiver report showed loss above the congestion threshold.
+    pub last_report_lossy: bool,
     /// The up stream it forwards from.
     pub source: PeerId,
     /// What the receiver asked for.

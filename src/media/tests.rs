@@ -664,3 +664,32 @@ fn a_clean_subscriber_of_simulcast_with_temporal_layers_gets_the_high_layer_whol
     );
     assert!(!layer.reduced);
 }
+
+#[test]
+fn one_lossy_receiver_report_is_not_congestion_two_in_a_row_are() {
+    let mut s = with_simulcast_publisher(24);
+    let receiver = s.add_client(addr(35, 6000), LinkConfig::CLEAN);
+    s.subscribe(receiver, StreamKey(330), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(3));
+    let id = s.sfu.key_id(StreamKey(330)).expect("the down stream");
+    let cap = |s: &Sim| {
+        let down = s.sfu.peer(id).and_then(|p| p.down());
+        down.expect("down state").congestion_cap
+    };
+    let down = s.sfu.peer(id).and_then(|p| p.down()).expect("down state");
+    let mid = down.tracks.first().expect("a track").mid;
+    let now = s.now;
+    let report = |s: &mut Sim, acked: u64, loss: f32| {
+        s.sfu
+            .on_receiver_report(now, id, (mid, acked), Some(loss), None);
+    };
+    // Random loss: one report above the threshold between clean ones.
+    report(&mut s, 1, 0.2);
+    report(&mut s, 2, 0.03);
+    report(&mut s, 3, 0.2);
+    assert_eq!(cap(&s), None);
+    // Congestion: the reports stay above it.
+    report(&mut s, 4, 0.2);
+    assert!(cap(&s).is_some());
+}
