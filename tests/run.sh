@@ -59,7 +59,7 @@ tests/network/run.sh
 echo "== fuzzing: every cargo-fuzz target for a fixed time from the committed corpus (tests/fuzz/run.sh)"
 tests/fuzz/run.sh
 
-echo "== soak: 60 s of churn against one server; RSS and descriptors settle (tests/soak/run.sh)"
+echo "== soak: two rounds of 45 s churn against one server; descriptors settle, the second round leaves RSS where the first did (tests/soak/run.sh)"
 tests/soak/run.sh
 
 echo "== benchmark smoke test: the quick mode must complete and deliver packets (benches/run.sh --quick)"

@@ -10,11 +10,12 @@ subscribing (answering the server's offers with a matching made-up answer), malf
 three ways: a clean leave and close, an abrupt reset (the peer vanishes), or going silent
 with the socket open (the server's 45 s liveness timeout must drop it).
 
-After the churn every client is gone; the script waits for the server to settle and checks
-that open file descriptors are back at the baseline, and that RSS has stopped growing: the
-allocator keeps the high-water mark of the busiest moment (so RSS does not drop back to the
-idle figure), but a leak would keep it rising, so RSS at the end may exceed RSS at half time
-by at most --late-growth-kib, and the idle baseline by at most --rss-growth-kib.
+The churn runs in rounds (two by default) of the same work. After each round every client is
+gone; the script waits for the server to settle and checks that open file descriptors are back
+at the baseline. RSS is judged across rounds: the allocator keeps the high-water mark of the
+busiest moment (so RSS does not drop back to the idle figure), but the same work done again
+must not raise it further, while a leak would, so RSS after the last round may exceed RSS after
+the first by at most --late-growth-kib, and the idle baseline by at most --rss-growth-kib.
 Prints one JSON summary line (and a human-readable table on stderr); exit 1 on failure.
 """
 
@@ -287,37 +288,14 @@ def sample(pid):
     return {"rss_kib": rss_kib, "fds": fds, "threads": threads}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--pid", type=int, required=True)
-    parser.add_argument("--group", default="soak")
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--workers", type=int, default=6)
-    parser.add_argument("--settle", type=float, default=60,
-                        help="longest wait for the server to drop every client afterwards")
-    parser.add_argument("--rss-growth-kib", type=int, default=32768,
-                        help="allowed RSS above the warmed-up baseline after the churn")
-    parser.add_argument("--late-growth-kib", type=int, default=2048,
-                        help="allowed RSS growth from half time to the end (a leak keeps growing)")
-    args = parser.parse_args()
-
-    stats = Stats()
-    rng = random.Random(1)
-    # Warm-up: one round of each kind so lazily built state (the group, the engine) exists.
-    for _ in range(3):
-        client_round(args.host, args.port, args.group, stats, False, rng)
-    time.sleep(2)
-    baseline = sample(args.pid)
-    samples = [dict(baseline, t=0.0)]
+def churn(args, stats, seed, silent_sockets, errors):
+    """One round: `args.seconds` of churn by `args.workers` threads; returns the RSS samples."""
+    samples = []
     started = time.monotonic()
     stop = threading.Event()
-    silent_sockets = []
-    errors = []
 
     def worker(index):
-        local = random.Random(index + 100)
+        local = random.Random(seed + index)
         while not stop.is_set():
             try:
                 silent = local.random() < 0.02 and len(silent_sockets) < 20
@@ -339,66 +317,103 @@ def main():
         thread.start()
     while time.monotonic() - started < args.seconds:
         time.sleep(1)
-        samples.append(dict(sample(args.pid), t=round(time.monotonic() - started, 1)))
+        samples.append(sample(args.pid)["rss_kib"])
     stop.set()
     for thread in threads:
         thread.join()
-    churn_end = time.monotonic()
+    return samples
 
-    # Settle: the silent clients are dropped by the server's liveness timeout (45 s).
-    final = sample(args.pid)
+
+def settle(args, baseline, silent_sockets):
+    """Waits until the server has dropped every client (the silent ones by its 45 s liveness
+    timeout), then closes the silent sockets; returns (seconds waited, the final sample)."""
+    churn_end = time.monotonic()
     while time.monotonic() - churn_end < args.settle:
-        final = sample(args.pid)
-        if final["fds"] <= baseline["fds"]:
+        if sample(args.pid)["fds"] <= baseline["fds"]:
             break
         time.sleep(1)
-    settle_seconds = round(time.monotonic() - churn_end, 1)
+    waited = round(time.monotonic() - churn_end, 1)
     for ws in silent_sockets:
         ws.sock.close()
+    silent_sockets.clear()
     time.sleep(1)
-    final = sample(args.pid)
+    return waited, sample(args.pid)
 
-    peak = {key: max(s[key] for s in samples) for key in ("rss_kib", "fds", "threads")}
-    ok_fds = final["fds"] <= baseline["fds"]
-    halfway = samples[len(samples) // 2]["rss_kib"]
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--pid", type=int, required=True)
+    parser.add_argument("--group", default="soak")
+    parser.add_argument("--seconds", type=float, default=60, help="length of each round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=6)
+    parser.add_argument("--settle", type=float, default=60,
+                        help="longest wait for the server to drop every client after a round")
+    parser.add_argument("--rss-growth-kib", type=int, default=32768,
+                        help="allowed RSS above the warmed-up baseline after the churn")
+    parser.add_argument("--late-growth-kib", type=int, default=2048,
+                        help="allowed RSS growth from the end of the first round to the end of "
+                             "the last (the same work again; a leak keeps growing)")
+    args = parser.parse_args()
+
+    stats = Stats()
+    rng = random.Random(1)
+    # Warm-up: one round of each kind so lazily built state (the group, the engine) exists.
+    for _ in range(3):
+        client_round(args.host, args.port, args.group, stats, False, rng)
+    time.sleep(2)
+    baseline = sample(args.pid)
+    silent_sockets = []
+    errors = []
+    rounds = []
+    for index in range(args.rounds):
+        samples = churn(args, stats, 100 * (index + 1), silent_sockets, errors)
+        waited, after = settle(args, baseline, silent_sockets)
+        rounds.append({"peak_rss_kib": max(samples, default=after["rss_kib"]),
+                       "settled": after, "settle_seconds": waited})
+
+    final = rounds[-1]["settled"]
+    first = rounds[0]["settled"]
+    ok_fds = all(r["settled"]["fds"] <= baseline["fds"] for r in rounds)
     ok_rss = final["rss_kib"] <= baseline["rss_kib"] + args.rss_growth_kib
-    ok_late = final["rss_kib"] <= halfway + args.late_growth_kib
+    ok_late = final["rss_kib"] <= first["rss_kib"] + args.late_growth_kib
     ok_errors = not errors
     summary = {
-        "seconds": args.seconds,
+        "seconds_per_round": args.seconds,
         "workers": args.workers,
         "baseline": baseline,
-        "peak": peak,
+        "rounds": rounds,
         "final": final,
-        "settle_seconds": settle_seconds,
         "counts": stats.counts,
-        "rss_kib_every_30s": [s["rss_kib"] for s in samples[::30]],
         "client_errors": errors,
-        "rss_kib_halfway": halfway,
         "ok": ok_fds and ok_rss and ok_late and ok_errors,
     }
     print(json.dumps(summary, sort_keys=True))
-    table = [
-        ("", "baseline", "peak", "final"),
-        ("RSS (KiB)", baseline["rss_kib"], peak["rss_kib"], final["rss_kib"]),
-        ("open fds", baseline["fds"], peak["fds"], final["fds"]),
-        ("threads", baseline["threads"], peak["threads"], final["threads"]),
-    ]
-    for row in table:
-        print(f"{row[0]:<12}{row[1]:>10}{row[2]:>10}{row[3]:>10}", file=sys.stderr)
-    print(f"counts: {json.dumps(stats.counts, sort_keys=True)}", file=sys.stderr)
-    if not ok_fds:
-        print(f"FAIL: {final['fds']} open fds after the churn, {baseline['fds']} before",
+    print(f"{'':<22}{'RSS (KiB)':>10}{'open fds':>10}{'threads':>10}", file=sys.stderr)
+    print(f"{'baseline':<22}{baseline['rss_kib']:>10}{baseline['fds']:>10}"
+          f"{baseline['threads']:>10}", file=sys.stderr)
+    for index, r in enumerate(rounds, 1):
+        s = r["settled"]
+        print(f"{f'round {index} peak':<22}{r['peak_rss_kib']:>10}", file=sys.stderr)
+        print(f"{f'round {index} settled':<22}{s['rss_kib']:>10}{s['fds']:>10}{s['threads']:>10}",
               file=sys.stderr)
+    print(f"counts: {json.dumps(stats.counts, sort_keys=True)}", file=sys.stderr)
+    for index, r in enumerate(rounds, 1):
+        if r["settled"]["fds"] > baseline["fds"]:
+            print(f"FAIL: {r['settled']['fds']} open fds after round {index}, "
+                  f"{baseline['fds']} before", file=sys.stderr)
     if not ok_rss:
         print(f"FAIL: RSS grew by {final['rss_kib'] - baseline['rss_kib']} KiB "
               f"(allowed {args.rss_growth_kib})", file=sys.stderr)
     if not ok_late:
-        print(f"FAIL: RSS still growing: {final['rss_kib'] - halfway} KiB since half time "
-              f"(allowed {args.late_growth_kib})", file=sys.stderr)
+        print(f"FAIL: RSS still growing: {final['rss_kib'] - first['rss_kib']} KiB more after "
+              f"the last round than after the first (allowed {args.late_growth_kib})",
+              file=sys.stderr)
     if not ok_errors:
         print(f"FAIL: client errors: {errors}", file=sys.stderr)
-    return 0 if summary["ok"] else 1
+
 
 
 if __name__ == "__main__":
