@@ -10,7 +10,8 @@ use super::fields::{Fields, Unknown};
 use super::group::{first_json_value, parse_users};
 use super::{ConfigError, Description, GlobalConfig, Permission};
 
-const CONFIG_FIELDS: [&str; 7] = [
+/// Every field of `config.json`, in canonical spelling.
+pub(crate) const CONFIG_FIELDS: [&str; 7] = [
     "users",
     "writableGroups",
     "allowOrigin",
