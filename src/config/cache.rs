@@ -124,7 +124,7 @@ fn read_file(path: &Path, known: Option<&FileText>) -> FileRead {
 
 /// Names of every group file under `groups_dir` (`a/b.json` → `a/b`), skipping dotfiles and
 /// dot directories and invalid names, sorted.
-fn walk_group_names(groups_dir: &Path) -> Vec<String> {
+pub(crate) fn walk_group_names(groups_dir: &Path) -> Vec<String> {
     let mut names = Vec::new();
     walk_group_files(groups_dir, "", &mut names);
     names.sort();

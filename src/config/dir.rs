@@ -28,7 +28,7 @@ pub const EMBEDDED_GROUP_NAME: &str = "public";
 
 /// Resolves `name` through `load`, which returns the description stored under an exact
 /// name together with its revision.
-fn resolve_group(
+pub(crate) fn resolve_group(
     name: &str,
     mut load: impl FnMut(&str) -> Result<Option<(Arc<Description>, u64)>, ConfigError>,
 ) -> Result<Option<GroupEntry>, ConfigError> {
@@ -205,7 +205,9 @@ impl DiskDirectory {
 
     /// The built-in group's description while it is served.
     fn serving_embedded(&self) -> Option<&Arc<Description>> {
-        self.embedded.as_ref().filter(|_| !self.files.groups_on_disk())
+        self.embedded
+            .as_ref()
+            .filter(|_| !self.files.groups_on_disk())
     }
 
     /// The groups directory.

@@ -103,7 +103,10 @@ impl GroupDocument {
     /// A new file from a description sent to the API (`PUT .groups/<g>`), keeping the users,
     /// wildcard user and keys of `old` (Galène's rule). Unknown fields are dropped, as Go's
     /// decoder drops them; the private fields and the obsolete user lists are refused.
-    pub fn from_public(body: Value, old: Option<&GroupDocument>) -> Result<GroupDocument, EditError> {
+    pub fn from_public(
+        body: Value,
+        old: Option<&GroupDocument>,
+    ) -> Result<GroupDocument, EditError> {
         let fields = Fields::new(body, &DESCRIPTION_FIELDS, Unknown::Ignore, "group")?;
         let values = fields.into_values();
         if let Some(field) = PRIVATE_GROUP_FIELDS
@@ -492,12 +495,14 @@ mod tests {
 
     #[test]
     fn normal_form_is_galenes() {
-        let d = doc(r#"{"Public":true,"max-clients":0,"displayname":"City","comment":"",
+        let d = doc(
+            r#"{"Public":true,"max-clients":0,"displayname":"City","comment":"",
             "codecs":["vp8","bogus"],"allow-subgroups":true,"allow-anonymous":true,
             "op":[{"username":"vimes","password":"pw"},{"password":"x"}],
             "presenter":[{"username":"vimes"},{"username":"carrot"}],
             "users":{"angua":{"PASSWORD":{"type":"bcrypt","key":"$2a$08$x"},"permissions":["present"]}},
-            "expires":"2030-01-01T00:00:00+02:00"}"#);
+            "expires":"2030-01-01T00:00:00+02:00"}"#,
+        );
         assert_eq!(
             d.to_text(),
             "{\"displayName\":\"City\",\"public\":true,\"expires\":\"2030-01-01T00:00:00+02:00\",\
@@ -530,7 +535,13 @@ mod tests {
 
     #[test]
     fn invalid_files_are_refused() {
-        for bad in [r#"{"bogus":1}"#, r#"{"public":"yes"}"#, "[", "", r#"{"users":[]}"#] {
+        for bad in [
+            r#"{"bogus":1}"#,
+            r#"{"public":"yes"}"#,
+            "[",
+            "",
+            r#"{"users":[]}"#,
+        ] {
             assert!(GroupDocument::parse(bad).is_err(), "{bad}");
         }
     }
@@ -545,7 +556,10 @@ mod tests {
         )
         .unwrap();
         let text = new.to_text();
-        assert!(text.starts_with("{\"displayName\":\"New\",\"max-clients\":5,\"users\":"), "{text}");
+        assert!(
+            text.starts_with("{\"displayName\":\"New\",\"max-clients\":5,\"users\":"),
+            "{text}"
+        );
         assert!(text.contains("\"authKeys\":[{"));
         assert!(!text.contains("whatever") && !text.contains("public"));
         for refused in [
@@ -554,12 +568,19 @@ mod tests {
             json!({"authkeys": []}),
             json!({"op": [{"username": "x"}]}),
         ] {
-            assert!(matches!(
-                GroupDocument::from_public(refused.clone(), None),
-                Err(EditError::BadRequest(_))
-            ), "{refused}");
+            assert!(
+                matches!(
+                    GroupDocument::from_public(refused.clone(), None),
+                    Err(EditError::BadRequest(_))
+                ),
+                "{refused}"
+            );
         }
-        for bad in [json!({"public": "yes"}), json!({"max-clients": "ten"}), json!([1])] {
+        for bad in [
+            json!({"public": "yes"}),
+            json!({"max-clients": "ten"}),
+            json!([1]),
+        ] {
             assert!(GroupDocument::from_public(bad, None).is_err());
         }
         // Null deletes (galenectl update-group sends null for a key to drop).
@@ -571,14 +592,26 @@ mod tests {
     fn users_and_passwords() {
         let mut d = doc(r#"{"users":{"bob":{"password":"old","permissions":"present"}}}"#);
         assert_eq!(d.user_names(), ["bob"]);
-        assert_eq!(d.user(UserSlot::Named("bob")), Some(json!({"permissions": "present"})));
+        assert_eq!(
+            d.user(UserSlot::Named("bob")),
+            Some(json!({"permissions": "present"}))
+        );
         assert_eq!(d.user(UserSlot::Named("eve")), None);
         assert_eq!(d.user(UserSlot::Wildcard), None);
         // Replacing the permissions keeps the password.
-        assert!(!d.put_user(UserSlot::Named("bob"), json!({"permissions": "op"})).unwrap());
-        assert_eq!(d.password(UserSlot::Named("bob")), Some(Password::Plain("old".into())));
+        assert!(
+            !d.put_user(UserSlot::Named("bob"), json!({"permissions": "op"}))
+                .unwrap()
+        );
+        assert_eq!(
+            d.password(UserSlot::Named("bob")),
+            Some(Password::Plain("old".into()))
+        );
         assert!(d.put_user(UserSlot::Named(""), json!({})).unwrap());
-        assert!(d.put_user(UserSlot::Wildcard, json!({"permissions": ["present"]})).unwrap());
+        assert!(
+            d.put_user(UserSlot::Wildcard, json!({"permissions": ["present"]}))
+                .unwrap()
+        );
         assert_eq!(
             d.put_user(UserSlot::Named("x"), json!({"password": "p"})),
             Err(EditError::BadRequest(
@@ -589,14 +622,21 @@ mod tests {
             d.put_user(UserSlot::Named("x"), json!({"permissions": "king"})),
             Err(EditError::BadRequest("unknown permission".into()))
         );
-        d.set_password(UserSlot::Named("bob"), Some(&json!({"type": "bcrypt", "key": "$2a$08$k"})))
+        d.set_password(
+            UserSlot::Named("bob"),
+            Some(&json!({"type": "bcrypt", "key": "$2a$08$k"})),
+        )
+        .unwrap();
+        d.set_password(UserSlot::Wildcard, Some(&json!({"type": "wildcard"})))
             .unwrap();
-        d.set_password(UserSlot::Wildcard, Some(&json!({"type": "wildcard"}))).unwrap();
         assert_eq!(
             d.set_password(UserSlot::Named("eve"), Some(&json!("x"))),
             Err(EditError::NotFound)
         );
-        assert!(d.set_password(UserSlot::Named("bob"), Some(&json!({"type": "rot13"}))).is_err());
+        assert!(
+            d.set_password(UserSlot::Named("bob"), Some(&json!({"type": "rot13"})))
+                .is_err()
+        );
         assert_eq!(
             d.to_text(),
             "{\"users\":{\"\":{},\"bob\":{\"password\":{\"key\":\"$2a$08$k\",\"type\":\"bcrypt\"},\
@@ -620,7 +660,10 @@ mod tests {
         d.set_keys(Some(vec![good.clone()])).unwrap();
         assert_eq!(d.field("authKeys"), Some(&json!([good])));
         let short = json!({"kty": "oct", "alg": "HS256", "k": "AAAA"});
-        assert!(matches!(d.set_keys(Some(vec![short])), Err(EditError::BadRequest(_))));
+        assert!(matches!(
+            d.set_keys(Some(vec![short])),
+            Err(EditError::BadRequest(_))
+        ));
         d.set_keys(None).unwrap();
         assert_eq!(d.to_text(), "{}\n");
     }
@@ -628,7 +671,8 @@ mod tests {
     #[test]
     fn config_setup_adds_an_admin_and_keeps_the_rest() {
         let mut c = ConfigDocument::parse(Some(r#"{"CanonicalHost":"h.example"}"#)).unwrap();
-        c.add_admin("root", Password::Bcrypt("$2a$12$x".into())).unwrap();
+        c.add_admin("root", Password::Bcrypt("$2a$12$x".into()))
+            .unwrap();
         let config = GlobalConfig::from_json_str(&c.to_text()).unwrap();
         assert!(config.writable_groups);
         assert_eq!(config.canonical_host.as_deref(), Some("h.example"));

@@ -47,6 +47,18 @@ impl GlobalConfig {
         })
     }
 
+    /// Whether some user has the `admin` permission and a password it can log in with; until
+    /// then the box offers its first-run setup (docs/admin.md).
+    pub fn has_admin(&self) -> bool {
+        self.users.values().any(|user| {
+            user.password.is_some()
+                && user
+                    .permissions
+                    .as_ref()
+                    .is_some_and(|spec| spec.expand(&Description::default()).has(Permission::Admin))
+        })
+    }
+
     /// Whether `username`/`password` are the credentials of a user with the `admin`
     /// permission (the global administrator of the admin API and the stats page).
     pub fn is_admin(&self, username: &str, password: &str) -> bool {
@@ -116,6 +128,14 @@ mod tests {
         assert!(c.is_admin("list", "anything"));
         assert!(!c.is_admin("nopw", ""));
         assert!(!c.is_admin("nobody", "pw"));
+        assert!(c.has_admin());
+        let no_admin = GlobalConfig::from_json_str(
+            r#"{"users":{"op":{"password":"pw","permissions":"op"},
+                         "nopw":{"permissions":"admin"}}}"#,
+        )
+        .unwrap();
+        assert!(!no_admin.has_admin());
+        assert!(!GlobalConfig::default().has_admin());
     }
 
     #[test]

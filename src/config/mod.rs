@@ -46,7 +46,7 @@ pub mod password;
 pub mod permissions;
 #[cfg(test)]
 mod scratch;
-mod stamp;
+pub(crate) mod stamp;
 pub mod token;
 
 pub use auth::{AuthError, Authenticated, Credentials, authenticate};

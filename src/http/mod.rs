@@ -4,19 +4,19 @@
 //! [`parse_head`] finds a complete head, passes the [`Request`] to [`route::route`] together
 //! with a [`files::FileSource`] (the embedded site or the `-static` directory) and a
 //! [`source::GroupSource`] (the application), and writes back what comes out: a [`Response`]
-//! or, for `/ws`, the 101 of a WebSocket upgrade. [`stats`] answers the admin-only media
-//! statistics.
+//! or, for `/ws`, the 101 of a WebSocket upgrade. [`admin`] answers Galène's administrative API
+//! (`/galene-api/`), which the runtime runs on a thread of its own.
 //!
 //! Every response closes the connection (`Connection: close`): browsers open a new one as
 //! needed and the server stays simple.
 
+pub mod admin;
 pub mod camus;
 pub mod date;
 pub mod files;
 pub mod path;
 pub mod route;
 pub mod source;
-pub mod stats;
 pub mod status;
 
 use std::borrow::Cow;
@@ -227,8 +227,10 @@ pub fn upgrade_response(accept_key: &str) -> Vec<u8> {
 /// The standard reason phrase of a status code.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
         204 => "No Content",
         301 => "Moved Permanently",
         303 => "See Other",
@@ -240,8 +242,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

@@ -16,6 +16,7 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::stream::StreamExt;
 use smol::{Async, Timer};
 
+use super::admin;
 use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
@@ -138,16 +139,29 @@ where
             Some(Ok(_)) => {}
         }
     };
-    // A POST body (a Camus password form) is read whole, within the same deadline.
-    let body_len = if request.method == "POST" {
-        match request
+    // A POST body (a Camus password form) or an admin API body (any method) is read whole,
+    // within the same deadline.
+    let admin_api = admin::wants(&request);
+    let body_limit = if admin_api {
+        Some(admin::BODY_LIMIT)
+    } else {
+        (request.method == "POST").then_some(MAX_FORM_BODY)
+    };
+    let body_len = match body_limit {
+        None => 0,
+        Some(_) if admin_api && request.header("transfer-encoding").is_some() => {
+            let response = Response::text(411, "Length Required");
+            write_response(shared, &mut stream, &response, false).await;
+            return;
+        }
+        Some(limit) => match request
             .header("content-length")
             .map(|v| v.trim().parse::<usize>())
         {
             None => 0,
-            Some(Ok(len)) if len <= MAX_FORM_BODY => len,
+            Some(Ok(len)) if len <= limit => len,
             Some(Ok(_)) => {
-                let response = Response::text(413, "Content Too Large");
+                let response = Response::text(413, "Request body too large");
                 write_response(shared, &mut stream, &response, false).await;
                 return;
             }
@@ -156,10 +170,22 @@ where
                 write_response(shared, &mut stream, &response, false).await;
                 return;
             }
-        }
-    } else {
-        0
+        },
     };
+    if body_len > buffer.len() - head_len
+        && request
+            .header("expect")
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("100-continue"))
+    {
+        let written = within(shared.limits.response_write, async {
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            stream.flush().await
+        })
+        .await;
+        if !matches!(written, Some(Ok(()))) {
+            return;
+        }
+    }
     while buffer.len() < head_len + body_len {
         match read_more(&mut stream, &mut buffer, deadline).await {
             Some(Ok(n)) if n > 0 => {}
@@ -172,6 +198,14 @@ where
     let body = buffer
         .get(head_len..head_len + body_len)
         .unwrap_or_default();
+    if admin_api {
+        let body = body.to_vec();
+        let (method, target) = (request.method.clone(), request.target.clone());
+        let response = admin::serve(shared, request, body, peer).await;
+        log::debug!("{peer}: {method} {target} -> {}", response.status);
+        write_response(shared, &mut stream, &response, method == "HEAD").await;
+        return;
+    }
     let freshness = shared.refresh_files(prefetch::for_request(&request)).await;
     let routed = {
         let _files = shared.files_for_input(freshness);

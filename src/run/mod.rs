@@ -49,6 +49,8 @@
 //! than [`limits::PanicBudget::MAX_PANICS`] panics a minute end the process (exit code 70)
 //! for the service manager to restart it, since the shared state is then suspect.
 
+mod admin;
+mod admin_files;
 pub mod check;
 mod conn;
 pub mod files;
@@ -357,9 +359,19 @@ impl<E: Engine + 'static> Server<E> {
                     None
                 }
             });
+        let admin = file_cache
+            .clone()
+            .and_then(|cache| match admin::AdminWorker::start(cache) {
+                Ok(worker) => Some(worker),
+                Err(e) => {
+                    log::warn!("no admin thread ({e}): the admin API is not available");
+                    None
+                }
+            });
         let shared = Rc::new(Shared {
             file_cache,
             file_worker,
+            admin,
             engine: RefCell::new(self.engine),
             conns: RefCell::new(HashMap::new()),
             timer_kick: kick_sender,
@@ -494,6 +506,8 @@ struct Shared<E> {
     file_cache: Option<FileCache>,
     /// The thread that refreshes `file_cache`.
     file_worker: Option<FileWorker>,
+    /// The thread that answers the admin API (`/galene-api/`).
+    admin: Option<admin::AdminWorker>,
     /// The engine; see the module docs: never borrowed across an `.await`.
     engine: RefCell<E>,
     /// Open WebSocket connections. Whoever removes an entry calls `handle_disconnect`.

@@ -230,6 +230,9 @@ pub struct StreamStats {
 pub struct ClientStats {
     /// The client's id (as the client chose it).
     pub id: String,
+    /// The name it joined under (not in Galène's statistics; the admin page shows who is in
+    /// a group).
+    pub username: Option<String>,
     /// What it publishes.
     pub up: Vec<StreamStats>,
     /// What it receives.
@@ -301,11 +304,10 @@ impl Streams {
         for name in core.group_names() {
             let mut clients = Vec::new();
             for conn in core.members(&name) {
+                let member = core.client(*conn);
                 let mut client = ClientStats {
-                    id: core
-                        .client(*conn)
-                        .map(|c| c.id().to_owned())
-                        .unwrap_or_default(),
+                    id: member.map(|c| c.id().to_owned()).unwrap_or_default(),
+                    username: member.and_then(|c| c.username()).map(str::to_owned),
                     ..ClientStats::default()
                 };
                 if let Some(streams) = self.clients.get(conn) {
