@@ -49,7 +49,7 @@ mod scratch;
 pub(crate) mod stamp;
 pub mod token;
 
-pub use auth::{AuthError, Authenticated, Credentials, authenticate};
+pub use auth::{AuthError, Authenticated, Credentials, authenticate, authenticate_with};
 pub use cache::{FileCache, FileNeed, Freshness, InputScope};
 pub use camus::{CamusRoom, CamusRooms};
 pub use dir::{DiskDirectory, EMBEDDED_GROUP_NAME, MemoryDirectory, embedded_description};

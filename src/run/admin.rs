@@ -24,7 +24,7 @@ use super::{Engine, Shared};
 use crate::config::{FileCache, FileNeed, Freshness};
 use crate::core::NOT_AUTHORISED_DELAY;
 use crate::http::admin::{
-    AdminFile, AdminReply, AdminRequest, Answer, MAX_BODY, handle, is_api_path,
+    AdminFile, AdminReply, AdminRequest, Answer, MAX_BODY, PasswordChecks, handle, is_api_path,
 };
 use crate::http::path::{canonical, parse_target};
 use crate::http::route::not_found;
@@ -52,6 +52,7 @@ impl AdminWorker {
             .name("sfubox-admin".into())
             .spawn(move || {
                 let mut store = DiskAdminStore::new(cache.clone());
+                let mut passwords = PasswordChecks::new();
                 for job in requests {
                     store.start_request();
                     let reply = handle(
@@ -62,6 +63,7 @@ impl AdminWorker {
                             now: SystemTime::now(),
                         },
                         &mut store,
+                        &mut passwords,
                     );
                     let freshness = (!reply.changed.is_empty()).then(|| {
                         let needs: Vec<FileNeed> =

@@ -13,7 +13,8 @@ use super::{AdminFile, Answer, Call};
 use crate::config::dir::resolve_group;
 use crate::config::edit::{GroupDocument, UserSlot};
 use crate::config::{
-    Credentials, Description, GroupEntry, Permission, StatefulToken, authenticate, parse_tokens,
+    Credentials, Description, GroupEntry, Permission, StatefulToken, authenticate_with,
+    parse_tokens,
 };
 use crate::http::{Request, Response};
 
@@ -132,10 +133,18 @@ impl Call<'_, '_> {
 
     /// Whether the caller is the global administrator.
     fn is_global_admin(&mut self, caller: &Caller) -> bool {
-        if let Some((user, password)) = &caller.basic
-            && self.config().is_ok_and(|c| c.is_admin(user, password))
-        {
-            return true;
+        if let Some((user, password)) = &caller.basic {
+            let admin_password = self.config().ok().and_then(|config| {
+                let entry = config.users.get(user)?;
+                let is_admin = entry.permissions.as_ref().is_some_and(|spec| {
+                    spec.expand(&Description::default()).has(Permission::Admin)
+                });
+                entry.password.clone().filter(|_| is_admin)
+            });
+            let now = self.request.now;
+            if admin_password.is_some_and(|stored| self.passwords.check(&stored, password, now)) {
+                return true;
+            }
         }
         // Only a stateful token can be global: a JWT needs a group's keys.
         if let Some(bearer) = &caller.bearer {
@@ -174,12 +183,15 @@ impl Call<'_, '_> {
             password: caller.basic.as_ref().map(|(_, p)| p.as_str()),
             token: caller.bearer.as_deref(),
         };
-        authenticate(
+        let now = self.request.now;
+        let passwords = &mut *self.passwords;
+        authenticate_with(
             &entry,
             credentials,
             canonical_host.as_deref(),
-            self.request.now,
+            now,
             |name| tokens.get(name).cloned(),
+            |stored, given| passwords.check(stored, given, now),
         )
         .is_ok_and(|auth| auth.permissions.has(Permission::Admin))
     }
@@ -198,7 +210,8 @@ impl Call<'_, '_> {
             .group_entry(group)
             .and_then(|entry| entry.description.users.get(user).cloned())
             .and_then(|entry| entry.password);
-        stored.is_some_and(|stored| stored.matches(password))
+        let now = self.request.now;
+        stored.is_some_and(|stored| self.passwords.check(&stored, password, now))
     }
 
     /// The 401 for a refused caller.

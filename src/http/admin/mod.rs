@@ -23,6 +23,7 @@
 
 mod auth;
 mod groups;
+pub mod passwords;
 mod setup;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ use super::path::{parse_target, split_kind};
 use super::{Request, Response};
 use crate::config::{FileNeed, GlobalConfig};
 
+pub use passwords::PasswordChecks;
 pub use setup::SETUP_PATH;
 
 /// Where the API lives.
@@ -142,11 +144,17 @@ pub fn is_api_path(path: &str) -> bool {
     path.starts_with(API_PREFIX)
 }
 
-/// Answers one request to the API.
-pub fn handle(request: AdminRequest<'_>, store: &mut dyn AdminStore) -> AdminReply {
+/// Answers one request to the API. `passwords` remembers recent successful password
+/// checks across requests (see [`passwords`]).
+pub fn handle(
+    request: AdminRequest<'_>,
+    store: &mut dyn AdminStore,
+    passwords: &mut PasswordChecks,
+) -> AdminReply {
     let mut call = Call {
         request,
         store,
+        passwords,
         config: None,
         changed: Vec::new(),
         failed_login: false,
@@ -163,6 +171,7 @@ pub fn handle(request: AdminRequest<'_>, store: &mut dyn AdminStore) -> AdminRep
 pub(super) struct Call<'a, 's> {
     request: AdminRequest<'a>,
     store: &'s mut dyn AdminStore,
+    passwords: &'s mut PasswordChecks,
     /// `config.json`, read once (`Err`: unreadable or invalid).
     config: Option<Result<GlobalConfig, String>>,
     changed: Vec<AdminFile>,

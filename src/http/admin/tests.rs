@@ -114,6 +114,7 @@ fn call(store: &mut MemoryStore, request: &Request, body: &[u8]) -> AdminReply {
             now: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         },
         store,
+        &mut PasswordChecks::new(),
     )
 }
 
@@ -212,6 +213,7 @@ fn setup_from_a_public_address_is_refused() {
             now: SystemTime::UNIX_EPOCH,
         },
         &mut store,
+        &mut PasswordChecks::new(),
     );
     assert_eq!(status(&reply), 403);
     assert!(store.text(&AdminFile::Config).is_none());
