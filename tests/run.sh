@@ -44,6 +44,9 @@ cargo test --all-targets
 echo "== web client: library unit tests (node --test) and the meeting page in headless Chromium (tests/web/run.sh)"
 tests/web/run.sh
 
+echo "== administration: the admin page, invitations and their QR codes, change password, in headless Chromium (tests/admin/run.sh)"
+tests/admin/run.sh
+
 echo "== GStreamer examples' signalling: real webrtcbin and browser calls (tests/gst/run.sh)"
 tests/gst/run.sh
 
