@@ -66,8 +66,11 @@ impl AdminWorker {
                         &mut passwords,
                     );
                     let freshness = (!reply.changed.is_empty()).then(|| {
-                        let needs: Vec<FileNeed> =
+                        // Touching a group also reads config.json (its rules) and the
+                        // tokens: refresh them with the files written.
+                        let mut needs: Vec<FileNeed> =
                             reply.changed.iter().map(AdminFile::need).collect();
+                        needs.extend([FileNeed::Config, FileNeed::Tokens]);
                         cache.refresh(&needs)
                     });
                     // The asker may have gone (its connection closed): nothing to do then.
