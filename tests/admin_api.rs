@@ -1585,3 +1585,37 @@ fn check_config_reports_a_pending_setup() {
     assert!(report.contains("an administrator"), "{report}");
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn a_client_that_waits_for_100_continue_gets_it() {
+    use std::io::{Read, Write};
+    let server = server();
+    let body = json!({"displayName": "Continued"}).to_string();
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "PUT {API}/.groups/g HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        server.host(),
+        basic("root", "rootpw"),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(
+        rest.starts_with(b"HTTP/1.1 204 "),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert_eq!(
+        read_json(&server.groups_dir().join("g.json"))["displayName"],
+        "Continued"
+    );
+}

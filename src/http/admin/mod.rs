@@ -23,6 +23,7 @@
 
 mod auth;
 mod groups;
+pub mod memory;
 pub mod passwords;
 mod setup;
 #[cfg(test)]

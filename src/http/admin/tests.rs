@@ -1,76 +1,14 @@
 //! The API's decisions with an in-memory store: what tests/admin_api.rs cannot provoke over
 //! real files (a write conflict, a failing disk) and the small parsers.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::memory::MemoryStore;
 use super::*;
-
-/// Files in memory; ETags count writes. `conflict_next` makes the next write fail as if
-/// another writer had come first; `fail_writes` makes writes fail like a full disk.
-#[derive(Default)]
-struct MemoryStore {
-    files: BTreeMap<AdminFile, (String, u64)>,
-    counter: u64,
-    conflict_next: bool,
-    fail_writes: bool,
-}
-
-impl MemoryStore {
-    fn with(mut self, file: AdminFile, text: &str) -> MemoryStore {
-        self.counter += 1;
-        self.files.insert(file, (text.to_owned(), self.counter));
-        self
-    }
-
-    fn text(&self, file: &AdminFile) -> Option<&str> {
-        self.files.get(file).map(|(t, _)| t.as_str())
-    }
-}
-
-impl AdminStore for MemoryStore {
-    fn read(&mut self, file: &AdminFile) -> Result<Option<Snapshot>, String> {
-        Ok(self.files.get(file).map(|(text, n)| Snapshot {
-            text: text.clone(),
-            etag: format!("\"{}-{n}\"", text.len()),
-        }))
-    }
-
-    fn write(&mut self, file: &AdminFile, contents: Option<&str>) -> Result<(), WriteError> {
-        if std::mem::take(&mut self.conflict_next) {
-            return Err(WriteError::Conflict);
-        }
-        if self.fail_writes {
-            return Err(WriteError::Io("No space left on device".into()));
-        }
-        self.counter += 1;
-        match contents {
-            Some(text) => {
-                self.files
-                    .insert(file.clone(), (text.to_owned(), self.counter));
-            }
-            None => {
-                self.files.remove(file);
-            }
-        }
-        Ok(())
-    }
-
-    fn group_names(&mut self) -> Result<Vec<String>, String> {
-        Ok(self
-            .files
-            .keys()
-            .filter_map(|f| match f {
-                AdminFile::Group(name) => Some(name.clone()),
-                _ => None,
-            })
-            .collect())
-    }
-}
 
 const CONFIG: &str =
     r#"{"writableGroups":true,"users":{"root":{"password":"pw","permissions":"admin"}}}"#;
