@@ -15,6 +15,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::time::{Instant, SystemTime};
 
 use smol::Timer;
@@ -55,16 +56,33 @@ impl AdminWorker {
                 let mut passwords = PasswordChecks::new();
                 for job in requests {
                     store.start_request();
-                    let reply = handle(
-                        AdminRequest {
-                            request: &job.request,
-                            body: &job.body,
-                            peer: Some(job.peer),
-                            now: SystemTime::now(),
-                        },
-                        &mut store,
-                        &mut passwords,
-                    );
+                    // A bug must not take the API down for good: the request gets a 500, the
+                    // thread goes on (the store keeps nothing across requests).
+                    let answered = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        handle(
+                            AdminRequest {
+                                request: &job.request,
+                                body: &job.body,
+                                peer: Some(job.peer),
+                                now: SystemTime::now(),
+                            },
+                            &mut store,
+                            &mut passwords,
+                        )
+                    }));
+                    let reply = answered.unwrap_or_else(|payload| {
+                        log::error!(
+                            "panic while answering {} {}: {}",
+                            job.request.method,
+                            job.request.target,
+                            super::limits::panic_message(payload.as_ref())
+                        );
+                        AdminReply {
+                            answer: Answer::Response(Response::text(500, "Internal server error")),
+                            changed: Vec::new(),
+                            failed_login: false,
+                        }
+                    });
                     let freshness = (!reply.changed.is_empty()).then(|| {
                         // Touching a group also reads config.json (its rules) and the
                         // tokens: refresh them with the files written.
