@@ -1,7 +1,7 @@
 // The administration page against the real server, as a new box's owner uses it: first-run
 // setup, a group, a user, an invitation shown as a link and a QR code (read back with
-// zbarimg), a second page joining the meeting with it, the group edited while that page is in
-// the meeting, the invitation revoked and then refused; and a user changing its password.
+// zbarimg), a second page joining the meeting with it and sending its camera (the live
+// statistics table shows it), the group edited while that page is in the meeting, the invitation revoked and then refused; and a user changing its password.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
@@ -116,6 +116,7 @@ test('a box set up, run and used from the browser', async () => {
         await guest.goto(link);
         await guest.locator('#login-form').waitFor();
         assert.equal(await guest.isVisible('#password-row'), false);
+        await guest.check('input[name=start][value=camera]');
         await guest.click('#login-submit');
         await guest.locator('#meeting:not([hidden])').waitFor({timeout: 15000});
         assert.equal(await guest.innerText('#group-title'), 'Office');
@@ -124,6 +125,9 @@ test('a box set up, run and used from the browser', async () => {
         // The admin page shows who is in the meeting now.
         await waitFor('guest shown as in the meeting', async () =>
             /guest/.test(await admin.innerText('#groups-table tr[data-group="office"]')));
+        // ... and what the guest's camera sends, as a table (once bytes have been counted).
+        await waitFor('the guest\'s stream in the statistics table', async () =>
+            /guest\s+\S+\s+sending\s+(?:[1-9]\d* kb\/s|\d+\.\d+ Mb\/s)/.test(await admin.innerText('#stats-table')));
         await admin.screenshot({path: path.join(artifactsDir('admin'), 'admin.png'), fullPage: true});
 
         // The group is edited while the guest is in it: the meeting page follows at once.
