@@ -35,3 +35,4 @@ pub mod run;
 pub mod streams;
 #[doc(hidden)]
 pub mod testing;
+pub mod whip;

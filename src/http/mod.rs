@@ -18,6 +18,7 @@ pub mod route;
 pub mod source;
 pub mod stats;
 pub mod status;
+pub mod whip;
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -173,6 +174,16 @@ impl Response {
         }
     }
 
+    /// Adds a header line even if one with the same name exists (`Link`). Control
+    /// characters in `value` are replaced by spaces, as in [`Response::set_header`].
+    pub fn add_header(&mut self, name: &'static str, value: &str) {
+        let value: String = value
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.headers.push((name, value));
+    }
+
     /// Removes a header.
     pub fn remove_header(&mut self, name: &str) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
@@ -229,6 +240,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
         204 => "No Content",
         301 => "Moved Permanently",
         303 => "See Other",
@@ -242,6 +254,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         408 => "Request Timeout",
         412 => "Precondition Failed",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

@@ -20,7 +20,9 @@ use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
 use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
+use crate::http::path::parse_target;
 use crate::http::route::{Routed, Signalling, route};
+use crate::http::whip::{MAX_SDP_BODY, is_whip_path, route as whip_route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
 
 /// Runs `future` for at most `limit`; `None` when time ran out.
@@ -138,14 +140,17 @@ where
             Some(Ok(_)) => {}
         }
     };
-    // A POST body (a Camus password form) is read whole, within the same deadline.
-    let body_len = if request.method == "POST" {
+    // A POST body (a Camus password form, a WHIP offer) or a PATCH body (a WHIP trickle
+    // fragment) is read whole, within the same deadline.
+    let whip = parse_target(&request.target).is_some_and(|t| is_whip_path(&t.path));
+    let max_body = if whip { MAX_SDP_BODY } else { MAX_FORM_BODY };
+    let body_len = if request.method == "POST" || (whip && request.method == "PATCH") {
         match request
             .header("content-length")
             .map(|v| v.trim().parse::<usize>())
         {
             None => 0,
-            Some(Ok(len)) if len <= MAX_FORM_BODY => len,
+            Some(Ok(len)) if len <= max_body => len,
             Some(Ok(_)) => {
                 let response = Response::text(413, "Content Too Large");
                 write_response(shared, &mut stream, &response, false).await;
@@ -177,17 +182,26 @@ where
         let _files = shared.files_for_input(freshness);
         let mut engine = shared.engine.borrow_mut();
         let now = Instant::now();
-        camus_route(
-            &request,
-            body,
-            shared.camus_client.as_ref(),
-            &mut *engine,
-            now,
-        )
-        .unwrap_or_else(|| route(&request, shared.files.as_ref(), &mut *engine, now))
+        let files = shared.files.as_ref();
+        whip_route(&request, body, files, &mut *engine, Some(peer), now)
+            .map(Routed::Response)
+            .or_else(|| {
+                camus_route(
+                    &request,
+                    body,
+                    shared.camus_client.as_ref(),
+                    &mut *engine,
+                    now,
+                )
+            })
+            .unwrap_or_else(|| route(&request, files, &mut *engine, now))
     };
     match routed {
         Routed::Response(response) => {
+            if whip && response.status == 401 {
+                // As after a bad password on a WebSocket: guessing costs time.
+                Timer::after(crate::core::NOT_AUTHORISED_DELAY).await;
+            }
             log::debug!(
                 "{peer}: {} {} -> {}",
                 request.method,
