@@ -458,6 +458,9 @@ fn refusal(text: Option<String>) -> WhipError {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// Sends `offer` for the session's stream: a publication (WHIP) or a follower (WHEP).
 #[allow(clippy::too_many_arguments)]
 fn negotiate(
