@@ -32,6 +32,12 @@
 //! Camus connections ([`crate::camus`]) likewise live in a hub of their own; the HTTP layer
 //! asks the facade about Camus room pages and upgrades, and the hub reads rooms and ICE
 //! servers through the core's configuration directory.
+//!
+//! WHIP and WHEP sessions ([`crate::whip`]) are in-process clients created by HTTP requests
+//! ([`App::whip_create`], [`App::whip_patch`], [`App::whip_delete`]): their stream notices go
+//! to the WHIP hub rather than to [`App::poll_local_notice`], their connect deadlines share the
+//! one heap, and when the hub says a session ended (DELETE, a failed stream, a kick, the
+//! server's shutdown) the facade takes its client out of the group.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;

@@ -5,7 +5,8 @@
 //! with a [`files::FileSource`] (the embedded site or the `-static` directory) and a
 //! [`source::GroupSource`] (the application), and writes back what comes out: a [`Response`]
 //! or, for `/ws`, the 101 of a WebSocket upgrade. [`stats`] answers the admin-only media
-//! statistics.
+//! statistics. Routes that need the request body go first: [`whip::route`] (WHIP and WHEP,
+//! docs/whip.md) and [`camus::route`].
 //!
 //! Every response closes the connection (`Connection: close`): browsers open a new one as
 //! needed and the server stays simple.

@@ -37,6 +37,10 @@
 //! decided in `select.rs`. A receiver whose selection becomes empty gets `Close`; one that
 //! never had a stream is not told `Close` for it (Galène does, which clients ignore).
 //!
+//! A client that makes its own offer to receive (a WHEP viewer) follows its group's streams
+//! instead ([`Streams::follow`], in `follow.rs`): one down stream answers its offer and is fed
+//! the newest stream that matches what it asked for.
+//!
 //! When the engine reports that a down stream's video is reduced by its receiver's network
 //! (or is back), the receiver is told ([`StreamNotice::LayerReduced`]), once per change and
 //! only while it has that stream.

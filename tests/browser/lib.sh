@@ -1,4 +1,4 @@
-# The browser suites' shared shell helpers (tests/web, tests/camus, tests/gst,
+# The browser suites' shared shell helpers (tests/web, tests/camus, tests/gst, tests/whip,
 # tests/media-browser, tests/network). Source it from the repository's root:
 #
 #   cd "$(dirname "$0")/../.."
