@@ -144,6 +144,12 @@ where
     // fragment) is read whole, within the same deadline.
     let whip = parse_target(&request.target).is_some_and(|t| is_whip_path(&t.path));
     let max_body = if whip { MAX_SDP_BODY } else { MAX_FORM_BODY };
+    if whip && request.header("transfer-encoding").is_some() {
+        // A chunked offer is not read: without this it would look like an empty one.
+        let response = Response::text(411, "Length Required");
+        write_response(shared, &mut stream, &response, false).await;
+        return;
+    }
     let body_len = if request.method == "POST" || (whip && request.method == "PATCH") {
         match request
             .header("content-length")

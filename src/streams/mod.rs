@@ -289,8 +289,8 @@ impl Streams {
             ups: self.ups.len(),
             downs: self.downs.len(),
             clients: self.clients.len(),
-            pushes: self.pushes.len() + self.orphans.len(),
-            followers: self.followers.len() + self.follower_keys.len(),
+            pushes: self.pushes.len(),
+            followers: self.followers.len(),
             engine: self.sfu.as_ref().map(Sfu::counts).unwrap_or_default(),
         }
     }

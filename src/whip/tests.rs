@@ -582,12 +582,18 @@ fn a_whep_client_follows_the_newest_stream_of_the_group() {
     w.send_media(a, a_audio, Some(a_video), 1, Duration::from_millis(600));
     assert_eq!(audio_tags(&w, named, n_audio, mark_n), [1]);
     assert_eq!(audio_tags(&w, v, v_audio, mark_v), [2]);
+    // Nobody shares a screen: a viewer of screens waits, connected, with nothing.
+    let (screens, response, _, _) = w.whep(12, "/group/g/.whep?label=screenshare");
+    assert_eq!(response.status, 201);
+    w.send_media(a, a_audio, Some(a_video), 1, Duration::from_millis(400));
+    assert!(w.peers[screens].connected);
+    assert!(w.seen[screens].is_empty());
 
     // DELETE ends a viewer; the other still watches.
     w.received.clear();
     assert_eq!(w.http("DELETE", &location, &[], "").status, 200);
     assert_eq!(w.users(alice), [("delete".to_owned(), "whep".to_owned())]);
-    assert_eq!(w.app.whip().len(), 1);
+    assert_eq!(w.app.whip().len(), 2);
     assert_eq!(w.app.streams().tables().followers, 2);
 }
 

@@ -3,6 +3,7 @@
 //
 // Usage: node browser.mjs http://127.0.0.1:PORT
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import {captureConsole, chromiumArgs, launch, waitFor} from '../browser/harness.mjs';
 
 const base = process.argv[2];
@@ -39,6 +40,18 @@ async function refusals() {
     assert.equal((await request('PATCH', '/group/g/.whep/AAAAAAAAAAAAAAAAAAAAAA', {
         headers: {'Content-Type': 'application/trickle-ice-sdpfrag'}, body: 'a=end-of-candidates\r\n'})).status, 404);
     assert.equal((await request('DELETE', '/group/g/.whip/not-an-id')).status, 500);
+    assert.equal(await chunkedPost('/group/g/.whip', 'v=0\r\n'), 411, 'chunked');
+}
+
+/** POSTs `body` as chunked transfer encoding (no Content-Length); returns the status. */
+function chunkedPost(path, body) {
+    return new Promise((resolve, reject) => {
+        const req = http.request(base + path, {method: 'POST', headers: {'Content-Type': 'application/sdp'}},
+            res => { res.resume(); resolve(res.statusCode); });
+        req.on('error', reject);
+        req.write(body);
+        req.end();
+    });
 }
 
 /** A page of the test site, its console and errors captured. */
