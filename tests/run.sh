@@ -56,6 +56,9 @@ tests/camus/run.sh
 echo "== Media: two headless Chromium pages see and hear each other through the SFU (tests/media-browser/run.sh)"
 tests/media-browser/run.sh
 
+echo "== WHIP and WHEP: the whip-whep package's clients in headless Chromium publish into and view a group (tests/whip/run.sh)"
+tests/whip/run.sh
+
 echo "== Shaped links: three Chromiums in network namespaces; a capped, a lossy and an uplink-capped path (tests/network/run.sh)"
 tests/network/run.sh
 

@@ -5,7 +5,8 @@
 //! with a [`files::FileSource`] (the embedded site or the `-static` directory) and a
 //! [`source::GroupSource`] (the application), and writes back what comes out: a [`Response`]
 //! or, for `/ws`, the 101 of a WebSocket upgrade. [`admin`] answers Galène's administrative API
-//! (`/galene-api/`), which the runtime runs on a thread of its own.
+//! (`/galene-api/`), which the runtime runs on a thread of its own. Routes that need the
+//! request body go first: [`whip::route`] (WHIP and WHEP, docs/whip.md) and [`camus::route`].
 //!
 //! Every response closes the connection (`Connection: close`): browsers open a new one as
 //! needed and the server stays simple.
@@ -18,6 +19,7 @@ pub mod path;
 pub mod route;
 pub mod source;
 pub mod status;
+pub mod whip;
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -171,6 +173,16 @@ impl Response {
             Some(slot) => slot.1 = value,
             None => self.headers.push((name, value)),
         }
+    }
+
+    /// Adds a header line even if one with the same name exists (`Link`). Control
+    /// characters in `value` are replaced by spaces, as in [`Response::set_header`].
+    pub fn add_header(&mut self, name: &'static str, value: &str) {
+        let value: String = value
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.headers.push((name, value));
     }
 
     /// Removes a header.

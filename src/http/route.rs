@@ -122,7 +122,11 @@ fn respond(response: Response) -> Routed {
 }
 
 /// 301 to `https://<canonicalHost><path>` when the request's `Host` differs, as Galène does.
-fn canonical_host(request: &Request, path: &str, groups: &mut dyn GroupSource) -> Option<Response> {
+pub(crate) fn canonical_host(
+    request: &Request,
+    path: &str,
+    groups: &mut dyn GroupSource,
+) -> Option<Response> {
     let config = groups.global_config().ok()?;
     let wanted = config.canonical_host.as_deref().filter(|h| !h.is_empty())?;
     if request.host().eq_ignore_ascii_case(wanted) {
@@ -170,7 +174,7 @@ pub fn not_found(files: &dyn FileSource) -> Response {
     with_security_headers(response, None)
 }
 
-fn internal_error() -> Response {
+pub(crate) fn internal_error() -> Response {
     Response::text(500, "Internal server error")
 }
 
@@ -292,7 +296,7 @@ pub fn group_of_path(path: &str) -> Option<String> {
 }
 
 /// The group name in a `/group/…` path: not starting with `.`, cleaned; `None` if empty.
-fn group_name(path: &str) -> Option<String> {
+pub(crate) fn group_name(path: &str) -> Option<String> {
     let name = path.strip_prefix("/group/")?;
     if name.is_empty() || name.starts_with('.') {
         return None;
@@ -419,7 +423,7 @@ pub(crate) fn websocket(
 
 /// Allowed: no `Origin`; or the origin's host equals `Host` (case-insensitive); or the origin
 /// equals an `allowOrigin` entry of `config.json` (case-insensitive).
-fn origin_allowed(request: &Request, groups: &mut dyn GroupSource) -> bool {
+pub(crate) fn origin_allowed(request: &Request, groups: &mut dyn GroupSource) -> bool {
     let Some(origin) = request.header("origin") else {
         return true;
     };

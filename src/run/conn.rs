@@ -21,7 +21,9 @@ use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
 use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
+use crate::http::path::parse_target;
 use crate::http::route::{Routed, Signalling, route};
+use crate::http::whip::{MAX_SDP_BODY, is_whip_path, route as whip_route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
 
 /// Runs `future` for at most `limit`; `None` when time ran out.
@@ -139,17 +141,21 @@ where
             Some(Ok(_)) => {}
         }
     };
-    // A POST body (a Camus password form) or an admin API body (any method) is read whole,
-    // within the same deadline.
+    // A body is read whole, within the same deadline: a POST's (a Camus password form, a WHIP
+    // offer), a WHIP PATCH's (a trickle fragment), an admin API request's (any method).
     let admin_api = admin::wants(&request);
+    let whip = parse_target(&request.target).is_some_and(|t| is_whip_path(&t.path));
     let body_limit = if admin_api {
         Some(admin::BODY_LIMIT)
+    } else if whip {
+        matches!(request.method.as_str(), "POST" | "PATCH").then_some(MAX_SDP_BODY)
     } else {
         (request.method == "POST").then_some(MAX_FORM_BODY)
     };
     let body_len = match body_limit {
         None => 0,
-        Some(_) if admin_api && request.header("transfer-encoding").is_some() => {
+        Some(_) if (admin_api || whip) && request.header("transfer-encoding").is_some() => {
+            // A chunked body is not read: without this it would look like an empty one.
             let response = Response::text(411, "Length Required");
             write_response(shared, &mut stream, &response, false).await;
             return;
@@ -211,17 +217,26 @@ where
         let _files = shared.files_for_input(freshness);
         let mut engine = shared.engine.borrow_mut();
         let now = Instant::now();
-        camus_route(
-            &request,
-            body,
-            shared.camus_client.as_ref(),
-            &mut *engine,
-            now,
-        )
-        .unwrap_or_else(|| route(&request, shared.files.as_ref(), &mut *engine, now))
+        let files = shared.files.as_ref();
+        whip_route(&request, body, files, &mut *engine, Some(peer), now)
+            .map(Routed::Response)
+            .or_else(|| {
+                camus_route(
+                    &request,
+                    body,
+                    shared.camus_client.as_ref(),
+                    &mut *engine,
+                    now,
+                )
+            })
+            .unwrap_or_else(|| route(&request, files, &mut *engine, now))
     };
     match routed {
         Routed::Response(response) => {
+            if whip && response.status == 401 {
+                // As after a bad password on a WebSocket: guessing costs time.
+                Timer::after(crate::core::NOT_AUTHORISED_DELAY).await;
+            }
             log::debug!(
                 "{peer}: {} {} -> {}",
                 request.method,

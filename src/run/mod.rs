@@ -84,7 +84,7 @@ use crate::media::Sfu;
 
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
 /// exists so the runtime can be exercised with a small fake.
-pub trait Engine: CamusSource {
+pub trait Engine: CamusSource + crate::http::whip::WhipSource {
     /// Starts the media engine with this configuration (host candidates: the media socket's
     /// addresses). Engines without media accept and ignore it.
     fn enable_media(&mut self, config: crate::media::SfuConfig) -> Result<(), String> {
@@ -829,6 +829,7 @@ mod tests {
     }
 
     impl CamusSource for FakeEngine {}
+    impl crate::http::whip::WhipSource for FakeEngine {}
 
     impl Engine for FakeEngine {
         fn connect(&mut self, _now: Instant, _remote: Option<SocketAddr>) -> ConnId {
