@@ -1,0 +1,3 @@
+//! Recording (stub while the pieces land).
+
+pub mod mkv;
