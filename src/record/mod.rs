@@ -1,3 +1,6 @@
 //! Recording (stub while the pieces land).
 
+pub mod bitstream;
+pub mod depacketize;
 pub mod mkv;
+pub mod reorder;
