@@ -139,7 +139,9 @@ impl Core {
         };
         let wall = self.clock.at(now);
         let directory = &mut self.directory;
-        match authenticate(&entry, credentials, None, wall, |name| directory.token(name)) {
+        match authenticate(&entry, credentials, None, wall, |name| {
+            directory.token(name)
+        }) {
             Ok(auth) if auth.permissions.has(Permission::Record) => RecordingAccess::Allowed,
             Ok(_) => RecordingAccess::Denied,
             Err(_) => {

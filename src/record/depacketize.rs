@@ -401,7 +401,8 @@ fn h264(p: &mut Partial, payload: &[u8], first: bool) -> bool {
             } else if first || p.fu_start.is_none() {
                 return false;
             }
-            p.data.extend_from_slice(payload.get(2..).unwrap_or_default());
+            p.data
+                .extend_from_slice(payload.get(2..).unwrap_or_default());
             if end && let Some(at) = p.fu_start.take() {
                 let nal_len = p.data.len() - at - 4;
                 let Ok(len) = u32::try_from(nal_len) else {
@@ -534,7 +535,9 @@ mod tests {
         // Two frames of 5 and 3 bytes, one size byte each: marker 0b11000_001.
         assert_eq!(
             f.data,
-            [0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xbb, 0xbb, 0xbb, 0xc1, 5, 3, 0xc1]
+            [
+                0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xbb, 0xbb, 0xbb, 0xc1, 5, 3, 0xc1
+            ]
         );
     }
 

@@ -701,8 +701,7 @@ mod tests {
                 TrackHeader {
                     kind: TrackType::Audio,
                     codec_id: "A_OPUS",
-                    codec_private: b"OpusHead\x01\x02\x00\x00\x80\xbb\x00\x00\x00\x00\x00"
-                        .to_vec(),
+                    codec_private: b"OpusHead\x01\x02\x00\x00\x80\xbb\x00\x00\x00\x00\x00".to_vec(),
                     pixels: (0, 0),
                     audio: (48_000, 2),
                     delay_and_preroll: (0, 80_000_000),

@@ -193,7 +193,10 @@ mod tests {
         }
         assert_eq!(seqs(&out), [Some(1)]);
         r.push(packet(6, t0), &mut out);
-        assert_eq!(seqs(&out), [Some(1), None, Some(3), Some(4), Some(5), Some(6)]);
+        assert_eq!(
+            seqs(&out),
+            [Some(1), None, Some(3), Some(4), Some(5), Some(6)]
+        );
 
         // 7 is lost; 8 waits until a packet arrives a second later.
         out.clear();

@@ -51,8 +51,8 @@ use crate::config::Permission;
 use crate::conn::{ConnId, Deadlines};
 use crate::core::{Core, TrackSelection};
 use crate::media::{
-    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Selection, Sfu, SfuConfig,
-    SinkTrack, StreamKey, TrackInfo, TrackKind, TrackStats,
+    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Selection, Sfu, SfuConfig, SinkTrack,
+    StreamKey, TrackInfo, TrackKind, TrackStats,
 };
 
 mod select;
@@ -1177,4 +1177,4 @@ fn group_codecs(core: &mut Core, conn: ConnId) -> Vec<MediaCodec> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
