@@ -171,6 +171,19 @@ impl App {
         self.flush(now);
     }
 
+    /// Whether HTTP Basic credentials may use `group`'s recordings (`/recordings/`).
+    pub fn recording_access(
+        &mut self,
+        now: Instant,
+        group: &str,
+        username: &str,
+        password: &str,
+    ) -> crate::core::RecordingAccess {
+        let access = self.core.recording_access(now, group, username, password);
+        self.flush(now);
+        access
+    }
+
     /// The recorders and their recordings (read-only), for tests.
     pub fn recorders(&self) -> &Recorders {
         &self.recorders

@@ -14,6 +14,7 @@ pub mod camus;
 pub mod date;
 pub mod files;
 pub mod path;
+pub mod recordings;
 pub mod route;
 pub mod source;
 pub mod stats;
@@ -186,6 +187,27 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Appends the head of a response whose body (sent separately) is `length` bytes long:
+    /// status line, headers, `Content-Length`, `Date`, `Connection: close`.
+    pub fn encode_head(&self, length: u64, date: SystemTime, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\n",
+            self.status,
+            reason_phrase(self.status)
+        );
+        for (name, value) in &self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        let _ = write!(
+            out,
+            "Content-Length: {length}\r\nDate: {}\r\nConnection: close\r\n\r\n",
+            date::format(date)
+        );
+    }
+
     /// Appends the wire form to `out`: status line, headers, `Content-Length`, `Date`,
     /// `Connection: close`, and the body unless `head_only`.
     pub fn encode(&self, head_only: bool, date: SystemTime, out: &mut Vec<u8>) {
@@ -230,6 +252,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         101 => "Switching Protocols",
         200 => "OK",
         204 => "No Content",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         303 => "See Other",
         304 => "Not Modified",
@@ -242,6 +265,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         408 => "Request Timeout",
         412 => "Precondition Failed",
         413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

@@ -35,7 +35,7 @@ pub fn stats(request: &Request, groups: &mut dyn GroupSource) -> Response {
 }
 
 /// The user name and password of an `Authorization: Basic` header.
-fn basic_credentials(request: &Request) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(request: &Request) -> Option<(String, String)> {
     let value = request.header("authorization")?.trim();
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -211,6 +211,8 @@ pub struct Muxer {
     ends: Vec<Option<(u64, u64)>>,
     /// The end of the last complete block in the file: what survives a cut at `len`.
     written_ms: u64,
+    /// [`Muxer::finish`] ran.
+    finished: bool,
 }
 
 impl Muxer {
@@ -291,6 +293,7 @@ impl Muxer {
             queues: vec![VecDeque::new(); header.tracks.len()],
             ends: vec![None; header.tracks.len()],
             written_ms: 0,
+            finished: false,
         };
         (muxer, vec![FileOp::Append(out)])
     }
@@ -309,6 +312,9 @@ impl Muxer {
     /// track is ignored.
     pub fn push(&mut self, frame: Frame, out: &mut Vec<FileOp>) {
         let index = usize::from(frame.track).wrapping_sub(1);
+        if self.finished {
+            return;
+        }
         let Some(queue) = self.queues.get_mut(index) else {
             return;
         };
@@ -317,8 +323,12 @@ impl Muxer {
     }
 
     /// Ends the file: writes what is queued, the Cues, and patches the sizes, the Duration
-    /// and the SeekHead.
-    pub fn finish(mut self, out: &mut Vec<FileOp>) {
+    /// and the SeekHead. Anything pushed afterwards is ignored.
+    pub fn finish(&mut self, out: &mut Vec<FileOp>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
         self.release(true, out);
         self.close_cluster(out);
         let cues_at = self.len;
@@ -345,13 +355,20 @@ impl Muxer {
         self.patch_ends(self.len, self.end_ms(), out);
     }
 
+    /// The end of the blocks appended so far, in milliseconds (the Duration of a file cut
+    /// right here).
+    pub fn written_ms(&self) -> u64 {
+        self.written_ms
+    }
+
     /// The patches that end the file at `len` bytes (a cut after an append failed): the
-    /// Segment's size and the Duration, and nothing appended. `len` must be the length before
-    /// one of the `Append`s this muxer produced.
-    pub fn salvage(&self, len: u64) -> Vec<FileOp> {
+    /// Segment's size and the Duration (`duration_ms`: [`Muxer::written_ms`] when the file
+    /// was `len` long), and nothing appended. `len` must be the length before one of the
+    /// `Append`s this muxer produced.
+    pub fn salvage(&self, len: u64, duration_ms: u64) -> Vec<FileOp> {
         let mut out = Vec::new();
         if len >= self.segment_data_at {
-            self.patch_ends(len, self.written_ms, &mut out);
+            self.patch_ends(len, duration_ms, &mut out);
         }
         out
     }
@@ -839,7 +856,7 @@ mod tests {
         // Before salvage the file parses up to its end thanks to unknown sizes.
         let (_, size, _) = header(&file, children_len_of_ebml(&file));
         assert_eq!(size, None, "the segment's size is unknown until patched");
-        apply(&mut file, &muxer.salvage(cut as u64));
+        apply(&mut file, &muxer.salvage(cut as u64, 1000));
         let top = children(&file, 0, file.len());
         assert_eq!(top[1].0, SEGMENT);
         // The last cluster's size is still unknown; the segment's is right.

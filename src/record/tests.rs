@@ -134,7 +134,7 @@ fn mux(commands: &[RecordCommand]) -> Vec<Vec<u8>> {
     let mut files = Vec::new();
     let mut current: Option<(Muxer, Vec<FileOp>)> = None;
     let finish = |current: &mut Option<(Muxer, Vec<FileOp>)>, files: &mut Vec<Vec<u8>>| {
-        if let Some((muxer, mut ops)) = current.take() {
+        if let Some((mut muxer, mut ops)) = current.take() {
             muxer.finish(&mut ops);
             let mut file = Vec::new();
             for op in ops {
