@@ -583,7 +583,7 @@ mod tests {
             headers.extend_from_slice(extra);
             match call(rooms, "GET", target, &headers, "") {
                 Some(Routed::Upgrade { .. }) => 101,
-                Some(Routed::Response(response)) => response.status,
+                Some(Routed::Response(response) | Routed::File { response, .. }) => response.status,
                 None => 0,
             }
         };

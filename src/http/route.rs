@@ -565,7 +565,7 @@ mod tests {
             Instant::now(),
         ) {
             Routed::Response(response) => response,
-            Routed::Upgrade { .. } => panic!("unexpected upgrade for {target}"),
+            other => panic!("unexpected {other:?} for {target}"),
         }
     }
 
@@ -842,7 +842,7 @@ mod tests {
 
     fn status_of(routed: Routed) -> u16 {
         match routed {
-            Routed::Response(response) => response.status,
+            Routed::Response(response) | Routed::File { response, .. } => response.status,
             Routed::Upgrade { .. } => 101,
         }
     }

@@ -31,12 +31,14 @@ use super::{RecordCommand, RecordOutput, RecordingId};
 /// How long a new file waits for the sender reports of all its tracks before it aligns them
 /// on arrival times instead.
 pub const SYNC_WAIT: Duration = Duration::from_secs(3);
-/// Keyframe requests while waiting for one: at most one per this interval.
-pub const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// Keyframe requests while waiting for one: at most one per this interval (the engine's own
+/// limit per publisher layer, which down streams share).
+pub const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 /// A keyframe is asked for when none came for this long (cues every few seconds; Galène's
 /// interval).
 pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(4);
-/// Audio kept from before the first keyframe, to start the file with.
+/// Audio kept from before a file's first keyframe, to start the file with (frames from
+/// before its time 0 are dropped then).
 const PREROLL: Duration = Duration::from_secs(1);
 /// Bytes held while waiting for sender reports, at most.
 const MAX_HELD_BYTES: usize = 8 << 20;
@@ -350,6 +352,7 @@ impl Recording {
         }
         self.close_file(out);
         self.state = State::Stopped;
+        self.preroll.clear();
     }
 
     /// The writer gave up on the file: nothing more is sent for it.
@@ -364,7 +367,7 @@ impl Recording {
         self.needs_keyframe = true;
         if self
             .last_request
-            .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_RETRY / 2)
+            .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_RETRY)
         {
             self.request_keyframe(now, out);
         }
@@ -437,17 +440,7 @@ impl Recording {
         match step {
             Step::Drop => {}
             Step::Begin => self.begin(index, frame, out),
-            Step::Preroll => {
-                let arrival = frame.arrival;
-                self.preroll.push_back((index, frame));
-                while self
-                    .preroll
-                    .front()
-                    .is_some_and(|(_, f)| f.arrival + PREROLL < arrival)
-                {
-                    self.preroll.pop_front();
-                }
-            }
+            Step::Preroll => self.keep_preroll(index, frame),
             Step::Hold => {
                 if let State::Syncing {
                     held, held_bytes, ..
@@ -464,6 +457,19 @@ impl Recording {
                 self.close_file(out);
                 self.begin(index, frame, out);
             }
+        }
+    }
+
+    /// Keeps an audio frame for the start of the next file (the last [`PREROLL`] of them).
+    fn keep_preroll(&mut self, index: usize, frame: AssembledFrame) {
+        let arrival = frame.arrival;
+        self.preroll.push_back((index, frame));
+        while self
+            .preroll
+            .front()
+            .is_some_and(|(_, f)| f.arrival + PREROLL < arrival)
+        {
+            self.preroll.pop_front();
         }
     }
 
@@ -550,6 +556,15 @@ impl Recording {
                 .clock
                 .map(|c| sender_seconds(c, origin.time, track.clock_rate));
         }
+        log::debug!(
+            "recording {}: a file starts, tracks aligned on {}",
+            self.id.0,
+            if origin.sender.is_some() {
+                "the sender reports"
+            } else {
+                "arrival times"
+            }
+        );
         let State::Syncing { held, .. } = std::mem::replace(&mut self.state, State::Stopped) else {
             return;
         };
@@ -637,6 +652,7 @@ impl Recording {
             return;
         };
         let rate = u64::from(track.clock_rate.max(1));
+        let keyframe = frame.keyframe;
         let ms = match track.base {
             Some((time, ms)) => {
                 if frame.time < time {
@@ -663,13 +679,23 @@ impl Recording {
             return;
         }
         track.last_ms = ms;
+        let (number, is_audio) = (track.number, !track.codec.is_video());
+        let data = if self.video.is_some() && is_audio {
+            // Kept a little: a new file (a new picture size) starts with the audio of its
+            // first moments, which arrived before its keyframe did.
+            let data = frame.data.clone();
+            self.keep_preroll(index, frame);
+            data
+        } else {
+            frame.data
+        };
         out.push_back(RecordOutput::Command(RecordCommand::Frame {
             recording: self.id,
             frame: Frame {
-                track: track.number,
+                track: number,
                 ms,
-                keyframe: frame.keyframe || !track.codec.is_video(),
-                data: frame.data,
+                keyframe: keyframe || is_audio,
+                data,
             },
         }));
     }

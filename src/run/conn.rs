@@ -16,14 +16,14 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::stream::StreamExt;
 use smol::{Async, Timer};
 
+use super::files::DiskRecordings;
 use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
 use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
-use crate::http::route::{Routed, Signalling, route};
 use crate::http::recordings::{self, FileRange};
+use crate::http::route::{Routed, Signalling, route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
-use super::files::DiskRecordings;
 
 /// Runs `future` for at most `limit`; `None` when time ran out.
 async fn within<T>(limit: std::time::Duration, future: impl Future<Output = T>) -> Option<T> {
@@ -180,14 +180,7 @@ where
         let mut engine = shared.engine.borrow_mut();
         let now = Instant::now();
         let store = DiskRecordings::new(&shared.recordings_dir);
-        match recordings::route(
-            &request,
-            body,
-            &store,
-            &mut *engine,
-            now,
-            SystemTime::now(),
-        ) {
+        match recordings::route(&request, body, &store, &mut *engine, now, SystemTime::now()) {
             Some(answer) => (answer.routed, answer.delay),
             None => (
                 camus_route(
@@ -308,13 +301,18 @@ async fn send_recording<E, S>(
         let mut left = file.len;
         let mut chunk = vec![0u8; RECORDING_CHUNK];
         while left > 0 {
-            let want = usize::try_from(left).unwrap_or(RECORDING_CHUNK).min(RECORDING_CHUNK);
+            let want = usize::try_from(left)
+                .unwrap_or(RECORDING_CHUNK)
+                .min(RECORDING_CHUNK);
             // `want` is at most the chunk's length.
             let got = match source.read(&mut chunk[..want]) {
                 Ok(0) | Err(_) => return,
                 Ok(got) => got,
             };
-            if !matches!(within(limit, stream.write_all(&chunk[..got])).await, Some(Ok(()))) {
+            if !matches!(
+                within(limit, stream.write_all(&chunk[..got])).await,
+                Some(Ok(()))
+            ) {
                 return;
             }
             left -= got as u64;

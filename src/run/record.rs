@@ -137,6 +137,8 @@ struct OpenFile {
     written: u64,
     /// The muxer's written milliseconds when `written` was reached.
     written_ms: u64,
+    /// The length of the header: a file no longer than that holds no frame.
+    header_len: u64,
 }
 
 /// The thread's state.
@@ -196,9 +198,15 @@ impl Writer {
             pending: Vec::with_capacity(FLUSH_BYTES),
             written: 0,
             written_ms: 0,
+            header_len: 0,
         };
-        open.apply(ops)?;
-        open.flush()?;
+        let header = open.apply(ops).and_then(|()| open.flush());
+        if let Err(e) = header {
+            // Not even the header fits: no file rather than a file that does not parse.
+            let _ = std::fs::remove_file(&open.path);
+            return Err(e);
+        }
+        open.header_len = open.written;
         Ok(open)
     }
 
@@ -231,7 +239,11 @@ impl Writer {
     fn fail(&mut self, recording: RecordingId, error: io::Error) {
         if let Some(file) = self.files.remove(&recording) {
             let salvage = file.muxer.salvage(file.written, file.written_ms);
-            log::warn!("{}: {error}; cut at {} bytes", file.path.display(), file.written);
+            log::warn!(
+                "{}: {error}; cut at {} bytes",
+                file.path.display(),
+                file.written
+            );
             file.cut(salvage);
         }
         self.report(RecordReport::Failed {
@@ -288,8 +300,15 @@ impl OpenFile {
     }
 
     /// Ends the file at its good length with the salvage patches (best effort: each step
-    /// needs no new space, and a failure leaves a file that still plays).
+    /// needs no new space, and a failure leaves a file that still plays). A file that holds
+    /// no frame yet is removed instead: there is nothing to play.
     fn cut(self, salvage: Vec<FileOp>) {
+        if self.written <= self.header_len {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                log::warn!("{}: cannot remove: {e}", self.path.display());
+            }
+            return;
+        }
         if let Err(e) = self.file.set_len(self.written) {
             log::warn!("{}: cannot cut: {e}", self.path.display());
             return;
