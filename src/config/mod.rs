@@ -42,7 +42,7 @@ pub mod names;
 pub mod password;
 pub mod permissions;
 #[cfg(test)]
-mod scratch;
+pub(crate) mod scratch;
 mod stamp;
 pub mod token;
 

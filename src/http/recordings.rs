@@ -433,3 +433,327 @@ fn byte_range(header: &str, size: u64) -> RangeRequest {
         len: end - start + 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigError, GlobalConfig};
+    use crate::core::{GroupLookup, GroupStatus};
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    /// A recordings directory in memory: group → files.
+    #[derive(Default)]
+    struct FakeStore {
+        groups: RefCell<Vec<(String, Vec<RecordingFile>)>>,
+    }
+
+    impl FakeStore {
+        fn with(group: &str, names: &[&str]) -> FakeStore {
+            let files = names
+                .iter()
+                .map(|n| RecordingFile {
+                    name: (*n).to_owned(),
+                    size: 1000,
+                    modified: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                })
+                .collect();
+            FakeStore {
+                groups: RefCell::new(vec![(group.to_owned(), files)]),
+            }
+        }
+    }
+
+    impl RecordingStore for FakeStore {
+        fn lookup(&self, path: &str) -> StoreLookup {
+            for (group, files) in self.groups.borrow().iter() {
+                if path == group {
+                    return StoreLookup::Directory(files.clone());
+                }
+                if let Some(name) = path.strip_prefix(&format!("{group}/"))
+                    && let Some(file) = files.iter().find(|f| f.name == name)
+                {
+                    return StoreLookup::File(file.clone());
+                }
+            }
+            StoreLookup::NotFound
+        }
+
+        fn delete(&self, group: &str, name: &str) -> Result<(), DeleteError> {
+            let mut groups = self.groups.borrow_mut();
+            let files = groups
+                .iter_mut()
+                .find(|(g, _)| g == group)
+                .map(|(_, f)| f)
+                .ok_or(DeleteError::NotFound)?;
+            let before = files.len();
+            files.retain(|f| f.name != name);
+            if files.len() == before {
+                return Err(DeleteError::NotFound);
+            }
+            Ok(())
+        }
+    }
+
+    /// `boss`/`op` may record in `class`; `pupil`/`pw` may not; anything else is a wrong
+    /// password for boss, unknown otherwise.
+    struct Groups;
+
+    impl GroupSource for Groups {
+        fn group_status(&mut self, _now: Instant, _name: &str) -> GroupLookup {
+            GroupLookup::Found(GroupStatus::default())
+        }
+        fn public_groups(&mut self, _now: Instant) -> Vec<GroupStatus> {
+            Vec::new()
+        }
+        fn global_config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError> {
+            Ok(Arc::default())
+        }
+        fn recording_access(
+            &mut self,
+            _now: Instant,
+            group: &str,
+            user: &str,
+            password: &str,
+        ) -> RecordingAccess {
+            match (group, user, password) {
+                ("class", "boss", "op") => RecordingAccess::Allowed,
+                ("class", "boss", _) => RecordingAccess::BadPassword,
+                _ => RecordingAccess::Denied,
+            }
+        }
+    }
+
+    const FILE: &str = "2026-07-28T15:52:24.123-vimes.webm";
+
+    fn request(method: &str, target: &str, auth: Option<(&str, &str)>) -> Request {
+        let mut headers = vec![("Host".to_owned(), "h.org".to_owned())];
+        if let Some((user, password)) = auth {
+            use base64::Engine as _;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            headers.push(("Authorization".to_owned(), format!("Basic {token}")));
+        }
+        Request {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            headers,
+            tls: true,
+        }
+    }
+
+    fn call(store: &FakeStore, request: &Request, body: &str) -> Option<RecordingsAnswer> {
+        let wall = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        route(
+            request,
+            body.as_bytes(),
+            store,
+            &mut Groups,
+            Instant::now(),
+            wall,
+        )
+    }
+
+    fn response(answer: Option<RecordingsAnswer>) -> Response {
+        match answer.map(|a| a.routed) {
+            Some(Routed::Response(r)) | Some(Routed::File { response: r, .. }) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const BOSS: Option<(&str, &str)> = Some(("boss", "op"));
+
+    #[test]
+    fn paths_redirects_and_authentication() {
+        let store = FakeStore::with("class", &[FILE]);
+        let get = |target: &str, auth| call(&store, &request("GET", target, auth), "");
+        assert!(get("/recordingsx", None).is_none());
+        assert!(get("/group/class/", None).is_none());
+        // Unclean paths are the main router's (it redirects them).
+        assert!(get("/recordings/class/../x", BOSS).is_none());
+        let r = response(get("/recordings", None));
+        assert_eq!(
+            (r.status, r.header("location")),
+            (308, Some("/recordings/"))
+        );
+        let r = response(get("/recordings/", BOSS));
+        assert_eq!((r.status, &*r.body), (400, &b"Bad group name\n"[..]));
+        assert_eq!(response(get("/recordings/class%5Cx/", BOSS)).status, 400);
+        assert_eq!(response(get("/recordings/nothere/", BOSS)).status, 404);
+        assert_eq!(response(get("/recordings/class/.hidden", BOSS)).status, 404);
+        let r = response(get("/recordings/class", BOSS));
+        assert_eq!(
+            (r.status, r.header("location")),
+            (308, Some("/recordings/class/"))
+        );
+        let r = response(get(&format!("/recordings/class/{FILE}/"), BOSS));
+        assert_eq!(r.status, 308);
+
+        let answer = get("/recordings/class/", None).unwrap();
+        assert_eq!(answer.delay, None);
+        let r = response(Some(answer));
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("basic realm=\"recordings/class\"")
+        );
+        assert_eq!(&*r.body, b"Haha!\n");
+        let answer = get("/recordings/class/", Some(("boss", "nope"))).unwrap();
+        assert_eq!(answer.delay, Some(BAD_PASSWORD_DELAY));
+        let r = response(get(
+            &format!("/recordings/class/{FILE}"),
+            Some(("pupil", "pw")),
+        ));
+        assert_eq!(r.status, 401);
+    }
+
+    #[test]
+    fn listing_and_deletion() {
+        let store = FakeStore::with("class", &[FILE, "a<b>&\".webm"]);
+        let r = response(call(
+            &store,
+            &request("GET", "/recordings/class/", BOSS),
+            "",
+        ));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(r.header("cache-control"), Some("no-cache"));
+        let html = String::from_utf8(r.body.to_vec()).unwrap();
+        assert!(html.contains(&format!(
+            "<a href=\"./{FILE}\">{FILE}</a></td><td>1000</td>"
+        )));
+        assert!(html.contains("<form action=\"/recordings/class/\" method=\"post\">"));
+        assert!(html.contains("name=\"q\" value=\"delete\""));
+        assert!(html.contains("a&lt;b&gt;&amp;&quot;.webm"), "{html}");
+        assert!(!html.contains("a<b>"));
+
+        let post = |body: &str, auth| {
+            response(call(
+                &store,
+                &request("POST", "/recordings/class/", auth),
+                body,
+            ))
+        };
+        let text = |r: &Response| String::from_utf8(r.body.to_vec()).unwrap();
+        let r = post("q=delete", BOSS);
+        assert_eq!(
+            (r.status, text(&r).as_str()),
+            (400, "No filename provided\n")
+        );
+        let r = post(&format!("q=list&filename={FILE}"), BOSS);
+        assert_eq!((r.status, text(&r).as_str()), (400, "Unknown query\n"));
+        assert_eq!(post("q=delete&filename=..%2Fx", BOSS).status, 400);
+        assert_eq!(post("q=delete&filename=nope.webm", BOSS).status, 404);
+        assert_eq!(post(&format!("q=delete&filename={FILE}"), None).status, 401);
+        let r = post(&format!("q=delete&filename={FILE}"), BOSS);
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, Some("/recordings/class/"))
+        );
+        assert_eq!(
+            store.lookup(&format!("class/{FILE}")),
+            StoreLookup::NotFound
+        );
+        let r = response(call(
+            &store,
+            &request("PUT", "/recordings/class/", BOSS),
+            "",
+        ));
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (405, Some("OPTIONS, GET, HEAD, POST"))
+        );
+    }
+
+    #[test]
+    fn downloads_with_ranges_and_validators() {
+        let store = FakeStore::with("class", &[FILE, "old.mkv"]);
+        let target = format!("/recordings/class/{FILE}");
+        let get = |extra: &[(&str, &str)]| {
+            let mut r = request("GET", &target, BOSS);
+            for (k, v) in extra {
+                r.headers.push(((*k).to_owned(), (*v).to_owned()));
+            }
+            call(&store, &r, "").map(|a| a.routed)
+        };
+        let Some(Routed::File { response, file }) = get(&[]) else {
+            panic!("no file");
+        };
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-type"), Some("video/webm"));
+        assert_eq!(response.header("accept-ranges"), Some("bytes"));
+        // Not changed for more than a minute: cacheable.
+        assert_eq!(response.header("cache-control"), Some("max-age=1800"));
+        assert_eq!(
+            file,
+            FileRange {
+                path: format!("class/{FILE}"),
+                start: 0,
+                len: 1000
+            }
+        );
+        let etag = response.header("etag").unwrap().to_owned();
+        for (range, expected) in [
+            ("bytes=10-19", Some((10, 10, "bytes 10-19/1000"))),
+            ("bytes=990-", Some((990, 10, "bytes 990-999/1000"))),
+            ("bytes=-5", Some((995, 5, "bytes 995-999/1000"))),
+            ("bytes=900-5000", Some((900, 100, "bytes 900-999/1000"))),
+        ] {
+            let Some(Routed::File { response, file }) = get(&[("Range", range)]) else {
+                panic!("{range}");
+            };
+            let (start, len, content_range) = expected.unwrap();
+            assert_eq!(response.status, 206, "{range}");
+            assert_eq!((file.start, file.len), (start, len), "{range}");
+            assert_eq!(response.header("content-range"), Some(content_range));
+        }
+        // Several ranges, other units and nonsense: the whole file.
+        for range in ["bytes=0-1,5-6", "items=0-1", "bytes=9-3", "bytes=x-"] {
+            let Some(Routed::File { response, file }) = get(&[("Range", range)]) else {
+                panic!("{range}");
+            };
+            assert_eq!((response.status, file.len), (200, 1000), "{range}");
+        }
+        for range in ["bytes=1000-", "bytes=-0"] {
+            let Some(Routed::Response(r)) = get(&[("Range", range)]) else {
+                panic!("{range}");
+            };
+            assert_eq!(r.status, 416, "{range}");
+            assert_eq!(r.header("content-range"), Some("bytes */1000"));
+        }
+        let Some(Routed::Response(r)) = get(&[("If-None-Match", &etag)]) else {
+            panic!("no 304");
+        };
+        assert_eq!(r.status, 304);
+        let Some(Routed::File { response, .. }) = call(
+            &store,
+            &request("HEAD", "/recordings/class/old.mkv", BOSS),
+            "",
+        )
+        .map(|a| a.routed) else {
+            panic!("no file");
+        };
+        assert_eq!(response.header("content-type"), Some("video/x-matroska"));
+        let r = response_of(call(&store, &request("POST", &target, BOSS), ""));
+        assert_eq!(r.status, 405);
+    }
+
+    fn response_of(answer: Option<RecordingsAnswer>) -> Response {
+        response(answer)
+    }
+
+    #[test]
+    fn a_file_being_written_is_not_cached() {
+        let store = FakeStore::with("class", &[FILE]);
+        let wall = UNIX_EPOCH + Duration::from_secs(1_700_000_030);
+        let answer = route(
+            &request("GET", &format!("/recordings/class/{FILE}"), BOSS),
+            b"",
+            &store,
+            &mut Groups,
+            Instant::now(),
+            wall,
+        );
+        assert_eq!(response(answer).header("cache-control"), Some("no-cache"));
+    }
+}

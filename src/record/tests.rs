@@ -369,3 +369,23 @@ fn a_write_failure_stops_that_recording_and_warns_the_operators_only() {
         "Write to disk: the disk cannot keep up, recording stopped (alice)"
     );
 }
+
+#[test]
+fn recordings_are_open_to_the_group_users_who_may_record() {
+    use crate::core::RecordingAccess;
+    let mut w = World::with_group(
+        r#"{"allow-recording": true,
+            "users": {"boss": {"password": "op", "permissions": "op"},
+                      "ann": {"password": "pw", "permissions": "present"}},
+            "wildcard-user": {"password": "pw", "permissions": "present"}}"#,
+    );
+    let now = w.now;
+    let mut access = |group: &str, user: &str, password: &str| {
+        w.app.recording_access(now, group, user, password)
+    };
+    assert_eq!(access("g", "boss", "op"), RecordingAccess::Allowed);
+    assert_eq!(access("g", "boss", "wrong"), RecordingAccess::BadPassword);
+    assert_eq!(access("g", "ann", "pw"), RecordingAccess::Denied);
+    assert_eq!(access("g", "someone", "pw"), RecordingAccess::Denied);
+    assert_eq!(access("nope", "boss", "op"), RecordingAccess::Denied);
+}

@@ -344,3 +344,137 @@ fn create_exclusive(dir: &Path, stem: &str, extension: &str) -> io::Result<(Path
         "couldn't create file",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::mkv::{Frame, TrackHeader, TrackType};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn header() -> FileHeader {
+        FileHeader {
+            webm: true,
+            tracks: vec![TrackHeader {
+                kind: TrackType::Audio,
+                codec_id: "A_OPUS",
+                codec_private: crate::record::bitstream::opus_head(2),
+                pixels: (0, 0),
+                audio: (48_000, 2),
+                delay_and_preroll: (0, 80_000_000),
+            }],
+            date: std::time::UNIX_EPOCH,
+        }
+    }
+
+    fn open(recording: u64, stem: &str) -> RecordCommand {
+        RecordCommand::Open {
+            recording: RecordingId(recording),
+            group: "a/b".into(),
+            stem: stem.into(),
+            header: header(),
+        }
+    }
+
+    fn frame(recording: u64, ms: u64) -> RecordCommand {
+        RecordCommand::Frame {
+            recording: RecordingId(recording),
+            frame: Frame {
+                track: 1,
+                ms,
+                keyframe: true,
+                data: vec![0xfc; 40],
+            },
+        }
+    }
+
+    #[test]
+    fn files_are_created_exclusively_with_private_modes_and_finished() {
+        let scratch = crate::config::scratch::Scratch::new("record", "writer");
+        let dir = scratch.0.join("recordings");
+        let (reports, received) = smol::channel::unbounded();
+        let mut writer = RecordWriter::start(dir.clone(), reports).expect("thread");
+        // Two recordings with the same stem at once: the second gets -01.
+        for command in [open(1, "stem"), open(2, "stem")] {
+            writer.submit(command).expect("accepted");
+        }
+        for ms in (0..2000).step_by(20) {
+            writer.submit(frame(1, ms)).expect("accepted");
+            writer.submit(frame(2, ms)).expect("accepted");
+        }
+        writer
+            .submit(RecordCommand::Close {
+                recording: RecordingId(1),
+            })
+            .expect("accepted");
+        // A frame larger than the whole queue is refused; a close never is.
+        let huge = RecordCommand::Frame {
+            recording: RecordingId(2),
+            frame: Frame {
+                track: 1,
+                ms: 3000,
+                keyframe: true,
+                data: vec![0; MAX_QUEUED_BYTES + 1],
+            },
+        };
+        assert_eq!(writer.submit(huge), Err(QueueFull));
+        assert!(writer.finish(Instant::now() + Duration::from_secs(10)));
+        let reports: Vec<RecordReport> = std::iter::from_fn(|| received.try_recv().ok()).collect();
+        let group = dir.join("a/b");
+        let first = group.join("stem.webm");
+        let second = group.join("stem-01.webm");
+        assert!(
+            reports.contains(&RecordReport::Closed {
+                recording: RecordingId(1),
+                path: first.display().to_string()
+            }),
+            "{reports:?}"
+        );
+        // The second was closed when the writer stopped.
+        assert!(reports.contains(&RecordReport::Closed {
+            recording: RecordingId(2),
+            path: second.display().to_string()
+        }));
+        for path in [&first, &second] {
+            let meta = std::fs::metadata(path).expect("file");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            let bytes = std::fs::read(path).expect("read");
+            assert_eq!(&bytes[..4], &[0x1a, 0x45, 0xdf, 0xa3]);
+            // The Segment's size was patched in (no more "unknown").
+            assert_ne!(
+                &bytes[44..52],
+                &[0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+            );
+        }
+        for d in [dir.join("a"), group] {
+            let mode = std::fs::metadata(&d).expect("dir").permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+        }
+    }
+
+    #[test]
+    fn a_recording_that_cannot_be_created_is_reported() {
+        let scratch = crate::config::scratch::Scratch::new("record", "writer-fail");
+        let dir = scratch.0.join("recordings");
+        // The group's directory is a file: nothing can be created under it.
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("g"), b"x").expect("file");
+        let (reports, received) = smol::channel::unbounded();
+        let mut writer = RecordWriter::start(dir.clone(), reports).expect("thread");
+        writer
+            .submit(RecordCommand::Open {
+                recording: RecordingId(7),
+                group: "g".into(),
+                stem: "s".into(),
+                header: header(),
+            })
+            .expect("accepted");
+        writer.submit(frame(7, 0)).expect("accepted");
+        assert!(writer.finish(Instant::now() + Duration::from_secs(10)));
+        let report = received.try_recv().expect("a report");
+        assert!(
+            matches!(&report, RecordReport::Failed { recording, .. } if *recording == RecordingId(7)),
+            "{report:?}"
+        );
+        assert!(received.try_recv().is_err());
+    }
+}
