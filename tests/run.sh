@@ -22,7 +22,7 @@ tests/links.sh
 echo "== sans-IO rule: no clock reads in the sans-IO modules (test code may take a t0)"
 # Reports Instant::now()/SystemTime::now() outside comments, test files and #[cfg(test)] tails.
 sans_io_paths=()
-for path in src/core src/galene src/config src/http src/media src/streams src/gst src/camus src/conn.rs src/app.rs; do
+for path in src/core src/galene src/config src/http src/media src/streams src/record src/gst src/camus src/conn.rs src/app.rs; do
   [ -e "$path" ] && sans_io_paths+=("$path")
 done
 offenders=$(find "${sans_io_paths[@]}" -name '*.rs' ! -name '*tests.rs' ! -name 'sim.rs' \
@@ -52,6 +52,9 @@ tests/camus/run.sh
 
 echo "== Media: two headless Chromium pages see and hear each other through the SFU (tests/media-browser/run.sh)"
 tests/media-browser/run.sh
+
+echo "== Recording: Chromium publishers recorded, every file checked with ffprobe/ffmpeg; the recordings browser; SIGTERM; a full disk (tests/recording/run.sh)"
+tests/recording/run.sh
 
 echo "== Shaped links: three Chromiums in network namespaces; a capped, a lossy and an uplink-capped path (tests/network/run.sh)"
 tests/network/run.sh

@@ -37,6 +37,12 @@
 //! decided in `select.rs`. A receiver whose selection becomes empty gets `Close`; one that
 //! never had a stream is not told `Close` for it (Galène does, which clients ignore).
 //!
+//! A client that receives in process ([`Streams::receive_locally`]: the recorder) gets the
+//! same streams by the same rules, but each through a local sink of the engine
+//! ([`Sfu::attach_sink`]) instead of an `Rtc`: it is told with [`StreamNotice::Local`] (the
+//! sink's key and tracks) rather than offered, and its packets come out of
+//! [`Sfu::poll_sink_packet`].
+//!
 //! When the engine reports that a down stream's video is reduced by its receiver's network
 //! (or is back), the receiver is told ([`StreamNotice::LayerReduced`]), once per change and
 //! only while it has that stream.

@@ -1,5 +1,5 @@
 # The browser suites' shared shell helpers (tests/web, tests/camus, tests/gst,
-# tests/media-browser, tests/network). Source it from the repository's root:
+# tests/media-browser, tests/network, tests/recording). Source it from the repository's root:
 #
 #   cd "$(dirname "$0")/../.."
 #   . tests/browser/lib.sh
