@@ -375,6 +375,7 @@ fn h264(p: &mut Partial, payload: &[u8], first: bool) -> bool {
             }
             let mut at = 1;
             while at + 2 <= payload.len() {
+                // Both bytes exist: the loop's condition.
                 let len = usize::from(u16::from_be_bytes([payload[at], payload[at + 1]]));
                 at += 2;
                 let Some(nal) = payload.get(at..at + len) else {

@@ -595,9 +595,10 @@ fn seek_entry(id: u32, position: u64) -> [u8; SEEK_ENTRY_LEN] {
 
 /// A Void element of `total` bytes (at least 2, less than 129).
 fn void(total: usize) -> Vec<u8> {
-    let mut v = vec![0u8; total];
+    let mut v = vec![0u8; total.clamp(2, 128)];
+    // At least two bytes: the id and a one-byte size.
     v[0] = VOID as u8;
-    v[1] = 0x80 | (total - 2) as u8;
+    v[1] = 0x80 | (v.len() - 2) as u8;
     v
 }
 

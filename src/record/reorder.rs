@@ -70,6 +70,7 @@ impl Reorder {
         if self.window.len() <= index {
             self.window.resize(index + 1, None);
         }
+        // The window was just made longer than `index`.
         if self.window[index].is_none() {
             self.window[index] = Some(packet);
         }

@@ -5,7 +5,8 @@
 //    the "Recording" badge meanwhile. Then: one file per stream, named
 //    <local time>-<user>.webm, mode 0600 in a 0700 directory; ffprobe reads it without an
 //    error; Opus and VP8; duration within 10 % of the recorded wall time; ffmpeg decodes every
-//    frame; audio and video start less than 100 ms apart.
+//    frame; audio and video start less than 100 ms apart. Then 6 s of VP9 (.webm) and of
+//    H.264 (.mkv, with its avcC) from groups that allow only that video codec.
 // 2. The recordings browser: 400/308/401 (realm, 200 ms after a wrong password, a user without
 //    `record`), the listing, a download equal to the file, a byte range, 416, 405, deletion by
 //    POST (303) and its 400s, and traversal refused (dot segments, backslashes, symbolic links
@@ -73,6 +74,10 @@ async function start(recordings) {
             fs.mkdirSync(path.join(dir, 'groups'));
             fs.mkdirSync(path.join(dir, 'data'));
             fs.writeFileSync(path.join(dir, 'groups', 'rec.json'), JSON.stringify(group));
+            // The same with one video codec each: VP9 (WebM) and H.264 (Matroska).
+            for (const codec of ['vp9', 'h264'])
+                fs.writeFileSync(path.join(dir, 'groups', `${codec}.json`),
+                    JSON.stringify({...group, codecs: [codec, 'opus']}));
         },
         args: (port, dir) => [
             '-insecure', '-http', `127.0.0.1:${port}`, '-static', path.join(repo, 'static'),
@@ -82,10 +87,10 @@ async function start(recordings) {
     });
 }
 
-async function join(context, server, username, password, startWith) {
+async function join(context, server, username, password, startWith, groupName = 'rec') {
     const page = await context.newPage();
     captureConsole(page, line => logs.push(`[${username}] ${line}`));
-    await page.goto(server.url + '/group/rec/');
+    await page.goto(server.url + `/group/${groupName}/`);
     await page.fill('#login-username', username);
     await page.fill('#login-password', password);
     await page.check(`input[name=start][value=${startWith}]`);
@@ -114,10 +119,13 @@ function recordings(dir) {
     }
 }
 
-/** Waits until the server log says `count` recordings were finished (or failed) in total. */
-async function waitFinished(server, count) {
-    await waitFor(`${count} recordings finished`, () =>
-        (server.log().match(/ finished$|Recording \d+: .*(No space|os error)/gm) || []).length >= count, 20000);
+/** Waits until the server log says every file in `dir` was finished. */
+async function waitClosed(server, dir) {
+    await waitFor(`the files in ${dir} finished`, () => {
+        const files = recordings(dir);
+        const log = server.log();
+        return files.length > 0 && files.every(f => log.includes(`${f} finished`));
+    }, 20000);
 }
 
 /** ffprobe and ffmpeg on one file: the facts the checks need. */
@@ -188,11 +196,11 @@ const basic = (user, password) => 'Basic ' + Buffer.from(`${user}:${password}`).
 const BOSS = {Authorization: basic('boss', 'op-pw')};
 
 /** Recording file names: <local time>-<user>.webm. */
-const NAME = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})-(alice|bob)\.webm$/;
+const NAME = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})-(alice|bob|carol)\.(webm|mkv)$/;
 
 /** The files of each user, in time order. */
 function usersFiles(files) {
-    const byUser = {alice: [], bob: []};
+    const byUser = {alice: [], bob: [], carol: []};
     for (const name of files) {
         const m = name.match(NAME);
         if (m)
@@ -202,14 +210,14 @@ function usersFiles(files) {
 }
 
 /** Checks one finished recording; returns what ffprobe found. */
-function checkFile(dir, name, user) {
+function checkFile(dir, name, user, videoCodec = 'vp8') {
     const file = path.join(dir, name);
     const facts = inspect(file);
     const tag = `${user}: ${name}`;
     check(`${tag}: mode 0600`, (fs.statSync(file).mode & 0o777) === 0o600,
         (fs.statSync(file).mode & 0o777).toString(8));
     check(`${tag}: ffprobe reads it without an error`, facts.probeErrors === '', facts.probeErrors);
-    check(`${tag}: Opus and VP8`, facts.audio?.codec_name === 'opus' && facts.video?.codec_name === 'vp8',
+    check(`${tag}: Opus and ${videoCodec}`, facts.audio?.codec_name === 'opus' && facts.video?.codec_name === videoCodec,
         JSON.stringify([facts.audio?.codec_name, facts.video?.codec_name]));
     check(`${tag}: ${facts.video?.width}×${facts.video?.height}`, facts.video?.width > 0 && facts.video?.height > 0);
     check(`${tag}: ffmpeg decodes it without an error`, facts.decodeStatus === 0 && facts.decodeErrors === '',
@@ -246,7 +254,7 @@ try {
     await boss.click('#btn-record');
     const seconds = (Date.now() - started) / 1000;
     await waitFor('the badge goes', async () => !(await badgeShown(alice)) && !(await badgeShown(boss)), 10000);
-    await waitFinished(a, 2);
+    await waitClosed(a, path.join(dirA, 'rec'));
 
     const groupDir = path.join(dirA, 'rec');
     check('the group directory is mode 0700', (fs.statSync(groupDir).mode & 0o777) === 0o700);
@@ -340,6 +348,28 @@ try {
     check('deletion: 303 back to the listing, the file is gone',
         r.status === 303 && r.headers.location === '/recordings/rec/' && !fs.existsSync(firstPath));
     fs.unlinkSync(path.join(groupDir, 'escape.webm'));
+
+    // ------------------------------------------------------------------ 2b. VP9, H.264
+    for (const [codec, extension] of [['vp9', 'webm'], ['h264', 'mkv']]) {
+        const carol = await join(context, a, 'carol', 'pw', 'camera', codec);
+        const op = await join(context, a, 'boss', 'op-pw', 'none', codec);
+        await waitFor(`the operator plays carol's ${codec}`, async () => (await playing(op)).length >= 1, 30000);
+        await op.click('#btn-record');
+        await waitFor('the badge', () => badgeShown(carol), 10000);
+        await sleep(6000);
+        await op.click('#btn-record');
+        const dir = path.join(dirA, codec);
+        await waitClosed(a, dir);
+        const names = recordings(dir);
+        check(`${codec}: ${names.join(', ')} (.${extension})`, names.length >= 1 &&
+            names.every(n => NAME.test(n) && n.endsWith(`-carol.${extension}`)));
+        let total = 0;
+        for (const name of names)
+            total += checkFile(dir, name, `carol (${codec})`, codec).duration;
+        check(`${codec}: ${total.toFixed(3)} s recorded (6 s)`, total > 4.5 && total < 7.5);
+        await carol.close();
+        await op.close();
+    }
 
     // ------------------------------------------------------------------ 3. SIGTERM
     const before = new Set(recordings(groupDir));
