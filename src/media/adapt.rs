@@ -697,9 +697,13 @@ impl Sfu {
             if ranked.len() < 2 {
                 return None;
             }
-            // The best rank any receiver could take.
+            // The best rank any receiver could take; a local sink (the recorder) takes the
+            // layer it is attached to.
             let mut best: Option<usize> = None;
-            for &i in &ranked {
+            for (rank, &i) in ranked.iter().enumerate() {
+                if !up.layers[i].sinks.is_empty() {
+                    best = Some(best.map_or(rank, |b: usize| b.max(rank)));
+                }
                 for sub in &up.layers[i].subscribers {
                     let ceiling = self
                         .peer(sub.down)

@@ -334,8 +334,12 @@ impl Sfu {
         result
     }
 
-    /// Closes stream `key` (either direction) and forgets everything about it.
+    /// Closes stream `key` (either direction, or a local sink) and forgets everything about
+    /// it.
     pub fn close_stream(&mut self, now: Instant, key: StreamKey) -> Result<(), MediaError> {
+        if self.remove_sink(key) {
+            return Ok(());
+        }
         let id = self.key_id(key)?;
         self.remove_peer(id, None);
         self.run_deferred(now);
@@ -394,6 +398,7 @@ impl Sfu {
                 ssrc: None,
                 epoch: 0,
                 subscribers: Vec::new(),
+                sinks: Vec::new(),
                 last_keyframe_request: None,
                 payload: None,
                 meter: Default::default(),

@@ -184,6 +184,8 @@ pub struct Sim {
     pub sources: Vec<Source>,
     /// Events the engine produced.
     pub events: Vec<MediaEvent>,
+    /// Packets the engine delivered to local sinks.
+    pub sink_packets: Vec<super::SinkPacket>,
     /// Current simulated time.
     pub now: Instant,
     /// When false, datagrams from the server to clients are dropped unread (benchmarks
@@ -214,6 +216,7 @@ impl Sim {
             clients: Vec::new(),
             sources: Vec::new(),
             events: Vec::new(),
+            sink_packets: Vec::new(),
             now: start,
             deliver_to_clients: true,
             server_datagrams: 0,
@@ -386,6 +389,9 @@ impl Sim {
         }
         while let Some(e) = self.sfu.poll_event() {
             self.events.push(e);
+        }
+        while let Some(p) = self.sfu.poll_sink_packet() {
+            self.sink_packets.push(p);
         }
         if let Some(probe) = self.probe {
             probe(false);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::MediaKind;
 
-use super::sim::{LinkConfig, SeenRtp, Sim, TEMPORAL_TAG_OFFSET};
+use super::sim::{LAYER_TAG_OFFSET, LinkConfig, SeenRtp, Sim, TEMPORAL_TAG_OFFSET};
 use super::*;
 
 const PUB: StreamKey = StreamKey(1);
@@ -551,6 +551,63 @@ fn publishers_are_told_not_to_send_a_layer_nobody_can_receive() {
     s.run_for(Duration::from_secs(5));
     let limit = s.clients[0].remb.expect("REMB");
     assert!(limit >= 10_000_000, "limit lifted: {limit}");
+}
+
+#[test]
+fn a_local_sink_gets_every_packet_of_its_layers_until_it_is_closed() {
+    const SINK: StreamKey = StreamKey(900);
+    let mut s = with_simulcast_publisher(23);
+    s.run_for(Duration::from_secs(1));
+    let tracks = s
+        .engine(|sfu, now| sfu.attach_sink(now, SINK, PUB, Selection::ALL))
+        .expect("attach");
+    // Audio first, then the high simulcast layer, with the negotiated codecs.
+    assert_eq!(tracks.len(), 2);
+    assert_eq!(
+        (tracks[0].kind, tracks[0].codec),
+        (TrackKind::Audio, Some(MediaCodec::Opus))
+    );
+    assert_eq!(
+        (tracks[1].kind, tracks[1].rid.as_deref(), tracks[1].codec),
+        (TrackKind::Video, Some("h"), Some(MediaCodec::Vp8))
+    );
+    assert_eq!(s.sfu.counts().sinks, 1);
+    // A key already in use is refused.
+    let again = s.engine(|sfu, now| sfu.attach_sink(now, SINK, PUB, Selection::ALL));
+    assert_eq!(again, Err(MediaError::StreamExists(SINK)));
+
+    let before = s.clients[0].keyframe_requests;
+    s.engine(|sfu, now| sfu.request_sink_keyframe(now, SINK));
+    s.run_for(Duration::from_secs(5));
+    assert!(
+        s.clients[0].keyframe_requests > before,
+        "the publisher was asked"
+    );
+    let got = std::mem::take(&mut s.sink_packets);
+    assert!(got.iter().all(|p| p.sink == SINK));
+    let of = |track: u8| got.iter().filter(move |p| p.track == track);
+    // Every packet of the two layers, in order, none lost on a clean link.
+    for track in [0u8, 1] {
+        let seqs: Vec<u64> = of(track).map(|p| p.seq).collect();
+        assert!(seqs.len() > 200, "track {track}: {} packets", seqs.len());
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "track {track}");
+    }
+    assert!(of(0).all(|p| p.codec == Some(MediaCodec::Opus) && p.clock_rate == 48_000));
+    assert!(of(1).all(|p| p.codec == Some(MediaCodec::Vp8) && p.clock_rate == 90_000));
+    // Only the high layer's packets (tag 1) reach the video track.
+    assert!(of(1).all(|p| p.payload.get(LAYER_TAG_OFFSET) == Some(&1)));
+    // The publisher's sender reports come along.
+    assert!(of(1).any(|p| p.sender_clock.is_some()));
+    // The recorder keeps the high layer wanted: no rate limit cuts it.
+    assert!(s.clients[0].remb.is_none_or(|limit| limit >= 10_000_000));
+
+    s.engine(|sfu, now| sfu.close_stream(now, SINK))
+        .expect("close");
+    s.run_for(Duration::from_secs(1));
+    assert!(s.sink_packets.is_empty());
+    assert_eq!(s.sfu.counts().sinks, 0);
+    let missing = s.engine(|sfu, now| sfu.update_sink(now, SINK, Selection::ALL));
+    assert_eq!(missing, Err(MediaError::UnknownStream(SINK)));
 }
 
 /// A received VP8 packet's TID, picture ID and TL0PICIDX (full descriptors only).
