@@ -224,6 +224,9 @@ async function init() {
     }
     $('group-locked').hidden = !status.locked;
     state.endpoint = status.endpoint || (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/ws';
+    // Join is possible only now: before the status arrives there is no endpoint to connect to
+    // (an empty URL would open a WebSocket on the page's own path).
+    $('login-submit').disabled = false;
     if (status.authPortal && !state.token) {
         $('portal-link').href = status.authPortal;
         $('portal-row').hidden = false;
@@ -236,6 +239,8 @@ async function init() {
 function wireLogin() {
     $('login-form').addEventListener('submit', async e => {
         e.preventDefault();
+        if (!state.endpoint)
+            return; // the group's status has not arrived (or failed): nothing to join yet
         loginError('');
         const username = $('login-username').value.trim();
         const password = $('login-password').value;
