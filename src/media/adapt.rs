@@ -51,7 +51,7 @@ use super::deferred::Deferred;
 use super::forward::VideoChoice;
 use super::ids::{LinkKey, PeerId, SourceRef, Subscriber};
 use super::meter::LAYER_TIMEOUT;
-use super::peer::{Peer, Role, UpLayer, peer_in};
+use super::peer::{LastReport, Peer, Role, UpLayer, peer_in};
 use super::types::{LayerStats, MediaEvent};
 
 /// How often publishers are sent their rate limit.
@@ -84,6 +84,9 @@ const CONGESTION_RTT: Duration = Duration::from_millis(200);
 const CONGESTION_MEMORY: Duration = Duration::from_secs(2);
 /// On congestion, the budget falls to this share of what the link carried.
 const CONGESTION_BACKOFF: f64 = 0.85;
+/// What a stream carried at its peak counts this long as what it carried lately: the queue a
+/// rate built is still in the reports seconds after the rate fell.
+const PEAK_HOLD: Duration = Duration::from_secs(4);
 /// The estimate may fall this far below what the current layers cost before they are left
 /// (receiver reports of congestion act at once).
 const KEEP_SLACK: f64 = 0.8;
@@ -217,14 +220,22 @@ impl Sfu {
     }
 
     /// A receiver report on down peer `id`: loss above [`CONGESTION_LOSS`] in this report and
-    /// the one before, or a round-trip time [`CONGESTION_RTT`] above the lowest seen and
-    /// growing, marks its link congested.
+    /// the one before, or a queue building up (a round-trip time [`CONGESTION_RTT`] above the
+    /// lowest seen in this report and the one before of the same m-line, and higher in this
+    /// one), marks its link congested.
     ///
-    /// The first report of an episode caps this stream at [`CONGESTION_BACKOFF`] of what it
-    /// carried lately at most; while reports keep showing congestion, the cap is lowered to that
-    /// share of what it sends now at most every [`CONGESTION_MEMORY`] (a lower rate needs that
-    /// long to show in the reports). The cap lapses [`CONGESTION_MEMORY`] after the last
-    /// congested report.
+    /// A single report of a long round trip is not enough: the padding of a probe or a trial
+    /// fills a shaper's queue for a moment. Nor is a long round trip that is shorter than the
+    /// one before: that is a queue draining, typically the queue an old, higher rate built
+    /// before the last step down (behind a 300 ms queue at 300 kb/s, draining it takes seconds
+    /// when the new rate is close to the capacity).
+    ///
+    /// The first report of an episode caps this stream at [`CONGESTION_BACKOFF`] of the most it
+    /// carried in the last [`PEAK_HOLD`] (the rate that built the queue, which the estimator's
+    /// pacing or a step down may have cut already); while reports keep showing congestion, the
+    /// cap is lowered to that share of what it sends now at most every [`CONGESTION_MEMORY`]
+    /// (a lower rate needs that long to show in the reports). The cap lapses
+    /// [`CONGESTION_MEMORY`] after the last congested report.
     pub(crate) fn on_receiver_report(
         &mut self,
         now: Instant,
@@ -240,34 +251,40 @@ impl Sfu {
         let Some(down) = peer.down_mut() else {
             return;
         };
-        match down.reports.iter_mut().find(|(m, _)| *m == mid) {
-            Some((_, last)) if *last == acked => return, // the same report again
-            Some((_, last)) => *last = acked,
+        let fresh = LastReport { mid, acked, rtt };
+        let previous_rtt = match down.reports.iter_mut().find(|r| r.mid == mid) {
+            Some(last) if last.acked == acked => return, // the same report again
+            Some(last) => std::mem::replace(last, fresh).rtt,
             None => {
-                let _ = down.reports.push((mid, acked)); // more m-lines: always fresh
+                let _ = down.reports.push(fresh); // more m-lines: always fresh
+                None
             }
-        }
+        };
         if let Some(rtt) = rtt {
             down.min_rtt = Some(down.min_rtt.map_or(rtt, |m| m.min(rtt)));
         }
-        // What the stream sent lately, at its peak: by the time a report shows congestion the
-        // estimator's pacing has often cut the sending already.
-        down.carried_peak = carried.max(down.carried_peak * 7 / 10);
-        // A queue building up: well above the lowest round trip, and growing (a deep buffer
-        // that drains after a step down keeps the round trip high for a while: not new
-        // congestion).
-        let growing = rtt.is_some_and(|r| down.last_rtt.is_none_or(|last| r > last));
-        let queue = growing
-            && rtt
-                .zip(down.min_rtt)
-                .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT);
-        if rtt.is_some() {
-            down.last_rtt = rtt;
+        // The most the stream sent lately: by the time a report shows congestion the
+        // estimator's pacing, or a step down, has often cut the sending already.
+        let peak_expired = down
+            .carried_peak_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= PEAK_HOLD);
+        if peak_expired || carried >= down.carried_peak {
+            down.carried_peak = carried;
+            down.carried_peak_at = Some(now);
         }
+        let queued = |rtt: Option<Duration>, min: Option<Duration>| {
+            rtt.zip(min)
+                .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT)
+        };
+        let growing = rtt > previous_rtt;
+        let queue_building = queued(rtt, down.min_rtt) && growing;
+        let queue = queue_building && queued(previous_rtt, down.min_rtt);
         let lossy = loss.is_some_and(|l| l > CONGESTION_LOSS);
         let sustained_loss = lossy && down.last_report_lossy;
         down.last_report_lossy = lossy;
-        if sustained_loss || queue {
+        // During a trial, one report of a queue building up is enough: the padding did it.
+        let trial_queue = down.probing > 0 && queue_building;
+        if sustained_loss || queue || trial_queue {
             if down.probing > 0 {
                 // Our own trial padding did it: the trial fails (the allocation sees the
                 // congestion) and the padding stops; what the stream sent before is no worse.
@@ -473,7 +490,11 @@ impl Sfu {
                 })
                 .collect();
             let congested = congestion.is_some() || trial_failed;
-            let budgets = allocate::Budgets { budget, keep };
+            let budgets = allocate::Budgets {
+                budget,
+                keep,
+                reported: congestion.is_some(),
+            };
             allocate::allocate(now, budgets, audio, congested, &mut inputs)
         };
         let video_budget = budget.map(|b| b.saturating_sub(audio));
