@@ -16,9 +16,11 @@
 //! ([`STARTUP_GRACE`]), undershoots after an overload, and reads a probe that a shaper's token
 //! bucket let through as spare capacity. The receiver reports of each down stream
 //! ([`Sfu::on_receiver_report`]) catch what it misses: heavy loss, or a round trip well above
-//! its minimum and growing (a standing queue), cap the link at what it carried; and a track
-//! that was once forced down only goes up again after a trial of padding that the reports
-//! found clean (see [`super::allocate`]).
+//! its minimum and growing over two reports (a queue building up; not a queue draining after
+//! a step down, nor one probe's burst), cap the link at what it carried; a track that was once
+//! forced down only goes up again after a trial of padding that the reports found clean; and
+//! only the reports, not the estimate, can cost a track its frame rate (see
+//! [`super::allocate`]).
 //!
 //! [`DownState::desired`]: super::peer::DownState::desired
 
@@ -26,8 +28,8 @@
 //!
 //! [`super::allocate`] turns a budget and the measured rate of every layer (a [`LayerMeter`] per
 //! up layer) into one layer per track: audio first, video layers cheapest first, temporal
-//! layers of the lowest one when even it does not fit, down at once, up with headroom and a
-//! hold. It runs every [`ADAPT_INTERVAL`] and whenever an estimate falls.
+//! layers of the lowest one when the receiver reports show that even it does not fit, down at
+//! once, up with headroom and a hold. It runs every [`ADAPT_INTERVAL`] and whenever an estimate falls.
 //!
 //! [`LayerMeter`]: super::meter::LayerMeter
 //! [`ADAPT_INTERVAL`]: super::meter::ADAPT_INTERVAL
@@ -276,15 +278,12 @@ impl Sfu {
             rtt.zip(min)
                 .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT)
         };
-        let growing = rtt > previous_rtt;
-        let queue_building = queued(rtt, down.min_rtt) && growing;
-        let queue = queue_building && queued(previous_rtt, down.min_rtt);
+        let queue =
+            queued(rtt, down.min_rtt) && queued(previous_rtt, down.min_rtt) && rtt > previous_rtt;
         let lossy = loss.is_some_and(|l| l > CONGESTION_LOSS);
         let sustained_loss = lossy && down.last_report_lossy;
         down.last_report_lossy = lossy;
-        // During a trial, one report of a queue building up is enough: the padding did it.
-        let trial_queue = down.probing > 0 && queue_building;
-        if sustained_loss || queue || trial_queue {
+        if sustained_loss || queue {
             if down.probing > 0 {
                 // Our own trial padding did it: the trial fails (the allocation sees the
                 // congestion) and the padding stops; what the stream sent before is no worse.

@@ -19,6 +19,11 @@
 //!   An estimate that grew from a short probe (a shaper's token bucket lets a burst through at
 //!   line rate) is not trusted with a keyframe and a higher layer until then; a failed trial
 //!   counts as a flap.
+//! - Frame rate goes only on the receiver reports' word ([`Budgets::reported`]): the estimate
+//!   alone takes a track down to its lowest layer whole, never below (behind a shaper's token
+//!   bucket it swings far below what the link carries), and a track below that layer comes
+//!   back up to it (after the hold and a trial) once the estimate would keep it, without an
+//!   upgrade's headroom (an estimator that sends little reads little more than it sends).
 //! - Options whose layer is not arriving are skipped; a track whose option stops arriving moves
 //!   to the nearest one that arrives.
 //!
@@ -697,8 +702,13 @@ mod tests {
         assert_eq!((a.chosen, a.probe), (Some(0), Some(150_000)));
         let a = run_estimate(t2 + TRIAL_TIME, 170_000, false, &o, &mut p);
         assert_eq!((a.chosen, a.probe), (Some(2), None));
+        // Back on it, a dip of the estimate alone does not take it away again.
+        assert_eq!(
+            run_estimate(t2 + TRIAL_TIME, 60_000, false, &o, &mut p).chosen,
+            Some(2)
+        );
         // Above the lowest layer whole, an upgrade still needs its headroom.
-        let t3 = t2 + Duration::from_secs(60);
+        let t3 = t2 + Duration::from_secs(100);
         assert_eq!(run_estimate(t3, 900_000, false, &o, &mut p).probe, None);
     }
 
