@@ -19,8 +19,8 @@
 //! its minimum and growing over two reports (a queue building up; not a queue draining after
 //! a step down, nor one probe's burst), cap the link at what it carried; a track that was once
 //! forced down only goes up again after a trial of padding that the reports found clean; and
-//! only the reports, not the estimate, can cost a track its frame rate (see
-//! [`super::allocate`]).
+//! only reports of loss, not the estimate nor a queue alone, can cost a track its frame rate
+//! (see [`super::allocate`]).
 //!
 //! [`DownState::desired`]: super::peer::DownState::desired
 
@@ -28,8 +28,8 @@
 //!
 //! [`super::allocate`] turns a budget and the measured rate of every layer (a [`LayerMeter`] per
 //! up layer) into one layer per track: audio first, video layers cheapest first, temporal
-//! layers of the lowest one when the receiver reports show that even it does not fit, down at
-//! once, up with headroom and a hold. It runs every [`ADAPT_INTERVAL`] and whenever an estimate falls.
+//! layers of the lowest one when the receiver reports show loss and even it does not fit, down
+//! at once, up with headroom and a hold. It runs every [`ADAPT_INTERVAL`] and whenever an estimate falls.
 //!
 //! [`LayerMeter`]: super::meter::LayerMeter
 //! [`ADAPT_INTERVAL`]: super::meter::ADAPT_INTERVAL
@@ -278,12 +278,15 @@ impl Sfu {
             rtt.zip(min)
                 .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT)
         };
-        let queue =
-            queued(rtt, down.min_rtt) && queued(previous_rtt, down.min_rtt) && rtt > previous_rtt;
+        let building = queued(rtt, down.min_rtt) && rtt > previous_rtt;
+        let queue = building && queued(previous_rtt, down.min_rtt);
         let lossy = loss.is_some_and(|l| l > CONGESTION_LOSS);
         let sustained_loss = lossy && down.last_report_lossy;
         down.last_report_lossy = lossy;
-        if sustained_loss || queue {
+        // A trial fails on one report of a queue building up: its padding did it, and a
+        // higher layer on a link that cannot carry it costs a keyframe and a freeze.
+        let trial_failed = down.probing > 0 && building;
+        if sustained_loss || queue || trial_failed {
             if down.probing > 0 {
                 // Our own trial padding did it: the trial fails (the allocation sees the
                 // congestion) and the padding stops; what the stream sent before is no worse.
@@ -300,6 +303,9 @@ impl Sfu {
                 .congestion_cap
                 .is_some_and(|(set, _)| now.saturating_duration_since(set) >= CONGESTION_MEMORY);
             down.congested_at = Some(now);
+            if sustained_loss {
+                down.losing_at = Some(now);
+            }
             if lapsed || down.congestion_cap.is_none() {
                 let cap = (down.carried_peak as f64 * CONGESTION_BACKOFF) as u64;
                 down.congestion_cap = Some((now, cap));
@@ -319,10 +325,13 @@ impl Sfu {
     }
 
     /// Whether a receiver on `link` reported congestion lately, and then the most the link
-    /// may carry: the congestion caps of its down streams, and what the others carry.
-    fn link_congestion(&self, now: Instant, link: LinkKey) -> Option<u64> {
+    /// may carry (the congestion caps of its down streams, and what the others carry) and
+    /// whether that congestion lost packets (a queue overflowing: only then does a track lose
+    /// frame rate, see [`allocate::Budgets::losing`]).
+    fn link_congestion(&self, now: Instant, link: LinkKey) -> Option<(u64, bool)> {
         let downs = self.links.get(&link)?;
         let mut congested = false;
+        let mut losing = false;
         let mut limit: u64 = 0;
         for &id in downs {
             let Some(peer) = self.peer(id) else {
@@ -335,6 +344,9 @@ impl Sfu {
                 .congested_at
                 .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
             congested |= active;
+            losing |= down
+                .losing_at
+                .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
             let carried: u64 = peer.stats.iter().map(|s| s.stats.bitrate).sum();
             limit += match down.congestion_cap {
                 Some((_, cap)) if active => cap,
@@ -343,7 +355,7 @@ impl Sfu {
                 _ => carried + carried / 10,
             };
         }
-        congested.then_some(limit)
+        congested.then_some((limit, losing))
     }
 
     /// Whether a trial's padding met congestion on `link` lately (the trial fails, nothing is
@@ -425,7 +437,7 @@ impl Sfu {
         // already show a clean link.
         let mut budget = estimate;
         let mut keep = estimate.map(|e| (e as f64 / KEEP_SLACK) as u64);
-        if let Some(cap) = congestion.filter(|&c| c > 0) {
+        if let Some((cap, _)) = congestion.filter(|&(c, _)| c > 0) {
             // The estimate missed it (a standing queue, loss): what got through is the limit.
             budget = Some(budget.map_or(cap, |b| b.min(cap)));
             keep = Some(keep.map_or(cap, |k| k.min(cap)));
@@ -492,7 +504,7 @@ impl Sfu {
             let budgets = allocate::Budgets {
                 budget,
                 keep,
-                reported: congestion.is_some(),
+                losing: congestion.is_some_and(|(_, losing)| losing),
             };
             allocate::allocate(now, budgets, audio, congested, &mut inputs)
         };

@@ -19,9 +19,10 @@
 //!   An estimate that grew from a short probe (a shaper's token bucket lets a burst through at
 //!   line rate) is not trusted with a keyframe and a higher layer until then; a failed trial
 //!   counts as a flap.
-//! - Frame rate goes only on the receiver reports' word ([`Budgets::reported`]): the estimate
-//!   alone takes a track down to its lowest layer whole, never below (behind a shaper's token
-//!   bucket it swings far below what the link carries), and a track below that layer comes
+//! - Frame rate goes only when the receiver reports show loss ([`Budgets::losing`]): the
+//!   estimate alone, or a queue that does not overflow, takes a track down to its lowest layer
+//!   whole, never below (behind a shaper's token bucket the estimate swings far below what the
+//!   link carries), and a track below that layer comes
 //!   back up to it (after the hold and a trial) once the estimate would keep it, without an
 //!   upgrade's headroom (an estimator that sends little reads little more than it sends).
 //! - Options whose layer is not arriving are skipped; a track whose option stops arriving moves
@@ -130,21 +131,23 @@ pub(crate) struct Budgets {
     pub budget: Option<u64>,
     /// What current choices must fit in to be kept (at least `budget`).
     pub keep: Option<u64>,
-    /// The receiver reports show congestion: only then may a track go below the lowest layer
-    /// whole (lose frame rate). The estimate alone, noisy behind a shaper's token bucket, may
-    /// take a track down to that layer but not below it, and coming back up to it needs only
-    /// what `keep` allows, not the headroom of an upgrade.
-    pub reported: bool,
+    /// The receiver reports show sustained loss (a queue overflowing): only then may a track go
+    /// below the lowest layer whole (lose frame rate). The estimate alone, noisy behind a
+    /// shaper's token bucket, or a queue that fills without overflowing (our own padding, or
+    /// the queue an old rate built draining), may take a track down to that layer but not
+    /// below it, and coming back up to it needs only what `keep` allows, not the headroom of
+    /// an upgrade.
+    pub losing: bool,
 }
 
 impl Budgets {
-    /// One figure for both, as after a congested receiver report.
+    /// One figure for both, as after receiver reports of loss.
     #[cfg(test)]
     pub(crate) fn same(budget: Option<u64>) -> Budgets {
         Budgets {
             budget,
             keep: budget,
-            reported: true,
+            losing: true,
         }
     }
 }
@@ -201,9 +204,9 @@ pub(crate) fn allocate(
     for _ in 0..count {
         let _ = stepped_down.push(false);
     }
-    // The lowest option each track may be taken to (see `Budgets::reported`).
+    // The lowest option each track may be taken to (see `Budgets::losing`).
     let floor = |options: &[LayerOption]| {
-        if budgets.reported {
+        if budgets.losing {
             0
         } else {
             lowest_whole(options)
@@ -243,7 +246,7 @@ pub(crate) fn allocate(
                 let options = tracks[i].options;
                 // Back up to the lowest layer whole, what fits is what the estimate would keep.
                 let limit = |o: usize| {
-                    if !budgets.reported && o <= lowest_whole(options) {
+                    if !budgets.losing && o <= lowest_whole(options) {
                         keep_budget
                     } else {
                         allowed
@@ -583,7 +586,7 @@ mod tests {
         let lenient = Budgets {
             budget: Some(700_000),
             keep: Some(875_000),
-            reported: true,
+            losing: true,
         };
         let mut inputs = [TrackInput {
             options: o.as_slice(),
@@ -653,19 +656,19 @@ mod tests {
         );
     }
 
-    /// One run on `budget` as a TWCC estimate (`reported` false) or after congested receiver
-    /// reports.
+    /// One run on `budget` as a TWCC estimate (`losing` false) or after receiver reports of
+    /// loss.
     fn run_estimate(
         now: Instant,
         budget: u64,
-        reported: bool,
+        losing: bool,
         o: &Options,
         p: &mut TrackPolicy,
     ) -> Allocation {
         let budgets = Budgets {
             budget: Some(budget),
             keep: Some((budget as f64 / 0.8) as u64),
-            reported,
+            losing,
         };
         let mut inputs = [TrackInput {
             options: o.as_slice(),
@@ -675,7 +678,7 @@ mod tests {
     }
 
     #[test]
-    fn only_reported_congestion_costs_frame_rate_and_the_estimate_does_not_keep_it_away() {
+    fn only_reported_loss_costs_frame_rate_and_the_estimate_does_not_keep_it_away() {
         let t0 = Instant::now();
         let o = simulcast(150_000, 800_000);
         let mut p = TrackPolicy::default();
@@ -688,7 +691,7 @@ mod tests {
         let t1 = t0 + Duration::from_secs(20);
         assert_eq!(run_estimate(t1, 100_000, false, &o, &mut p).chosen, Some(2));
         assert_eq!(run_estimate(t1, 60_000, false, &o, &mut p).chosen, Some(2));
-        // The receiver reports confirm it: temporal layers go.
+        // The receiver reports show loss: temporal layers go.
         let a = run_estimate(t1, 120_000, true, &o, &mut p);
         assert_eq!(a.chosen, Some(0));
         // The reports are clean again and the estimate reads 170k: the low layer whole plus

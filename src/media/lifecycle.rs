@@ -136,6 +136,7 @@ impl Sfu {
             created: now,
             min_rtt: None,
             congested_at: None,
+            losing_at: None,
             congestion_cap: None,
             trial_failed_at: None,
             carried_peak: 0,

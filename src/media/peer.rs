@@ -137,6 +137,8 @@ pub(crate) struct DownState {
     pub min_rtt: Option<Duration>,
     /// When the receiver's reports last showed congestion (loss or a queue building).
     pub congested_at: Option<Instant>,
+    /// When they last showed sustained loss (a queue overflowing, not only filling).
+    pub losing_at: Option<Instant>,
     /// The most the stream sent in any report's period since `carried_peak_at`, bits per
     /// second (see [`super::adapt`]'s `PEAK_HOLD`).
     pub carried_peak: u64,
