@@ -107,7 +107,10 @@ pub fn route(
     // The GStreamer examples' clients upgrade on any path (usually none): every upgrade that
     // is not Galène's speaks their protocol, before any path cleaning or redirect.
     if path != "/ws" && has_token(request, "upgrade", "websocket") {
-        log::debug!("WebSocket upgrade on {:?}: GStreamer signalling", request.target);
+        log::debug!(
+            "WebSocket upgrade on {:?}: GStreamer signalling",
+            request.target
+        );
         return websocket(request, groups, Signalling::Gst);
     }
     let clean = canonical(path);
