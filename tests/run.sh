@@ -35,6 +35,12 @@ if [ -n "$offenders" ]; then
   exit 1
 fi
 
+echo "== one crypto library: ring is in no target's dependency tree (AWS-LC only)"
+if cargo tree --target all -e normal,build,dev --prefix none | grep -E '^ring v'; then
+  echo "ring is back in the dependency tree (cargo tree -i ring --target all shows who pulls it in)" >&2
+  exit 1
+fi
+
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 
