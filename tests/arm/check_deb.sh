@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks one sfubox .deb made by `cargo deb` (tests/arm/run.sh calls it per architecture):
 #
-#   tests/arm/check_deb.sh PACKAGE.deb ARCH ELF_MACHINE WORKDIR
+#   tests/arm/check_deb.sh PACKAGE.deb ARCH ELF_MACHINE BUILT_BINARY WORKDIR
 #
 # - control: package name, Architecture = ARCH, Depends on adduser and libc6, the conffile;
 # - files: exactly the expected list (binary, unit, sysctl file, /etc/default, examples, docs),
@@ -10,11 +10,12 @@
 # - maintainer scripts: executable, valid sh, ours merged with cargo-deb's systemd snippets
 #   (the user and state directories, enable and start, stop on removal, purge) and no
 #   unexpanded #DEBHELPER# token;
-# - the systemd unit passes `systemd-analyze verify` inside the unpacked tree, and
+# - the systemd unit passes `systemd-analyze verify` inside the unpacked tree without a
+#   warning, and
 #   `systemd-analyze security --offline` rates it OK.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deb=$1 arch=$2 machine=$3 work=$4
+deb=$1 arch=$2 machine=$3 built=$4 work=$5
 rm -rf "$work"
 mkdir -p "$work"
 
@@ -30,7 +31,10 @@ grep -q 'libc6' <<<"$depends" || fail "Depends lacks libc6: $depends"
 echo "   control: $(field Package) $(field Version) $(field Architecture), Depends: $depends"
 
 # The file list: "mode owner/group path" for every regular file, against the expected list.
-dpkg-deb -c "$deb" | awk '$1 ~ /^-/ { sub(/^\.\//, "/", $6); print $1, $2, $6 }' | sort > "$work/files"
+# (cargo-deb writes numeric owners: 0/0 is root/root.)
+dpkg-deb -c "$deb" \
+  | awk '$1 ~ /^-/ { sub(/^\.\//, "/", $6); if ($2 == "0/0") $2 = "root/root"; print $1, $2, $6 }' \
+  | sort > "$work/files"
 {
   echo "-rwxr-xr-x root/root /usr/bin/sfubox"
   echo "-rw-r--r-- root/root /etc/default/sfubox"
@@ -58,10 +62,7 @@ wanted = {"aarch64": 183, "arm": 40}[machine]
 if header[:4] != b"\x7fELF" or struct.unpack("<H", header[18:20])[0] != wanted:
     sys.exit(f"{path} is not an {machine} ELF executable")
 EOF
-built="${TARGET_DIR:-target}/$(dirname "$(dirname "$(dirname "$deb")")" | xargs basename)/release/sfubox"
-if [ -f "$built" ]; then
-  cmp -s "$built" "$work/root/usr/bin/sfubox" || fail "the packaged binary differs from $built"
-fi
+cmp -s "$built" "$work/root/usr/bin/sfubox" || fail "the packaged binary differs from $built"
 
 # Maintainer scripts.
 dpkg-deb -e "$deb" "$work/control"
@@ -86,9 +87,12 @@ expect_in postrm 'deb-systemd-helper purge .*sfubox.service'
 grep -qx '/etc/default/sfubox' "$work/control/conffiles" || fail "/etc/default/sfubox is not a conffile"
 echo "   maintainer scripts: postinst, prerm, postrm valid; /etc/default/sfubox is a conffile"
 
-# The unit, in the unpacked tree (the ARM binary is never run: verify checks the unit file,
-# the ExecStart path, and the directives).
+# The unit, in the unpacked tree (the ARM binary is never run: verify parses every directive,
+# warning about any it cannot, and checks that ExecStart's binary is there and executable).
+# The host's own units go beside ours (without replacing it) so that the targets it is
+# ordered against resolve as they would on a Debian system.
 unit="$work/root/usr/lib/systemd/system/sfubox.service"
+cp -an /usr/lib/systemd/system/. "$work/root/usr/lib/systemd/system/"
 if ! systemd-analyze verify --root="$work/root" "$unit" > "$work/verify.log" 2>&1; then
   cat "$work/verify.log"
   fail "systemd-analyze verify rejected the unit"

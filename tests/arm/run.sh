@@ -161,8 +161,8 @@ for target in $targets; do
   rm -f "$target_dir/$target/debian/"sfubox_*.deb
   cargo deb --target "$target" --no-build --no-strip >/dev/null
   deb=$(ls "$target_dir/$target/debian/"sfubox_*_"$arch".deb)
-  TARGET_DIR="$target_dir" tests/arm/check_deb.sh "$deb" "$arch" "$(elf_machine "$target")" \
-    "$scratch/deb-$arch"
+  tests/arm/check_deb.sh "$deb" "$arch" "$(elf_machine "$target")" \
+    "$target_dir/$target/release/sfubox" "$scratch/deb-$arch"
 done
 
 if [ "$unit_tests" = 1 ] && [[ " $targets " == *" aarch64-unknown-linux-gnu "* ]]; then
