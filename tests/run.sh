@@ -68,5 +68,8 @@ tests/fuzz/run.sh
 echo "== soak: two rounds of 45 s churn against one server; descriptors settle, the second round leaves RSS where the first did (tests/soak/run.sh)"
 tests/soak/run.sh
 
+echo "== ARM: release builds for aarch64 and armv7 under qemu-user (.status, a join, media through the SFU), .deb packages checked, the library's unit tests for aarch64 (tests/arm/run.sh)"
+tests/arm/run.sh
+
 echo "== benchmark smoke test: the quick mode must complete and deliver packets (benches/run.sh --quick)"
 benches/run.sh --quick

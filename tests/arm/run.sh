@@ -10,8 +10,8 @@
 #   3. per target, in a private network namespace, under qemu-aarch64 / qemu-arm with the
 #      target's sysroot: checks the binary is an ARM ELF, starts it, gets a group's .status,
 #      joins the group over Galène's protocol, then lets the load generator (benches/loadgen,
-#      built for the host) publish VP8 + Opus to it while subscribers join, and fails unless
-#      packets reach them (fan-out 1 and 3);
+#      built for the host) publish VP8 + Opus to it while two subscribers join, and fails unless
+#      packets reach both;
 #   4. `cargo deb` for arm64 and armhf; each package is unpacked with dpkg-deb: control fields,
 #      file list, modes and owners, the maintainer scripts, and the systemd unit with
 #      `systemd-analyze verify` inside the unpacked tree;
@@ -135,8 +135,24 @@ run_under_qemu() {
 exec $qemu -L /usr/$gnu $binary "\$@"
 EOF
   chmod +x "$work/sfubox-under-qemu"
-  "$loadgen" suite --quick --targets sfubox --scenarios fanout --fanout 1,3 \
+  "$loadgen" suite --quick --targets sfubox --scenarios fanout --fanout 2 \
     --sfubox "$work/sfubox-under-qemu" --out "$work/media" --target-cpu 1 --generator-cpu 0
+  # The generator judges quality against a native build (latency, CPU) and marks most steps
+  # invalid under emulation; what this test needs is that media went through: at every step
+  # each subscriber received, and packets were forwarded.
+  python3 - "$work/media/results.json" <<'PY'
+import json, sys
+rows = [r for r in json.load(open(sys.argv[1]))["rows"] if r["scenario"] == "fanout"]
+steps = sorted({r["n"] for r in rows})
+if steps != [2]:
+    sys.exit(f"media: fan-out steps measured {steps}, expected [2]")
+for r in rows:
+    if r["receiving"] != r["n"] or not r["forwarded_pps"] > 0:
+        sys.exit(f"media: at n={r['n']} {r['receiving']} of {r['n']} subscribers received, "
+                 f"{r['forwarded_pps']:.0f} packets/s forwarded")
+    print(f"   media: n={r['n']}: {r['receiving']} subscribers receiving, "
+          f"{r['forwarded_pps']:.0f} packets/s forwarded, loss {100 * r['loss']:.2f} %")
+PY
 }
 
 for target in $targets; do
@@ -151,8 +167,6 @@ for target in $targets; do
   else
     run_under_qemu "$target" "$work" "$loadgen" "$root_dir"
   fi
-  # The generator's table: one row per step, each with packets delivered.
-  grep -E '^\| fanout' "$work/media/results.md" || true
 done
 
 for target in $targets; do
