@@ -32,6 +32,12 @@
 //! Camus connections ([`crate::camus`]) likewise live in a hub of their own; the HTTP layer
 //! asks the facade about Camus room pages and upgrades, and the hub reads rooms and ICE
 //! servers through the core's configuration directory.
+//!
+//! WHIP and WHEP sessions ([`crate::whip`]) are in-process clients created by HTTP requests
+//! ([`App::whip_create`], [`App::whip_patch`], [`App::whip_delete`]): their stream notices go
+//! to the WHIP hub rather than to [`App::poll_local_notice`], their connect deadlines share the
+//! one heap, and when the hub says a session ended (DELETE, a failed stream, a kick, the
+//! server's shutdown) the facade takes its client out of the group.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -42,12 +48,17 @@ use crate::camus;
 use crate::config::{ConfigError, Directory, FileNeed, GlobalConfig};
 pub use crate::conn::{ConnId, ConnOutput, Outbox};
 use crate::conn::{Deadlines, Effects};
-use crate::core::{Core, Event, JoinFailure, JoinRequest, JoinedKind, WallClock};
+use crate::core::{
+    Core, Event, JoinFailure, JoinRequest, JoinedKind, RECORDER_USERNAME, ServiceRequest,
+    StreamRequest, TrackSelection, WallClock,
+};
 pub use crate::core::{GroupLookup, GroupStatus};
 use crate::galene::Session;
 use crate::gst::Hub;
 use crate::media::{MediaError, Sfu, SfuConfig, Transmit};
+use crate::record::{RecordCommand, RecordOutput, RecordReport, Recorders, RecordingId};
 use crate::streams::{StreamNotice, Streams};
+use crate::whip::{self, CreateRequest, Created, Kind, Resource, WhipError};
 
 /// How often the core does its housekeeping (idle groups, reloads).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -87,6 +98,26 @@ pub struct App {
     local_notices: VecDeque<(ConnId, StreamNotice)>,
     /// The in-process clients.
     local_clients: HashSet<ConnId>,
+    /// WHIP and WHEP sessions (in-process clients whose notices go to the hub).
+    whip: whip::Hub,
+    /// The recorders (in-process clients) and their recordings.
+    recorders: Recorders,
+    /// Work for the runtime's recording writer.
+    record_commands: VecDeque<RecordCommand>,
+}
+
+/// What a WHIP or WHEP `PATCH` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhipPatched {
+    /// Candidates were added.
+    Trickled,
+    /// ICE restarted: the resource's new entity tag and the fragment of the answer.
+    Restarted {
+        /// The new entity tag (quoted).
+        etag: String,
+        /// Our new ICE credentials and candidates (`application/trickle-ice-sdpfrag`).
+        fragment: String,
+    },
 }
 
 impl App {
@@ -110,6 +141,9 @@ impl App {
             streams: Streams::new(),
             local_notices: VecDeque::new(),
             local_clients: HashSet::new(),
+            whip: whip::Hub::new(),
+            recorders: Recorders::new(WallClock::new(now, wall)),
+            record_commands: VecDeque::new(),
         }
     }
 
@@ -128,10 +162,55 @@ impl App {
     }
 
     /// The media engine reported events (after datagrams given to [`App::media_engine`]):
-    /// the media session layer acts on them, and clients hear what concerns them.
+    /// the media session layer acts on them, clients hear what concerns them, and the packets
+    /// of the recorders' sinks go to the recorders.
     pub fn handle_media_events(&mut self, now: Instant) {
         self.streams.handle_engine_events(now, &mut self.core);
+        if let Some(sfu) = self.streams.engine_mut() {
+            while let Some(packet) = sfu.poll_sink_packet() {
+                self.recorders.handle_packet(packet);
+            }
+        }
         self.flush(now);
+    }
+
+    // ------------------------------------------------------------------ recording
+
+    /// The next piece of work for the recording writer (open a file, write a frame, close
+    /// it), in order. Drain after every call, like [`App::poll_output`].
+    pub fn poll_record_command(&mut self) -> Option<RecordCommand> {
+        self.record_commands.pop_front()
+    }
+
+    /// The recording writer reports (a file opened or closed, or writing failed).
+    pub fn handle_record_report(&mut self, now: Instant, report: RecordReport) {
+        self.recorders.handle_report(report);
+        self.flush(now);
+    }
+
+    /// The recording writer's queue refused a frame of `recording` (the disk cannot keep
+    /// up): that recording stops, its operators are warned.
+    pub fn handle_record_overflow(&mut self, now: Instant, recording: RecordingId) {
+        self.recorders.handle_overflow(recording);
+        self.flush(now);
+    }
+
+    /// Whether HTTP Basic credentials may use `group`'s recordings (`/recordings/`).
+    pub fn recording_access(
+        &mut self,
+        now: Instant,
+        group: &str,
+        username: &str,
+        password: &str,
+    ) -> crate::core::RecordingAccess {
+        let access = self.core.recording_access(now, group, username, password);
+        self.flush(now);
+        access
+    }
+
+    /// The recorders and their recordings (read-only), for tests.
+    pub fn recorders(&self) -> &Recorders {
+        &self.recorders
     }
 
     /// A datagram arrived on the media socket (`destination`: the local address it was
@@ -182,13 +261,21 @@ impl App {
     /// Registers a client that lives in this process rather than behind a WebSocket (a
     /// recorder, a WHIP publisher, a test). It joins groups with [`App::join_local`], uses
     /// the media session layer through [`App::with_streams`], and reads what it is told
-    /// from [`App::poll_local_notice`]. It leaves with [`App::handle_disconnect`].
+    /// from [`App::poll_local_notice`]. It leaves with [`App::handle_disconnect`]. Like
+    /// Galène's non-WebSocket clients it reads no chat (`this user doesn't chat`) and
+    /// operators cannot change its permissions (`this is not a real user`).
     pub fn attach_client(&mut self, now: Instant, id: &str) -> ConnId {
         let _ = now;
+        self.attach(None, id)
+    }
+
+    /// Registers an in-process client that came from `remote` (a WHIP client's address).
+    fn attach(&mut self, remote: Option<SocketAddr>, id: &str) -> ConnId {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
-        self.core.add_client(conn, None);
+        self.core.add_client(conn, remote);
         self.core.set_client_id(conn, id.to_owned());
+        self.core.mark_local(conn);
         self.local_clients.insert(conn);
         conn
     }
@@ -220,6 +307,100 @@ impl App {
     /// The next stream notice for an in-process client.
     pub fn poll_local_notice(&mut self) -> Option<(ConnId, StreamNotice)> {
         self.local_notices.pop_front()
+    }
+
+    // ------------------------------------------------------------ WHIP and WHEP
+
+    /// A WHIP or WHEP session is asked for (`POST` with an offer; see [`crate::whip`]). Its
+    /// client is attached like any in-process client and joins the group; the answer comes
+    /// back, or why not.
+    pub fn whip_create(
+        &mut self,
+        now: Instant,
+        request: CreateRequest<'_>,
+        remote: Option<SocketAddr>,
+    ) -> Result<Created, WhipError> {
+        let conn = self.attach(remote, &whip::Hub::new_client_id());
+        let started = self.whip.create(
+            now,
+            conn,
+            request,
+            &mut self.core,
+            &mut self.streams,
+            &mut self.deadlines,
+        );
+        self.flush(now);
+        let created = match started {
+            Ok(()) => self.whip.outcome(conn),
+            Err(e) => {
+                self.remove_local(now, conn);
+                Err(e)
+            }
+        };
+        self.flush(now);
+        created
+    }
+
+    /// The WHIP (or WHEP) session at `resource` in `group`, if there is one.
+    pub fn whip_resource(&self, kind: Kind, group: &str, resource: &str) -> Option<Resource> {
+        self.whip.resource(kind, group, resource)
+    }
+
+    /// A `PATCH` on a session (found with [`App::whip_resource`]) with a trickle ICE fragment.
+    pub fn whip_patch(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        fragment: &str,
+    ) -> Result<WhipPatched, WhipError> {
+        let patched = self.whip.patch(
+            now,
+            conn,
+            fragment,
+            &mut self.core,
+            &mut self.streams,
+            &mut self.deadlines,
+        );
+        self.flush(now);
+        let result = match patched {
+            Ok(whip::Patched::Trickled) => Ok(WhipPatched::Trickled),
+            Ok(whip::Patched::Restarting) => {
+                self.whip
+                    .outcome(conn)
+                    .map(|created| WhipPatched::Restarted {
+                        etag: created.etag,
+                        fragment: whip::sdpfrag::answer_fragment(&created.answer),
+                    })
+            }
+            Err(e) => Err(e),
+        };
+        self.flush(now);
+        result
+    }
+
+    /// A `DELETE` on a session: it ends and its client leaves the group.
+    pub fn whip_delete(&mut self, now: Instant, conn: ConnId) {
+        self.whip.delete(conn);
+        self.flush(now);
+    }
+
+    /// The WHIP and WHEP sessions (read-only), for statistics and tests.
+    pub fn whip(&self) -> &whip::Hub {
+        &self.whip
+    }
+
+    /// The ICE servers clients are given (WHIP's `Link` headers).
+    pub fn ice_servers(&mut self, now: Instant) -> Vec<crate::config::IceServer> {
+        let wall = self.core.wall(now);
+        self.core.directory().ice_servers(wall)
+    }
+
+    /// Takes an in-process client out: its streams end and it leaves its group.
+    fn remove_local(&mut self, now: Instant, conn: ConnId) {
+        self.deadlines.cancel(conn);
+        self.local_clients.remove(&conn);
+        self.streams.remove_client(now, &mut self.core, conn, false);
+        self.core.remove_client(now, conn);
     }
 
     /// Registers a new Galène WebSocket connection (after the upgrade).
@@ -476,6 +657,10 @@ impl App {
             self.reschedule(now, conn);
             return;
         }
+        if self.whip.contains(conn) {
+            self.whip.handle_timeout(conn, &self.streams);
+            return;
+        }
         let mut fx = Effects {
             out: &mut self.out,
             deadlines: &mut self.deadlines,
@@ -503,11 +688,15 @@ impl App {
         self.deadlines.schedule_earlier(conn, deadline);
     }
 
-    /// Renders every pending core event and takes closed connections out of the core
-    /// (which may produce more events), until nothing is left.
+    /// Renders every pending core event, runs what the core asked for (recorders), hands
+    /// stream notices to their clients and the recorders' work to whom it concerns, and takes
+    /// closed connections out of the core (which may produce more of all that), until nothing
+    /// is left.
     fn flush(&mut self, now: Instant) {
         loop {
+            let mut progress = false;
             while let Some((to, event)) = self.core.poll_event() {
+                progress = true;
                 if let Some(connection) = self.connections.get_mut(&to) {
                     connection.session.render(&event, &mut self.out);
                 }
@@ -515,41 +704,146 @@ impl App {
                 match &event {
                     Event::Joined(joined) if joined.kind == JoinedKind::Leave => {
                         self.streams.remove_client(now, &mut self.core, to, true);
+                        self.whip.client_left(to);
                     }
                     Event::Joined(joined) if joined.kind == JoinedKind::Change => {
                         self.streams.permissions_changed(now, &mut self.core, to);
                     }
+                    Event::Kicked { .. } if self.recorders.is_recorder(to) => {
+                        // A kicked recorder (shutdown, autokick, an operator) is gone.
+                        self.remove_recorder(now, to);
+                    }
                     Event::Kicked { .. } => {
                         self.streams.remove_client(now, &mut self.core, to, false);
+                        self.whip.client_left(to);
                     }
                     _ => {}
                 }
-                self.render_stream_notices();
+                self.render_stream_notices(now);
             }
-            self.render_stream_notices();
+            self.render_stream_notices(now);
+            while let Some(request) = self.core.poll_request() {
+                progress = true;
+                match request {
+                    ServiceRequest::StartRecording { group } => self.start_recorder(now, &group),
+                    ServiceRequest::StopRecording { group } => {
+                        for recorder in self.recorders.recorders_of(&group) {
+                            self.remove_recorder(now, recorder);
+                        }
+                    }
+                }
+            }
+            while let Some(output) = self.recorders.poll_output() {
+                progress = true;
+                self.recorder_output(now, output);
+            }
             let closed = self.out.take_closed();
-            if closed.is_empty() {
+            let ended = self.whip.take_ended();
+            for conn in &closed {
+                self.deadlines.cancel(*conn);
+                self.streams
+                    .remove_client(now, &mut self.core, *conn, false);
+                self.core.remove_client(now, *conn);
+            }
+            if !progress && closed.is_empty() && ended.is_empty() {
                 break;
             }
-            for conn in closed {
-                self.deadlines.cancel(conn);
-                self.streams.remove_client(now, &mut self.core, conn, false);
-                self.core.remove_client(now, conn);
+            for conn in ended {
+                self.remove_local(now, conn);
             }
         }
     }
 
-    /// Renders what the media session layer has for clients through their sessions, and
-    /// queues it for in-process clients.
-    fn render_stream_notices(&mut self) {
+    /// A recorder joins `group` (the core checked that it may, and that none is there):
+    /// an in-process client named `RECORDING` with the permission `system`, receiving every
+    /// stream of the group through local sinks.
+    fn start_recorder(&mut self, now: Instant, group: &str) {
+        let id = random_client_id();
+        let conn = self.attach_client(now, &id);
+        if let Err(e) = self.core.join_system(now, conn, group, RECORDER_USERNAME) {
+            log::warn!("Recorder for {group:?}: {}", e.text());
+            self.local_clients.remove(&conn);
+            self.core.remove_client(now, conn);
+            return;
+        }
+        log::info!("Recording group {group:?}");
+        self.recorders.start(conn, group);
+        self.streams.receive_locally(conn);
+        let everything = StreamRequest::ByStreamLabel(
+            [(
+                String::new(),
+                TrackSelection {
+                    audio: true,
+                    video: true,
+                    video_low: false,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        );
+        if self.core.set_request(conn, everything).is_ok() {
+            self.streams.request_changed(now, &mut self.core, conn);
+        }
+    }
+
+    /// A recorder leaves: its recordings are finished, its sinks closed, and the group sees
+    /// it go.
+    fn remove_recorder(&mut self, now: Instant, conn: ConnId) {
+        self.recorders.remove(now, conn);
+        self.streams.remove_client(now, &mut self.core, conn, false);
+        self.core.remove_client(now, conn);
+        self.local_clients.remove(&conn);
+    }
+
+    /// Does what a recorder needs done.
+    fn recorder_output(&mut self, now: Instant, output: RecordOutput) {
+        match output {
+            RecordOutput::Command(command) => self.record_commands.push_back(command),
+            RecordOutput::Keyframe(sink) => {
+                if let Some(sfu) = self.streams.engine_mut() {
+                    sfu.request_sink_keyframe(now, sink);
+                }
+            }
+            RecordOutput::WallOps { group, text } => self.core.wall_ops(&group, &text),
+            RecordOutput::StopReceiving { recorder, id } => {
+                self.streams
+                    .stop_receiving(now, &mut self.core, recorder, &id);
+            }
+        }
+    }
+
+    /// Renders what the media session layer has for clients through their sessions, hands
+    /// the recorders theirs, and queues the rest for in-process clients.
+    fn render_stream_notices(&mut self, now: Instant) {
         while let Some((to, notice)) = self.streams.poll_notice() {
             if let Some(connection) = self.connections.get_mut(&to) {
                 connection.session.render_stream(&notice, &mut self.out);
+            } else if self.whip.contains(to) {
+                self.whip.handle_notice(to, notice);
+            } else if self.recorders.is_recorder(to) {
+                self.recorders.handle_notice(now, to, notice);
             } else if self.local_clients.contains(&to) {
                 self.local_notices.push_back((to, notice));
             }
         }
     }
+}
+
+/// A client id for a recorder: 32 hexadecimal digits, as Galène's, from the system's random
+/// source (a counter-derived id should that fail: ids only need to be unique).
+fn random_client_id() -> String {
+    use aws_lc_rs::rand::SecureRandom as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static FALLBACK: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = [0u8; 16];
+    if aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .is_err()
+    {
+        let n = FALLBACK.fetch_add(1, Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&n.to_be_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A fresh secret for the Camus hub (client ids, room passes) from the system's random

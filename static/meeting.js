@@ -224,6 +224,9 @@ async function init() {
     }
     $('group-locked').hidden = !status.locked;
     state.endpoint = status.endpoint || (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/ws';
+    // Join is possible only now: before the status arrives there is no endpoint to connect to
+    // (an empty URL would open a WebSocket on the page's own path).
+    $('login-submit').disabled = false;
     if (status.authPortal && !state.token) {
         $('portal-link').href = status.authPortal;
         $('portal-row').hidden = false;
@@ -236,6 +239,8 @@ async function init() {
 function wireLogin() {
     $('login-form').addEventListener('submit', async e => {
         e.preventDefault();
+        if (!state.endpoint)
+            return; // the group's status has not arrived (or failed): nothing to join yet
         loginError('');
         const username = $('login-username').value.trim();
         const password = $('login-password').value;
@@ -287,6 +292,7 @@ function showLogin() {
     $('meeting').hidden = true;
     $('toolbar').hidden = true;
     $('leave-button').hidden = true;
+    $('change-password').hidden = true;
     document.body.classList.remove('in-meeting', 'panel-open');
 }
 
@@ -378,6 +384,8 @@ function onJoined(kind, group, perms, status, data, error, message) {
 }
 
 function friendlyJoinError(message) {
+    if (message === 'not authorised' && state.token)
+        return 'This invitation is not valid: it may have expired or been revoked.';
     if (message === 'not authorised')
         return 'Wrong name or password.';
     if (message === 'group does not exist')
@@ -387,6 +395,24 @@ function friendlyJoinError(message) {
 
 function updateGroupStatus(status) {
     $('group-locked').hidden = !status?.locked;
+    if (status?.displayName) {
+        document.title = status.displayName + ' · sfubox';
+        $('group-title').textContent = status.displayName;
+    }
+    updateChangePassword(status);
+}
+
+/** The "Change password" link: for a user who logged in with a password, on a server that
+ * lets users change theirs (joined status canChangePassword; docs/admin.md). */
+function updateChangePassword(status) {
+    const link = $('change-password');
+    const c = state.credentials;
+    const show = !!(status?.canChangePassword && c && !c.token && c.username && state.inMeeting);
+    if (show) {
+        const params = new URLSearchParams({group: state.groupName, username: c.username});
+        link.href = '/change-password.html?' + params.toString();
+    }
+    link.hidden = !show;
 }
 
 function onClose(code, reason) {
@@ -719,6 +745,26 @@ function onUser(id, kind) {
     }
     $('people-count').textContent = String(Object.keys(state.sc.users).length);
     updateTileNames(id);
+    updateRecording();
+}
+
+/** Whether a recorder (a user with the `system` permission) is in the group. */
+function isRecording() {
+    return Object.values(state.sc?.users || {}).some(u => hasPerm(u, 'system'));
+}
+
+/**
+ * The "Recording" badge, shown to everyone while a recorder is in the group, and the
+ * record button, shown to those who may record (the `record` permission).
+ */
+function updateRecording() {
+    const recording = isRecording();
+    $('group-recording').hidden = !recording;
+    const b = $('btn-record');
+    b.hidden = !state.sc?.permissions.includes('record');
+    b.setAttribute('aria-pressed', String(recording));
+    b.querySelector('span').textContent = recording ? 'Stop recording' : 'Record';
+    b.title = recording ? 'Stop recording this meeting' : 'Record every stream of this meeting on the server';
 }
 
 function fillUserRow(li, id, user) {
@@ -1203,6 +1249,7 @@ function updateToolbar() {
 
 function updatePermissions() {
     updateToolbar();
+    updateRecording();
     const sc = state.sc;
     const canChat = sc.permissions.includes('message');
     $('chat-input').disabled = !canChat;
@@ -1436,6 +1483,7 @@ function wireMeeting() {
     });
     $('btn-stop').addEventListener('click', stopSending);
     $('btn-hand').addEventListener('click', toggleHand);
+    $('btn-record').addEventListener('click', () => state.sc?.groupaction(isRecording() ? 'unrecord' : 'record'));
     $('btn-panel').addEventListener('click', () => {
         const open = document.body.classList.toggle('panel-open');
         $('btn-panel').setAttribute('aria-expanded', String(open));

@@ -4,20 +4,23 @@
 //! [`parse_head`] finds a complete head, passes the [`Request`] to [`route::route`] together
 //! with a [`files::FileSource`] (the embedded site or the `-static` directory) and a
 //! [`source::GroupSource`] (the application), and writes back what comes out: a [`Response`]
-//! or, for `/ws`, the 101 of a WebSocket upgrade. [`stats`] answers the admin-only media
-//! statistics.
+//! or, for `/ws`, the 101 of a WebSocket upgrade. [`admin`] answers Galène's administrative API
+//! (`/galene-api/`), which the runtime runs on a thread of its own. Routes that need the
+//! request body go first: [`whip::route`] (WHIP and WHEP, docs/whip.md) and [`camus::route`].
 //!
 //! Every response closes the connection (`Connection: close`): browsers open a new one as
 //! needed and the server stays simple.
 
+pub mod admin;
 pub mod camus;
 pub mod date;
 pub mod files;
 pub mod path;
+pub mod recordings;
 pub mod route;
 pub mod source;
-pub mod stats;
 pub mod status;
+pub mod whip;
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -173,6 +176,16 @@ impl Response {
         }
     }
 
+    /// Adds a header line even if one with the same name exists (`Link`). Control
+    /// characters in `value` are replaced by spaces, as in [`Response::set_header`].
+    pub fn add_header(&mut self, name: &'static str, value: &str) {
+        let value: String = value
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.headers.push((name, value));
+    }
+
     /// Removes a header.
     pub fn remove_header(&mut self, name: &str) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
@@ -184,6 +197,27 @@ impl Response {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Appends the head of a response whose body (sent separately) is `length` bytes long:
+    /// status line, headers, `Content-Length`, `Date`, `Connection: close`.
+    pub fn encode_head(&self, length: u64, date: SystemTime, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\n",
+            self.status,
+            reason_phrase(self.status)
+        );
+        for (name, value) in &self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        let _ = write!(
+            out,
+            "Content-Length: {length}\r\nDate: {}\r\nConnection: close\r\n\r\n",
+            date::format(date)
+        );
     }
 
     /// Appends the wire form to `out`: status line, headers, `Content-Length`, `Date`,
@@ -227,9 +261,12 @@ pub fn upgrade_response(accept_key: &str) -> Vec<u8> {
 /// The standard reason phrase of a status code.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
         204 => "No Content",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         303 => "See Other",
         304 => "Not Modified",
@@ -240,8 +277,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

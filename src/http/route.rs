@@ -36,6 +36,16 @@ impl GroupSource for App {
     fn stats_json(&mut self) -> String {
         App::stats_json(self)
     }
+
+    fn recording_access(
+        &mut self,
+        now: Instant,
+        group: &str,
+        username: &str,
+        password: &str,
+    ) -> crate::core::RecordingAccess {
+        App::recording_access(self, now, group, username, password)
+    }
 }
 
 /// What to do with a request.
@@ -43,6 +53,14 @@ impl GroupSource for App {
 pub enum Routed {
     /// Send this response (headers only for HEAD) and close.
     Response(Response),
+    /// Send this response's head, then `file.len` bytes of the recording from `file.start`
+    /// (its `Content-Length`; nothing more for HEAD), and close.
+    File {
+        /// The status and headers (the body is empty).
+        response: Response,
+        /// What to send.
+        file: super::recordings::FileRange,
+    },
     /// Accept the WebSocket: send [`super::upgrade_response`] with this key, then speak the
     /// WebSocket protocol on the connection.
     Upgrade {
@@ -90,6 +108,10 @@ pub fn route(
     // The GStreamer examples' clients upgrade on any path (usually none): every upgrade that
     // is not Galène's speaks their protocol, before any path cleaning or redirect.
     if path != "/ws" && has_token(request, "upgrade", "websocket") {
+        log::debug!(
+            "WebSocket upgrade on {:?}: GStreamer signalling",
+            request.target
+        );
         return websocket(request, groups, Signalling::Gst);
     }
     let clean = canonical(path);
@@ -106,7 +128,6 @@ pub fn route(
         "/public-groups.json" => respond(public_groups(request, groups, now)),
         "/group" => respond(Response::redirect(301, "/group/")),
         "/galene-api" => respond(Response::redirect(301, "/galene-api/")),
-        super::stats::STATS_PATH => respond(super::stats::stats(request, groups)),
         _ if path.starts_with("/galene-api/") => respond(not_found(files)),
         _ if path.starts_with("/group/") => respond(
             canonical_host(request, path, groups)
@@ -124,7 +145,11 @@ fn respond(response: Response) -> Routed {
 }
 
 /// 301 to `https://<canonicalHost><path>` when the request's `Host` differs, as Galène does.
-fn canonical_host(request: &Request, path: &str, groups: &mut dyn GroupSource) -> Option<Response> {
+pub(crate) fn canonical_host(
+    request: &Request,
+    path: &str,
+    groups: &mut dyn GroupSource,
+) -> Option<Response> {
     let config = groups.global_config().ok()?;
     let wanted = config.canonical_host.as_deref().filter(|h| !h.is_empty())?;
     if request.host().eq_ignore_ascii_case(wanted) {
@@ -162,7 +187,7 @@ fn static_file(request: &Request, path: &str, files: &dyn FileSource) -> Respons
 }
 
 /// The 404 page: `404.html` if the site has one, else a one-line fallback.
-fn not_found(files: &dyn FileSource) -> Response {
+pub fn not_found(files: &dyn FileSource) -> Response {
     let mut response = Response::new(404);
     response.set_header("Content-Type", "text/html; charset=utf-8");
     response.body = match files.lookup("404.html") {
@@ -174,11 +199,11 @@ fn not_found(files: &dyn FileSource) -> Response {
     with_security_headers(response, None)
 }
 
-fn internal_error() -> Response {
+pub(crate) fn internal_error() -> Response {
     Response::text(500, "Internal server error")
 }
 
-fn with_security_headers(mut response: Response, auth_server: Option<&str>) -> Response {
+pub(crate) fn with_security_headers(mut response: Response, auth_server: Option<&str>) -> Response {
     let csp = match auth_server.filter(|s| !s.is_empty()) {
         Some(server) => format!("connect-src {server} {CSP_REST}"),
         None => format!("connect-src {CSP_REST}"),
@@ -341,7 +366,7 @@ pub fn group_of_path(path: &str) -> Option<String> {
 }
 
 /// The group name in a `/group/…` path: not starting with `.`, cleaned; `None` if empty.
-fn group_name(path: &str) -> Option<String> {
+pub(crate) fn group_name(path: &str) -> Option<String> {
     let name = path.strip_prefix("/group/")?;
     if name.is_empty() || name.starts_with('.') {
         return None;
@@ -468,7 +493,7 @@ pub(crate) fn websocket(
 
 /// Allowed: no `Origin`; or the origin's host equals `Host` (case-insensitive); or the origin
 /// equals an `allowOrigin` entry of `config.json` (case-insensitive).
-fn origin_allowed(request: &Request, groups: &mut dyn GroupSource) -> bool {
+pub(crate) fn origin_allowed(request: &Request, groups: &mut dyn GroupSource) -> bool {
     let Some(origin) = request.header("origin") else {
         return true;
     };
@@ -596,7 +621,7 @@ mod tests {
             Instant::now(),
         ) {
             Routed::Response(response) => response,
-            Routed::Upgrade { .. } => panic!("unexpected upgrade for {target}"),
+            other => panic!("unexpected {other:?} for {target}"),
         }
     }
 
@@ -730,9 +755,8 @@ mod tests {
             panic!("upgrade");
         };
         assert_eq!(body(&fallback), "<p>Not found</p>\n");
-        // The admin-only statistics exist (http::stats); other API paths do not yet.
-        assert_eq!(get("/galene-api/v0/.stats").status, 401);
-        assert_eq!(get("/galene-api/v0/.groups/").status, 404);
+        // The admin API is answered by the runtime's admin thread (http::admin), not here.
+        assert_eq!(get("/galene-api/v0/.stats").status, 404);
     }
 
     fn group(name: &str) -> GroupStatus {
@@ -873,7 +897,7 @@ mod tests {
 
     fn status_of(routed: Routed) -> u16 {
         match routed {
-            Routed::Response(response) => response.status,
+            Routed::Response(response) | Routed::File { response, .. } => response.status,
             Routed::Upgrade { .. } => 101,
         }
     }

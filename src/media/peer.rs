@@ -26,6 +26,21 @@ pub(crate) const MAX_BUFFERED_CANDIDATES: usize = 32;
 pub(crate) const MAX_UP_LAYERS: usize = 16;
 /// Tracks with statistics kept per stream, at most.
 pub(crate) const MAX_TRACK_STATS: usize = MAX_UP_LAYERS;
+/// Packets held for `Sfu::poll_sink_packet` before the oldest are dropped. The caller drains
+/// after every input, so this only bounds a caller that does not.
+pub(crate) const MAX_QUEUED_SINK_PACKETS: usize = 4096;
+/// Tracks a local sink takes at most: one audio, one video.
+pub(crate) const MAX_SINK_TRACKS: usize = 2;
+
+/// One local sink (`Sfu::attach_sink`): the up stream it listens to and, per track, the layer
+/// feeding it.
+#[derive(Debug)]
+pub(crate) struct LocalSink {
+    /// The up stream's peer.
+    pub source: PeerId,
+    /// Per track (the index is the track's number), the layer of `source` feeding it.
+    pub layers: heapless::Vec<usize, MAX_SINK_TRACKS>,
+}
 
 /// One entry of the peer table: a peer, or a free slot, and the generation that tells a
 /// current [`PeerId`] from a stale one.
@@ -113,6 +128,8 @@ pub(crate) struct UpLayer {
     pub epoch: u32,
     /// Down tracks fed from this layer.
     pub subscribers: Vec<Subscriber>,
+    /// Local sinks fed from this layer: the sink's key and the index of its track.
+    pub sinks: Vec<(StreamKey, u8)>,
     /// The last keyframe request sent to the publisher for this layer.
     pub last_keyframe_request: Option<Instant>,
     /// The payload type last seen and its parameters.
@@ -152,8 +169,12 @@ pub(crate) struct DownState {
     pub reports: heapless::Vec<(Mid, u64), 4>,
     /// Whether the last fresh receiver report showed loss above the congestion threshold.
     pub last_report_lossy: bool,
-    /// The up stream it forwards from.
-    pub source: PeerId,
+    /// The up stream it forwards from (`None`: a receiver-negotiated stream that has not
+    /// been given one yet).
+    pub source: Option<PeerId>,
+    /// The receiver negotiated the m-lines with its own offer ([`super::Sfu::answer_down`]):
+    /// they never change, and sources are attached and swapped without an offer.
+    pub answered: bool,
     /// What the receiver asked for.
     pub selection: Selection,
     /// One per m-line we offered.

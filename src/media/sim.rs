@@ -184,6 +184,8 @@ pub struct Sim {
     pub sources: Vec<Source>,
     /// Events the engine produced.
     pub events: Vec<MediaEvent>,
+    /// Packets the engine delivered to local sinks.
+    pub sink_packets: Vec<super::SinkPacket>,
     /// Current simulated time.
     pub now: Instant,
     /// When false, datagrams from the server to clients are dropped unread (benchmarks
@@ -214,6 +216,7 @@ impl Sim {
             clients: Vec::new(),
             sources: Vec::new(),
             events: Vec::new(),
+            sink_packets: Vec::new(),
             now: start,
             deliver_to_clients: true,
             server_datagrams: 0,
@@ -295,6 +298,32 @@ impl Sim {
         self.answer_offer(client, key, offer)
     }
 
+    /// Client `client` offers to receive audio and video and the server answers with down
+    /// stream `key` carrying `codecs` ([`Sfu::answer_down`], as for a WHEP viewer), with no
+    /// source yet.
+    pub fn view(
+        &mut self,
+        client: usize,
+        key: StreamKey,
+        codecs: &[MediaCodec],
+    ) -> Result<Published, MediaError> {
+        let offer = self.clients[client]
+            .peer
+            .receive_offer(true, true)
+            .map_err(media_error)?;
+        let link = LinkKey(client as u64);
+        let answer = self.engine(|sfu, now| sfu.answer_down(now, key, link, &offer.sdp, codecs))?;
+        self.clients[client]
+            .peer
+            .accept_answer(&answer)
+            .map_err(media_error)?;
+        self.drain_client(client);
+        Ok(Published {
+            audio: offer.audio,
+            video: offer.video,
+        })
+    }
+
     /// Client `client` answers the server's `offer` for down stream `key` (and any follow-up).
     pub fn answer_offer(
         &mut self,
@@ -360,6 +389,9 @@ impl Sim {
         }
         while let Some(e) = self.sfu.poll_event() {
             self.events.push(e);
+        }
+        while let Some(p) = self.sfu.poll_sink_packet() {
+            self.sink_packets.push(p);
         }
         if let Some(probe) = self.probe {
             probe(false);

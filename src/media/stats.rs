@@ -28,7 +28,16 @@ impl Sfu {
             subscriptions,
             queued_transmits: self.transmits.len(),
             dropped_transmits: self.dropped_transmits,
+            sinks: self.sinks.len(),
+            dropped_sink_packets: self.dropped_sink_packets,
         }
+    }
+
+    /// Whether stream `key` is connected (ICE and DTLS up, media can flow); `None` when no
+    /// stream has that key.
+    pub fn is_connected(&self, key: StreamKey) -> Option<bool> {
+        let id = self.keys.get(&key)?;
+        Some(self.peer(*id)?.connected)
     }
 
     /// Folds one stats report (mid, rid, byte count, time) into `id`'s track statistics.

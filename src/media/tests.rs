@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::MediaKind;
 
-use super::sim::{LinkConfig, SeenRtp, Sim, TEMPORAL_TAG_OFFSET};
+use super::sim::{LAYER_TAG_OFFSET, LinkConfig, SeenRtp, Sim, TEMPORAL_TAG_OFFSET};
 use super::*;
 
 const PUB: StreamKey = StreamKey(1);
@@ -553,6 +553,63 @@ fn publishers_are_told_not_to_send_a_layer_nobody_can_receive() {
     assert!(limit >= 10_000_000, "limit lifted: {limit}");
 }
 
+#[test]
+fn a_local_sink_gets_every_packet_of_its_layers_until_it_is_closed() {
+    const SINK: StreamKey = StreamKey(900);
+    let mut s = with_simulcast_publisher(23);
+    s.run_for(Duration::from_secs(1));
+    let tracks = s
+        .engine(|sfu, now| sfu.attach_sink(now, SINK, PUB, Selection::ALL))
+        .expect("attach");
+    // Audio first, then the high simulcast layer, with the negotiated codecs.
+    assert_eq!(tracks.len(), 2);
+    assert_eq!(
+        (tracks[0].kind, tracks[0].codec),
+        (TrackKind::Audio, Some(MediaCodec::Opus))
+    );
+    assert_eq!(
+        (tracks[1].kind, tracks[1].rid.as_deref(), tracks[1].codec),
+        (TrackKind::Video, Some("h"), Some(MediaCodec::Vp8))
+    );
+    assert_eq!(s.sfu.counts().sinks, 1);
+    // A key already in use is refused.
+    let again = s.engine(|sfu, now| sfu.attach_sink(now, SINK, PUB, Selection::ALL));
+    assert_eq!(again, Err(MediaError::StreamExists(SINK)));
+
+    let before = s.clients[0].keyframe_requests;
+    s.engine(|sfu, now| sfu.request_sink_keyframe(now, SINK));
+    s.run_for(Duration::from_secs(5));
+    assert!(
+        s.clients[0].keyframe_requests > before,
+        "the publisher was asked"
+    );
+    let got = std::mem::take(&mut s.sink_packets);
+    assert!(got.iter().all(|p| p.sink == SINK));
+    let of = |track: u8| got.iter().filter(move |p| p.track == track);
+    // Every packet of the two layers, in order, none lost on a clean link.
+    for track in [0u8, 1] {
+        let seqs: Vec<u64> = of(track).map(|p| p.seq).collect();
+        assert!(seqs.len() > 200, "track {track}: {} packets", seqs.len());
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "track {track}");
+    }
+    assert!(of(0).all(|p| p.codec == Some(MediaCodec::Opus) && p.clock_rate == 48_000));
+    assert!(of(1).all(|p| p.codec == Some(MediaCodec::Vp8) && p.clock_rate == 90_000));
+    // Only the high layer's packets (tag 1) reach the video track.
+    assert!(of(1).all(|p| p.payload.get(LAYER_TAG_OFFSET) == Some(&1)));
+    // The publisher's sender reports come along.
+    assert!(of(1).any(|p| p.sender_clock.is_some()));
+    // The recorder keeps the high layer wanted: no rate limit cuts it.
+    assert!(s.clients[0].remb.is_none_or(|limit| limit >= 10_000_000));
+
+    s.engine(|sfu, now| sfu.close_stream(now, SINK))
+        .expect("close");
+    s.run_for(Duration::from_secs(1));
+    assert!(s.sink_packets.is_empty());
+    assert_eq!(s.sfu.counts().sinks, 0);
+    let missing = s.engine(|sfu, now| sfu.update_sink(now, SINK, Selection::ALL));
+    assert_eq!(missing, Err(MediaError::UnknownStream(SINK)));
+}
+
 /// A received VP8 packet's TID, picture ID and TL0PICIDX (full descriptors only).
 fn vp8_ids(p: &SeenRtp) -> (u8, u16, u8) {
     let h = p.head;
@@ -692,4 +749,56 @@ fn one_lossy_receiver_report_is_not_congestion_two_in_a_row_are() {
     // Congestion: the reports stay above it.
     report(&mut s, 4, 0.2);
     assert!(cap(&s).is_some());
+}
+
+#[test]
+fn a_receiver_negotiated_stream_takes_sources_without_offers() {
+    let mut s = with_publisher(11, &[]);
+    let viewer = s.add_client(addr(40, 6000), LinkConfig::CLEAN);
+    let view = StreamKey(400);
+    let mids = s.view(viewer, view, MediaCodec::DEFAULT).expect("answered");
+    s.run_for(Duration::from_secs(1));
+    assert!(s.clients[viewer].peer.connected);
+    assert!(s.clients[viewer].received.is_empty(), "no source yet");
+    // A source is attached without an offer; media flows on the viewer's own m-lines.
+    let offer = s
+        .engine(|sfu, now| sfu.replace_source(now, view, PUB))
+        .expect("attached");
+    assert_eq!(offer, None);
+    s.run_for(Duration::from_secs(3));
+    let seen = &s.clients[viewer].received;
+    assert!(delivery(seen, MediaKind::Video).0 > 150);
+    assert!(delivery(seen, MediaKind::Audio).0 > 100);
+    assert!(seen.iter().all(|p| match p.kind {
+        MediaKind::Video => Some(p.mid) == mids.video,
+        MediaKind::Audio => Some(p.mid) == mids.audio,
+    }));
+    // The server never offers on it.
+    let restart = s.engine(|sfu, now| sfu.restart_ice(now, view));
+    assert_eq!(restart, Err(MediaError::ReceiverNegotiated(view)));
+    let audio_only = Selection {
+        audio: true,
+        video: VideoChoice::None,
+    };
+    let changed = s.engine(|sfu, now| sfu.set_selection(now, view, audio_only));
+    assert_eq!(changed, Ok(None));
+    assert!(
+        s.engine(|sfu, now| sfu.create_down(now, view, PUB, LinkKey(9), Selection::ALL))
+            .is_err()
+    );
+
+    // A viewer whose answer has no VP8 cannot carry this publisher.
+    let vp9 = s.add_client(addr(41, 6000), LinkConfig::CLEAN);
+    let key = StreamKey(401);
+    s.view(vp9, key, &[MediaCodec::Vp9, MediaCodec::Opus])
+        .expect("answered");
+    let refused = s.engine(|sfu, now| sfu.replace_source(now, key, PUB));
+    assert_eq!(refused, Err(MediaError::CodecMismatch));
+
+    // The publisher goes: the viewer stays, idle, until it is given another source.
+    s.engine(|sfu, now| sfu.close_stream(now, PUB))
+        .expect("closed");
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(s.engine(|sfu, _| sfu.is_connected(view)), Some(true));
+    assert_eq!(s.sfu.counts().subscriptions, 0);
 }

@@ -16,11 +16,16 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::stream::StreamExt;
 use smol::{Async, Timer};
 
+use super::admin;
+use super::files::DiskRecordings;
 use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
 use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
+use crate::http::path::parse_target;
+use crate::http::recordings::{self, FileRange};
 use crate::http::route::{Routed, Signalling, route};
+use crate::http::whip::{MAX_SDP_BODY, is_whip_path, route as whip_route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
 
 /// Runs `future` for at most `limit`; `None` when time ran out.
@@ -138,16 +143,33 @@ where
             Some(Ok(_)) => {}
         }
     };
-    // A POST body (a Camus password form) is read whole, within the same deadline.
-    let body_len = if request.method == "POST" {
-        match request
+    // A body is read whole, within the same deadline: a POST's (a Camus password form, a WHIP
+    // offer), a WHIP PATCH's (a trickle fragment), an admin API request's (any method).
+    let admin_api = admin::wants(&request);
+    let whip = parse_target(&request.target).is_some_and(|t| is_whip_path(&t.path));
+    let body_limit = if admin_api {
+        Some(admin::BODY_LIMIT)
+    } else if whip {
+        matches!(request.method.as_str(), "POST" | "PATCH").then_some(MAX_SDP_BODY)
+    } else {
+        (request.method == "POST").then_some(MAX_FORM_BODY)
+    };
+    let body_len = match body_limit {
+        None => 0,
+        Some(_) if (admin_api || whip) && request.header("transfer-encoding").is_some() => {
+            // A chunked body is not read: without this it would look like an empty one.
+            let response = Response::text(411, "Length Required");
+            write_response(shared, &mut stream, &response, false).await;
+            return;
+        }
+        Some(limit) => match request
             .header("content-length")
             .map(|v| v.trim().parse::<usize>())
         {
             None => 0,
-            Some(Ok(len)) if len <= MAX_FORM_BODY => len,
+            Some(Ok(len)) if len <= limit => len,
             Some(Ok(_)) => {
-                let response = Response::text(413, "Content Too Large");
+                let response = Response::text(413, "Request body too large");
                 write_response(shared, &mut stream, &response, false).await;
                 return;
             }
@@ -156,10 +178,22 @@ where
                 write_response(shared, &mut stream, &response, false).await;
                 return;
             }
-        }
-    } else {
-        0
+        },
     };
+    if body_len > buffer.len() - head_len
+        && request
+            .header("expect")
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("100-continue"))
+    {
+        let written = within(shared.limits.response_write, async {
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            stream.flush().await
+        })
+        .await;
+        if !matches!(written, Some(Ok(()))) {
+            return;
+        }
+    }
     while buffer.len() < head_len + body_len {
         match read_more(&mut stream, &mut buffer, deadline).await {
             Some(Ok(n)) if n > 0 => {}
@@ -172,22 +206,55 @@ where
     let body = buffer
         .get(head_len..head_len + body_len)
         .unwrap_or_default();
+    if admin_api {
+        let body = body.to_vec();
+        let (method, target) = (request.method.clone(), request.target.clone());
+        let response = admin::serve(shared, request, body, peer).await;
+        log::debug!("{peer}: {method} {target} -> {}", response.status);
+        write_response(shared, &mut stream, &response, method == "HEAD").await;
+        return;
+    }
     let freshness = shared.refresh_files(prefetch::for_request(&request)).await;
-    let routed = {
+    let (routed, delay) = {
         let _files = shared.files_for_input(freshness);
         let mut engine = shared.engine.borrow_mut();
         let now = Instant::now();
-        camus_route(
-            &request,
-            body,
-            shared.camus_client.as_ref(),
-            &mut *engine,
-            now,
-        )
-        .unwrap_or_else(|| route(&request, shared.files.as_ref(), &mut *engine, now))
+        let files = shared.files.as_ref();
+        let store = DiskRecordings::new(&shared.recordings_dir);
+        if let Some(response) = whip_route(&request, body, files, &mut *engine, Some(peer), now) {
+            (Routed::Response(response), None)
+        } else if let Some(answer) =
+            recordings::route(&request, body, &store, &mut *engine, now, SystemTime::now())
+        {
+            (answer.routed, answer.delay)
+        } else {
+            let camus = shared.camus_client.as_ref();
+            let routed = camus_route(&request, body, camus, &mut *engine, now)
+                .unwrap_or_else(|| route(&request, files, &mut *engine, now));
+            (routed, None)
+        }
     };
+    // The engine may have run (a recorder's group looked up): send what it has.
+    shared.drain();
+    if let Some(delay) = delay {
+        Timer::after(delay).await;
+    }
     match routed {
+        Routed::File { response, file } => {
+            log::debug!(
+                "{peer}: {} {} -> {} ({} bytes)",
+                request.method,
+                request.target,
+                response.status,
+                file.len
+            );
+            send_recording(shared, &mut stream, &response, &file, request.is_head()).await;
+        }
         Routed::Response(response) => {
+            if whip && response.status == 401 {
+                // As after a bad password on a WebSocket: guessing costs time.
+                Timer::after(crate::core::NOT_AUTHORISED_DELAY).await;
+            }
             log::debug!(
                 "{peer}: {} {} -> {}",
                 request.method,
@@ -237,6 +304,64 @@ async fn write_response<E, S>(
     response.encode(head_only, SystemTime::now(), &mut bytes);
     let _ = within(shared.limits.response_write, async {
         stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        stream.close().await
+    })
+    .await;
+}
+
+/// Bytes of a recording read at a time while sending it.
+const RECORDING_CHUNK: usize = 64 * 1024;
+
+/// Sends a recording: the head, then `file.len` bytes read from the file `RECORDING_CHUNK` at
+/// a time between writes (each write within the response time limit). A file that shrank
+/// meanwhile ends the connection early; the client sees a short body.
+async fn send_recording<E, S>(
+    shared: &Shared<E>,
+    stream: &mut S,
+    response: &Response,
+    file: &FileRange,
+    head_only: bool,
+) where
+    S: AsyncWrite + Unpin,
+{
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(512);
+    response.encode_head(file.len, SystemTime::now(), &mut head);
+    let limit = shared.limits.response_write;
+    if !matches!(within(limit, stream.write_all(&head)).await, Some(Ok(()))) {
+        return;
+    }
+    if !head_only && file.len > 0 {
+        let store = DiskRecordings::new(&shared.recordings_dir);
+        let mut source = match store.open(&file.path, file.start) {
+            Ok(source) => source,
+            Err(e) => {
+                log::warn!("recording {}: {e}", file.path);
+                return;
+            }
+        };
+        let mut left = file.len;
+        let mut chunk = vec![0u8; RECORDING_CHUNK];
+        while left > 0 {
+            let want = usize::try_from(left)
+                .unwrap_or(RECORDING_CHUNK)
+                .min(RECORDING_CHUNK);
+            // `want` is at most the chunk's length.
+            let got = match source.read(&mut chunk[..want]) {
+                Ok(0) | Err(_) => return,
+                Ok(got) => got,
+            };
+            if !matches!(
+                within(limit, stream.write_all(&chunk[..got])).await,
+                Some(Ok(()))
+            ) {
+                return;
+            }
+            left -= got as u64;
+        }
+    }
+    let _ = within(limit, async {
         stream.flush().await?;
         stream.close().await
     })

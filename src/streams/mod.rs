@@ -37,6 +37,16 @@
 //! decided in `select.rs`. A receiver whose selection becomes empty gets `Close`; one that
 //! never had a stream is not told `Close` for it (Galène does, which clients ignore).
 //!
+//! A client that makes its own offer to receive (a WHEP viewer) follows its group's streams
+//! instead ([`Streams::follow`], in `follow.rs`): one down stream answers its offer and is fed
+//! the newest stream that matches what it asked for.
+//!
+//! A client that receives in process ([`Streams::receive_locally`]: the recorder) gets the
+//! same streams by the same rules, but each through a local sink of the engine
+//! ([`Sfu::attach_sink`]) instead of an `Rtc`: it is told with [`StreamNotice::Local`] (the
+//! sink's key and tracks) rather than offered, and its packets come out of
+//! [`Sfu::poll_sink_packet`].
+//!
 //! When the engine reports that a down stream's video is reduced by its receiver's network
 //! (or is back), the receiver is told ([`StreamNotice::LayerReduced`]), once per change and
 //! only while it has that stream.
@@ -44,19 +54,22 @@
 //! Without an engine ([`Streams::enable`] not called: no media socket), offers are refused
 //! with `Abort` and an error.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::config::Permission;
 use crate::conn::{ConnId, Deadlines};
 use crate::core::{Core, TrackSelection};
 use crate::media::{
-    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Sfu, SfuConfig, StreamKey, TrackInfo,
-    TrackKind, TrackStats,
+    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Selection, Sfu, SfuConfig, SinkTrack,
+    StreamKey, TrackInfo, TrackKind, TrackStats,
 };
 
+mod follow;
 mod select;
 
+pub use follow::Follow;
+use follow::Follower;
 use select::{Published, is_screenshare, sdp_media, select, stream_label_of_tracks};
 
 /// How long after an up stream's tracks change it is pushed to receivers.
@@ -87,6 +100,29 @@ pub struct DownOffer {
     pub sdp: String,
 }
 
+/// A stream delivered to a client that receives in process ([`Streams::receive_locally`]):
+/// the engine's local sink that carries it and what the stream is. Its packets come out of
+/// [`Sfu::poll_sink_packet`] under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalStream {
+    /// The stream id (the publisher's up-stream id).
+    pub id: String,
+    /// The engine's key of the sink.
+    pub key: StreamKey,
+    /// The publisher's stream label.
+    pub label: String,
+    /// The publisher's client id.
+    pub source: String,
+    /// The publisher's username.
+    pub username: Option<String>,
+    /// The sink's tracks, in the order of [`crate::media::SinkPacket::track`].
+    pub tracks: Vec<SinkTrack>,
+    /// Every layer the publisher sends (the sink takes one audio and one video of them).
+    pub published: Vec<TrackInfo>,
+    /// The stream this one replaces for the client, if any (it is gone without a `Close`).
+    pub replace: Option<String>,
+}
+
 /// Something one client must be told about its streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamNotice {
@@ -99,6 +135,9 @@ pub enum StreamNotice {
     },
     /// A down stream offer (new stream or renegotiation).
     Offer(Box<DownOffer>),
+    /// For a client that receives in process: a stream now reaches it through a local sink,
+    /// or the tracks of one it has changed (same id and key, new tracks).
+    Local(Box<LocalStream>),
     /// Down stream `id` is gone.
     Close {
         /// The stream id.
@@ -177,6 +216,8 @@ struct DownStream {
     requested: Option<TrackSelection>,
     /// Whether the client was last told its video is reduced by its network.
     reduced: bool,
+    /// Delivered to a local sink rather than to an `Rtc`.
+    local: bool,
 }
 
 /// Which streams one client has.
@@ -199,6 +240,14 @@ pub struct Streams {
     pushes: Deadlines<StreamKey>,
     next_key: u64,
     notices: VecDeque<(ConnId, StreamNotice)>,
+    /// Clients that follow their group's streams through a stream they negotiated
+    /// ([`Streams::follow`]), and the client of each follower's engine key.
+    followers: HashMap<ConnId, Follower>,
+    follower_keys: HashMap<StreamKey, ConnId>,
+    /// Followers whose stream ended during the current input: they look for another one.
+    orphans: Vec<ConnId>,
+    /// Clients that receive through local sinks ([`Streams::receive_locally`]).
+    local_receivers: HashSet<ConnId>,
 }
 
 /// Table sizes, for tests: everything must be empty once every client left.
@@ -212,6 +261,8 @@ pub struct StreamTables {
     pub clients: usize,
     /// Pending pushes.
     pub pushes: usize,
+    /// Clients following streams ([`Streams::follow`]).
+    pub followers: usize,
     /// The engine's tables.
     pub engine: MediaCounts,
 }
@@ -230,6 +281,9 @@ pub struct StreamStats {
 pub struct ClientStats {
     /// The client's id (as the client chose it).
     pub id: String,
+    /// The name it joined under (not in Galène's statistics; the admin page shows who is in
+    /// a group).
+    pub username: Option<String>,
     /// What it publishes.
     pub up: Vec<StreamStats>,
     /// What it receives.
@@ -257,6 +311,14 @@ impl Streams {
         Ok(())
     }
 
+    /// `conn` receives in process: the streams pushed to it go to local sinks of the engine
+    /// ([`Sfu::attach_sink`]) instead of `Rtc`s, and it is told with
+    /// [`StreamNotice::Local`] rather than offered. For the recorder; lasts until
+    /// [`Streams::remove_client`].
+    pub fn receive_locally(&mut self, conn: ConnId) {
+        self.local_receivers.insert(conn);
+    }
+
     /// Whether an engine runs.
     pub fn is_enabled(&self) -> bool {
         self.sfu.is_some()
@@ -275,6 +337,7 @@ impl Streams {
             downs: self.downs.len(),
             clients: self.clients.len(),
             pushes: self.pushes.len(),
+            followers: self.followers.len(),
             engine: self.sfu.as_ref().map(Sfu::counts).unwrap_or_default(),
         }
     }
@@ -301,11 +364,10 @@ impl Streams {
         for name in core.group_names() {
             let mut clients = Vec::new();
             for conn in core.members(&name) {
+                let member = core.client(*conn);
                 let mut client = ClientStats {
-                    id: core
-                        .client(*conn)
-                        .map(|c| c.id().to_owned())
-                        .unwrap_or_default(),
+                    id: member.map(|c| c.id().to_owned()).unwrap_or_default(),
+                    username: member.and_then(|c| c.username()).map(str::to_owned),
                     ..ClientStats::default()
                 };
                 if let Some(streams) = self.clients.get(conn) {
@@ -319,6 +381,11 @@ impl Streams {
                         .filter_map(|k| self.downs.get(k).map(|d| (*k, d.id.as_str())));
                     client.up = self.stream_stats(ups);
                     client.down = self.stream_stats(downs);
+                }
+                if let Some(follower) = self.followers.get(conn) {
+                    let follower = [(follower.key, follower.id.as_str())].into_iter();
+                    client.down.extend(self.stream_stats(follower));
+                    client.down.sort_by(|a, b| a.id.cmp(&b.id));
                 }
                 clients.push(client);
             }
@@ -500,11 +567,17 @@ impl Streams {
         candidate: &str,
     ) {
         let name = (from, id.to_owned());
+        let follower = self
+            .followers
+            .get(&from)
+            .filter(|f| f.id == id)
+            .map(|f| f.key);
         let Some(key) = self
             .up_ids
             .get(&name)
             .or_else(|| self.down_ids.get(&name))
             .copied()
+            .or(follower)
         else {
             log::debug!("{from:?}: candidate for unknown stream {id:?}");
             return;
@@ -519,6 +592,24 @@ impl Streams {
             log::debug!("{from:?}: candidate for {id:?}: {e}");
         }
         self.process_events(now, core);
+    }
+
+    /// Whether `from`'s stream `id` (up, down or followed) is connected: ICE and DTLS are up.
+    /// `None` when `from` has no stream `id`.
+    pub fn is_connected(&self, from: ConnId, id: &str) -> Option<bool> {
+        let name = (from, id.to_owned());
+        let key = self
+            .up_ids
+            .get(&name)
+            .or_else(|| self.down_ids.get(&name))
+            .copied()
+            .or_else(|| {
+                self.followers
+                    .get(&from)
+                    .filter(|f| f.id == id)
+                    .map(|f| f.key)
+            })?;
+        self.sfu.as_ref()?.is_connected(key)
     }
 
     /// `from` asks for down stream `id` again: it is offered anew with an ICE restart.
@@ -628,7 +719,10 @@ impl Streams {
     /// `conn` left its group or is gone: all its streams close; receivers get `Close`. With
     /// `tell_self` the client itself is told too (it left but stays connected).
     pub fn remove_client(&mut self, now: Instant, core: &mut Core, conn: ConnId, tell_self: bool) {
+        self.end_follower(now, conn, tell_self);
+        self.local_receivers.remove(&conn);
         let Some(streams) = self.clients.get(&conn) else {
+            self.process_events(now, core);
             return;
         };
         let ups = streams.ups.clone();
@@ -667,6 +761,7 @@ impl Streams {
             return;
         };
         self.pushes.cancel(old);
+        self.orphan_followers(old);
         self.up_ids.remove(&(old_up.owner, old_up.id.clone()));
         if let Some(streams) = self.clients.get_mut(&old_up.owner) {
             streams.ups.retain(|k| *k != old);
@@ -689,6 +784,7 @@ impl Streams {
             return;
         };
         self.pushes.cancel(key);
+        self.orphan_followers(key);
         self.up_ids.remove(&(up.owner, up.id.clone()));
         if let Some(streams) = self.clients.get_mut(&up.owner) {
             streams.ups.retain(|k| *k != key);
@@ -812,6 +908,13 @@ impl Streams {
         for down in left {
             self.close_down(now, down, true);
         }
+        if let Some(group) = core
+            .client(owner)
+            .and_then(|c| c.group())
+            .map(str::to_owned)
+        {
+            self.refollow_group(now, core, &group);
+        }
         self.process_events(now, core);
     }
 
@@ -852,6 +955,10 @@ impl Streams {
                 self.close_down(now, down_key, true);
                 return;
             }
+            if self.downs.get(&down_key).is_some_and(|d| d.local) {
+                self.update_local(now, core, key, down_key, selection);
+                return;
+            }
             let Some(sfu) = self.sfu.as_mut() else {
                 return;
             };
@@ -882,6 +989,10 @@ impl Streams {
             return;
         }
         let down_key = self.new_key();
+        if self.local_receivers.contains(&receiver) {
+            self.push_local(now, core, key, receiver, down_key, selection, replaced);
+            return;
+        }
         let Some(sfu) = self.sfu.as_mut() else {
             return;
         };
@@ -895,6 +1006,7 @@ impl Streams {
                         source: key,
                         requested: None,
                         reduced: false,
+                        local: false,
                     },
                 );
                 self.down_ids.insert(name, down_key);
@@ -924,15 +1036,141 @@ impl Streams {
         }
     }
 
+    /// Starts delivering up stream `key` to the local receiver `receiver` through a new sink
+    /// `down_key`; `replaced` is its copy of the stream this one replaces, if any.
+    #[allow(clippy::too_many_arguments)]
+    fn push_local(
+        &mut self,
+        now: Instant,
+        core: &Core,
+        key: StreamKey,
+        receiver: ConnId,
+        down_key: StreamKey,
+        selection: Selection,
+        replaced: Option<StreamKey>,
+    ) {
+        let Some(sfu) = self.sfu.as_mut() else {
+            return;
+        };
+        let tracks = match sfu.attach_sink(now, down_key, key, selection) {
+            Ok(tracks) => tracks,
+            Err(e) => {
+                log::debug!("{receiver:?}: cannot deliver stream {}: {e}", key.0);
+                if let Some(old) = replaced {
+                    self.close_down(now, old, true);
+                }
+                return;
+            }
+        };
+        let Some(up) = self.ups.get_mut(&key) else {
+            return;
+        };
+        up.downs.push(down_key);
+        let id = up.id.clone();
+        self.downs.insert(
+            down_key,
+            DownStream {
+                receiver,
+                id: id.clone(),
+                source: key,
+                requested: None,
+                reduced: false,
+                local: true,
+            },
+        );
+        self.down_ids.insert((receiver, id), down_key);
+        self.clients
+            .entry(receiver)
+            .or_default()
+            .downs
+            .push(down_key);
+        let replace = replaced
+            .and_then(|old| self.downs.get(&old))
+            .map(|d| d.id.clone());
+        self.send_local(core, down_key, tracks, replace);
+        if let Some(old) = replaced {
+            self.close_down(now, old, false);
+        }
+    }
+
+    /// Applies a new selection to the local sink `down_key` of up stream `key`; the receiver
+    /// hears of it only if the tracks changed.
+    fn update_local(
+        &mut self,
+        now: Instant,
+        core: &Core,
+        key: StreamKey,
+        down_key: StreamKey,
+        selection: Selection,
+    ) {
+        let Some(sfu) = self.sfu.as_mut() else {
+            return;
+        };
+        match sfu.update_sink(now, down_key, selection) {
+            Ok(Some(tracks)) => self.send_local(core, down_key, tracks, None),
+            Ok(None) => {}
+            Err(e) => {
+                log::debug!("local sink {} of stream {}: {e}", down_key.0, key.0);
+                self.close_down(now, down_key, true);
+            }
+        }
+    }
+
+    /// Queues [`StreamNotice::Local`] about sink `down_key` for its receiver.
+    fn send_local(
+        &mut self,
+        core: &Core,
+        down_key: StreamKey,
+        tracks: Vec<SinkTrack>,
+        replace: Option<String>,
+    ) {
+        let Some(down) = self.downs.get(&down_key) else {
+            return;
+        };
+        let Some(up) = self.ups.get(&down.source) else {
+            return;
+        };
+        let publisher = core.client(up.owner);
+        let local = LocalStream {
+            id: down.id.clone(),
+            key: down_key,
+            label: up.label.clone(),
+            source: publisher.map(|c| c.id().to_owned()).unwrap_or_default(),
+            username: publisher.and_then(|c| c.username()).map(str::to_owned),
+            tracks,
+            published: up.tracks.clone(),
+            replace,
+        };
+        self.notices
+            .push_back((down.receiver, StreamNotice::Local(Box::new(local))));
+    }
+
     /// Acts on everything the engine reported.
     fn process_events(&mut self, now: Instant, core: &mut Core) {
-        while let Some(event) = self.sfu.as_mut().and_then(Sfu::poll_event) {
-            self.handle_event(now, core, event);
+        loop {
+            while let Some(event) = self.sfu.as_mut().and_then(Sfu::poll_event) {
+                self.handle_event(now, core, event);
+            }
+            if self.orphans.is_empty() {
+                break;
+            }
+            for conn in std::mem::take(&mut self.orphans) {
+                self.refollow(now, core, conn);
+            }
         }
     }
 
     /// Acts on one engine event.
     fn handle_event(&mut self, now: Instant, core: &mut Core, event: MediaEvent) {
+        if let MediaEvent::DownIceFailed { stream } | MediaEvent::StreamGone { stream, .. } = event
+            && let Some(&conn) = self.follower_keys.get(&stream)
+        {
+            // A follower's receiver restarts ICE itself, with a new offer: it is told its
+            // stream failed.
+            log::debug!("{conn:?}: followed stream {} failed: {event:?}", stream.0);
+            self.end_follower(now, conn, true);
+            return;
+        }
         match event {
             MediaEvent::Connected { stream } => {
                 log::debug!("stream {} connected", stream.0);
@@ -967,7 +1205,11 @@ impl Streams {
             }
             MediaEvent::StreamGone { stream, reason } => {
                 log::debug!("stream {} gone: {reason:?}", stream.0);
-                if self.ups.contains_key(&stream) {
+                if let Some(up) = self.ups.get(&stream) {
+                    // The publisher must drop it too (a WHIP session ends with it).
+                    let id = up.id.clone();
+                    self.notices
+                        .push_back((up.owner, StreamNotice::Abort { id }));
                     self.close_up(now, stream, true);
                 } else {
                     self.close_down(now, stream, true);
@@ -1020,4 +1262,4 @@ fn group_codecs(core: &mut Core, conn: ConnId) -> Vec<MediaCodec> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
