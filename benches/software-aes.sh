@@ -4,6 +4,9 @@
 #
 #   benches/software-aes.sh [ROUNDS]     (default 7 rounds, ≈ 1 s each; prints a table)
 #
+# FORWARD_BENCH=path uses an already built forward bench. As root, each run is pinned to CPU 1
+# at real-time priority (`chrt -f 50 taskset -c 1`, about a second each) so that other work on a
+# shared machine does not stretch the engine time it measures.
 # Runs `cargo bench --bench forward` (one VP8+Opus publisher, 1/10/50 subscribers, engine time
 # only) alternately as is and with AWS-LC's CPU capabilities masked through OPENSSL_ia32cap:
 # AES-NI and PCLMULQDQ (CPUID 1 ECX bits 25 and 1), SHA-NI (CPUID 7 EBX bit 29), VAES and
@@ -17,15 +20,20 @@ cd "$(dirname "$0")/.."
 rounds=${1:-7}
 mask='~0x200000200000000:~0x60020000000'
 
-bench=$(cargo bench --locked --bench forward --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+bench=${FORWARD_BENCH:-$(cargo bench --locked --bench forward --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)}
 [ -x "$bench" ] || { echo "forward bench executable not found" >&2; exit 1; }
 grep -qw aes /proc/cpuinfo || echo "note: this CPU has no AES-NI; both variants run software AES" >&2
+
+shield=()
+if [ "$(id -u)" = 0 ] && command -v chrt >/dev/null && command -v taskset >/dev/null; then
+  shield=(chrt -f 50 taskset -c 1)
+fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for round in $(seq 1 "$rounds"); do
-  "$bench" > "$out/hw.$round"
-  OPENSSL_ia32cap=$mask "$bench" > "$out/sw.$round"
+  "${shield[@]}" "$bench" > "$out/hw.$round"
+  OPENSSL_ia32cap=$mask "${shield[@]}" "$bench" > "$out/sw.$round"
 done
 
 # Columns of the forward bench: subs, pkts in, dgrams out, in pkts/s, out dgrams/s, ...
