@@ -69,7 +69,7 @@ async function start(recordings) {
     return startServer({
         binary,
         readyPath: '/public-groups.json',
-        env: {RUST_LOG: 'info'},
+        env: {RUST_LOG: process.env.SERVER_LOG || 'info'},
         setup: dir => {
             fs.mkdirSync(path.join(dir, 'groups'));
             fs.mkdirSync(path.join(dir, 'data'));
@@ -95,7 +95,14 @@ async function join(context, server, username, password, startWith, groupName = 
     await page.fill('#login-password', password);
     await page.check(`input[name=start][value=${startWith}]`);
     await page.click('#login-submit');
-    await page.waitForSelector('#meeting:not([hidden])', {timeout: 15000});
+    try {
+        await page.waitForSelector('#meeting:not([hidden])', {timeout: 15000});
+    } catch (e) {
+        const error = await page.textContent('#login-error').catch(() => '?');
+        const state = await page.textContent('#connection-state').catch(() => '?');
+        throw new Error(`${username} could not join ${groupName}: login error ${JSON.stringify(error)}, ` +
+            `connection ${JSON.stringify(state)} (${e.message.split('\n')[0]})`);
+    }
     return page;
 }
 
