@@ -832,11 +832,14 @@ impl App {
 /// A client id for a recorder: 32 hexadecimal digits, as Galène's, from the system's random
 /// source (a counter-derived id should that fail: ids only need to be unique).
 fn random_client_id() -> String {
-    use ring::rand::SecureRandom as _;
+    use aws_lc_rs::rand::SecureRandom as _;
     use std::sync::atomic::{AtomicU64, Ordering};
     static FALLBACK: AtomicU64 = AtomicU64::new(0);
     let mut bytes = [0u8; 16];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+    if aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .is_err()
+    {
         let n = FALLBACK.fetch_add(1, Ordering::Relaxed);
         bytes[..8].copy_from_slice(&n.to_be_bytes());
     }
@@ -847,14 +850,14 @@ fn random_client_id() -> String {
 /// source. Should that ever fail, the key is derived from the start time instead, with an
 /// error in the log: ids stay unique, but passes become guessable.
 fn random_key(wall: SystemTime) -> [u8; 32] {
-    use ring::rand::SecureRandom as _;
+    use aws_lc_rs::rand::SecureRandom as _;
     let mut key = [0u8; 32];
-    if ring::rand::SystemRandom::new().fill(&mut key).is_err() {
+    if aws_lc_rs::rand::SystemRandom::new().fill(&mut key).is_err() {
         log::error!("no system randomness: Camus room passes are weak until restart");
         let nanos = wall
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let digest = ring::digest::digest(&ring::digest::SHA256, &nanos.to_le_bytes());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &nanos.to_le_bytes());
         // A SHA-256 digest is exactly 32 bytes.
         key.copy_from_slice(digest.as_ref());
     }

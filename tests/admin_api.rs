@@ -326,8 +326,8 @@ fn sign_hs256(secret: &[u8], claims: &Value) -> String {
         b64(br#"{"alg":"HS256","typ":"JWT"}"#),
         b64(claims.to_string().as_bytes())
     );
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    let signature = ring::hmac::sign(&key, input.as_bytes());
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let signature = aws_lc_rs::hmac::sign(&key, input.as_bytes());
     format!("{input}.{}", b64(signature.as_ref()))
 }
 
@@ -986,8 +986,8 @@ fn passwords_as_json_as_text_and_deleted() {
     assert_eq!(login("plain"), "join");
     let salt = [1u8, 2, 3, 4, 5, 6, 7, 8];
     let mut key = [0u8; 32];
-    ring::pbkdf2::derive(
-        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
         std::num::NonZeroU32::new(4096).unwrap(),
         &salt,
         b"derived",

@@ -538,3 +538,45 @@ fn cert_without_key_is_a_clear_startup_error() {
         "{error}"
     );
 }
+
+/// The embedded web client's text files are stored gzipped: a browser-like request gets them
+/// with `Content-Encoding: gzip` and the right length, a request without `Accept-Encoding`
+/// (curl, scripts) gets the plain file, and both inflate to the file under `static/`.
+#[test]
+fn embedded_files_go_out_gzipped_to_clients_that_accept_gzip() {
+    let server = TestServer::start(Setup::insecure());
+    for file in ["meeting.js", "protocol.js", "meeting.css", "galene.html"] {
+        let source =
+            std::fs::read(format!("{}/static/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let path = format!("/{file}");
+
+        let (status, headers, body) =
+            server.http_get(&path, &[("Accept-Encoding", "gzip, deflate, br, zstd")]);
+        assert_eq!(status, 200, "{file}");
+        assert_eq!(header(&headers, "content-encoding"), Some("gzip"), "{file}");
+        assert_eq!(header(&headers, "vary"), Some("Accept-Encoding"), "{file}");
+        assert_eq!(
+            header(&headers, "content-length"),
+            Some(body.len().to_string().as_str())
+        );
+        assert!(
+            body.len() < source.len() / 2,
+            "{file}: {} of {}",
+            body.len(),
+            source.len()
+        );
+        assert_eq!(&body[..3], b"\x1f\x8b\x08", "{file}: a gzip member");
+        let inflated = miniz_oxide::inflate::decompress_to_vec(&body[10..body.len() - 8]).unwrap();
+        assert_eq!(inflated, source, "{file}");
+
+        let (status, headers, body) = server.http_get(&path, &[]);
+        assert_eq!(status, 200, "{file}");
+        assert_eq!(header(&headers, "content-encoding"), None, "{file}");
+        assert_eq!(header(&headers, "vary"), Some("Accept-Encoding"), "{file}");
+        assert_eq!(body, source, "{file}");
+
+        let (_, headers, body) = server.http_request("HEAD", &path, &[("Accept-Encoding", "gzip")]);
+        assert!(body.is_empty());
+        assert_eq!(header(&headers, "content-encoding"), Some("gzip"), "{file}");
+    }
+}

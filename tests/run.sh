@@ -35,6 +35,12 @@ if [ -n "$offenders" ]; then
   exit 1
 fi
 
+echo "== one crypto library: ring is in no target's dependency tree (AWS-LC only)"
+if cargo tree --target all -e normal,build,dev --prefix none | grep -E '^ring v'; then
+  echo "ring is back in the dependency tree (cargo tree -i ring --target all shows who pulls it in)" >&2
+  exit 1
+fi
+
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 
@@ -69,6 +75,9 @@ tests/fuzz/run.sh
 
 echo "== soak: two rounds of 45 s churn against one server; descriptors settle, the second round leaves RSS where the first did (tests/soak/run.sh)"
 tests/soak/run.sh
+
+echo "== ARM: release builds for aarch64 and armv7 under qemu-user (.status, a join, media through the SFU), .deb packages checked, the library's unit tests for aarch64 (tests/arm/run.sh)"
+tests/arm/run.sh
 
 echo "== benchmark smoke test: the quick mode must complete and deliver packets (benches/run.sh --quick)"
 benches/run.sh --quick

@@ -164,13 +164,13 @@ fn tls_port_speaks_only_tls_1_2_or_1_3() {
 
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
         let negotiated = smol::block_on(async {
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_protocol_versions(&[version])
                 .unwrap()
                 .dangerous()
                 .with_custom_certificate_verifier(std::sync::Arc::new(TrustAnyCertificate(
-                    std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+                    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
                 )))
                 .with_no_client_auth();
             let tcp = smol::Async::<std::net::TcpStream>::connect(server.addr)

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ring::hmac;
+use aws_lc_rs::hmac;
 
 use crate::config::CamusRoom;
 use crate::config::password::{decode_hex, encode_hex};

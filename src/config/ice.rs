@@ -141,11 +141,11 @@ impl IceServerEntry {
                     None => expiry.to_string(),
                 };
                 let secret = self.credential.as_deref().unwrap_or_default();
-                let key = ring::hmac::Key::new(
-                    ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+                let key = aws_lc_rs::hmac::Key::new(
+                    aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
                     secret.as_bytes(),
                 );
-                let tag = ring::hmac::sign(&key, username.as_bytes());
+                let tag = aws_lc_rs::hmac::sign(&key, username.as_bytes());
                 IceServer {
                     urls: self.urls.clone(),
                     username: Some(username),

@@ -109,8 +109,8 @@ impl Password {
                 let Some(iterations) = NonZeroU32::new(*iterations) else {
                     return false;
                 };
-                ring::pbkdf2::verify(
-                    ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                aws_lc_rs::pbkdf2::verify(
+                    aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
                     iterations,
                     salt,
                     given.as_bytes(),
@@ -165,8 +165,8 @@ pub(crate) fn encode_hex(bytes: &[u8]) -> String {
 /// digests compared in constant time (SHA-256 is collision-resistant, so equal digests mean
 /// equal passwords).
 fn plain_matches(key: &str, given: &str) -> bool {
-    let key = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let given = ring::digest::digest(&ring::digest::SHA256, given.as_bytes());
+    let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
+    let given = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, given.as_bytes());
     bool::from(key.as_ref().ct_eq(given.as_ref()))
 }
 
@@ -180,8 +180,8 @@ mod tests {
 
     fn pbkdf2_json(password: &str, salt: &[u8], iterations: u32) -> Value {
         let mut key = [0u8; 32];
-        ring::pbkdf2::derive(
-            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        aws_lc_rs::pbkdf2::derive(
+            aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
             NonZeroU32::new(iterations).unwrap(),
             salt,
             password.as_bytes(),

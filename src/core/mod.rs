@@ -733,20 +733,20 @@ fn non_empty(data: &Arc<JsonObject>) -> Option<Arc<JsonObject>> {
 
 /// Random identifiers: 8 random bytes, base64url without padding (11 characters).
 struct IdSource {
-    rng: ring::rand::SystemRandom,
+    rng: aws_lc_rs::rand::SystemRandom,
     fallback: u64,
 }
 
 impl IdSource {
     fn new() -> IdSource {
         IdSource {
-            rng: ring::rand::SystemRandom::new(),
+            rng: aws_lc_rs::rand::SystemRandom::new(),
             fallback: 0,
         }
     }
 
     fn next(&mut self) -> String {
-        use ring::rand::SecureRandom as _;
+        use aws_lc_rs::rand::SecureRandom as _;
         let mut bytes = [0u8; 8];
         if self.rng.fill(&mut bytes).is_err() {
             // The system generator failed (should not happen); stay unique at least.

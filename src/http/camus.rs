@@ -410,6 +410,7 @@ mod tests {
             if path == self.0 || path == "css/app.css" {
                 FileLookup::File(StaticFile {
                     body: Cow::Borrowed(b"x"),
+                    encoding: crate::http::files::Encoding::Identity,
                     modified: UNIX_EPOCH,
                 })
             } else if path == "css" || path == "dist" {

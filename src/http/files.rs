@@ -11,10 +11,54 @@ use std::time::SystemTime;
 /// A file ready to be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticFile {
-    /// The whole content.
+    /// The whole content, as stored: see `encoding`.
     pub body: Cow<'static, [u8]>,
+    /// How `body` is stored.
+    pub encoding: Encoding,
     /// Last modification time (drives `ETag` and `Last-Modified`).
     pub modified: SystemTime,
+}
+
+/// How a [`StaticFile`]'s body is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The content itself.
+    Identity,
+    /// The content as one gzip member (RFC 1952) with no optional header fields, as
+    /// `build.rs` stores the embedded web client's text files.
+    Gzip,
+}
+
+/// A gzip member's fixed header and trailer (CRC-32 and size), around the deflate data.
+const GZIP_HEADER: usize = 10;
+const GZIP_TRAILER: usize = 8;
+
+impl StaticFile {
+    /// The content's length, without reading a compressed body (gzip keeps it in its trailer).
+    pub fn identity_len(&self) -> usize {
+        match self.encoding {
+            Encoding::Identity => self.body.len(),
+            Encoding::Gzip => match self.body.len().checked_sub(4).map(|at| &self.body[at..]) {
+                Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
+                _ => 0,
+            },
+        }
+    }
+
+    /// The content itself, inflated when stored compressed; `None` if a compressed body does
+    /// not inflate (only a corrupt build could cause that).
+    pub fn identity_body(&self) -> Option<Cow<'static, [u8]>> {
+        match self.encoding {
+            Encoding::Identity => Some(self.body.clone()),
+            Encoding::Gzip => {
+                let end = self.body.len().checked_sub(GZIP_TRAILER)?;
+                let deflate = self.body.get(GZIP_HEADER..end)?;
+                miniz_oxide::inflate::decompress_to_vec_with_limit(deflate, self.identity_len())
+                    .ok()
+                    .map(Cow::Owned)
+            }
+        }
+    }
 }
 
 /// What a path names in a [`FileSource`].
@@ -39,6 +83,7 @@ pub trait FileSource {
 struct EmbeddedFile {
     path: &'static str,
     body: &'static [u8],
+    encoding: Encoding,
 }
 
 /// The files of `static/`, compiled in by `build.rs`, sorted by path.
@@ -69,6 +114,7 @@ impl FileSource for EmbeddedSite {
             let file = &EMBEDDED_FILES[index];
             return FileLookup::File(StaticFile {
                 body: Cow::Borrowed(file.body),
+                encoding: file.encoding,
                 modified: self.modified,
             });
         }
@@ -159,5 +205,50 @@ mod tests {
         }
         assert_eq!(site.lookup("nope.html"), FileLookup::NotFound);
         assert_eq!(site.lookup("index"), FileLookup::NotFound);
+    }
+
+    /// Every embedded file inflates to the file under `static/`, byte for byte, and the big
+    /// text files are stored compressed.
+    #[test]
+    fn embedded_files_inflate_to_the_sources() {
+        let site = EmbeddedSite::new(UNIX_EPOCH);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+        for file in EMBEDDED_FILES {
+            let FileLookup::File(found) = site.lookup(file.path) else {
+                panic!("{} missing", file.path);
+            };
+            let source = std::fs::read(root.join(file.path)).unwrap();
+            assert_eq!(found.identity_len(), source.len(), "{}", file.path);
+            assert_eq!(
+                found.identity_body().unwrap().as_ref(),
+                &source[..],
+                "{}",
+                file.path
+            );
+        }
+        for big in ["meeting.js", "protocol.js", "meeting.css", "galene.html"] {
+            let FileLookup::File(found) = site.lookup(big) else {
+                panic!("{big} missing");
+            };
+            assert_eq!(found.encoding, Encoding::Gzip, "{big}");
+            assert!(found.body.len() < found.identity_len() / 2, "{big}");
+        }
+    }
+
+    #[test]
+    fn a_corrupt_gzip_body_does_not_inflate() {
+        let file = StaticFile {
+            body: Cow::Borrowed(b"\x1f\x8b\x08\0\0\0\0\0\x02\x03garbage!\x05\0\0\0"),
+            encoding: Encoding::Gzip,
+            modified: UNIX_EPOCH,
+        };
+        assert_eq!(file.identity_len(), 5);
+        assert_eq!(file.identity_body(), None);
+        let short = StaticFile {
+            body: Cow::Borrowed(b"\x1f"),
+            ..file
+        };
+        assert_eq!(short.identity_len(), 0);
+        assert_eq!(short.identity_body(), None);
     }
 }

@@ -5,12 +5,13 @@
 //! and Galène's handlers: static files, group pages, `.status`, `/public-groups.json`, and
 //! the `/ws` upgrade decision.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 
-use super::files::{FileLookup, FileSource, StaticFile, mime_type};
+use super::files::{Encoding, FileLookup, FileSource, StaticFile, mime_type};
 use super::path::{canonical, encode_path, parse_target, split_kind};
 pub use super::source::GroupSource;
 use super::status::{BaseUrl, public_groups_bytes, status_bytes};
@@ -190,7 +191,9 @@ pub fn not_found(files: &dyn FileSource) -> Response {
     let mut response = Response::new(404);
     response.set_header("Content-Type", "text/html; charset=utf-8");
     response.body = match files.lookup("404.html") {
-        FileLookup::File(file) => file.body,
+        FileLookup::File(file) => file
+            .identity_body()
+            .unwrap_or(Cow::Borrowed(b"<p>Not found</p>\n")),
         _ => b"<p>Not found</p>\n"[..].into(),
     };
     with_security_headers(response, None)
@@ -212,7 +215,10 @@ pub(crate) fn with_security_headers(mut response: Response, auth_server: Option<
 }
 
 /// Serves a file with `ETag`, `Last-Modified` and `Cache-Control`, answering conditional
-/// requests (`If-None-Match`, then `If-Modified-Since`) like Go's `ServeContent`.
+/// requests (`If-None-Match`, then `If-Modified-Since`) like Go's `ServeContent`. A file
+/// stored gzip-compressed goes out as it is, with `Content-Encoding: gzip`, when the request's
+/// `Accept-Encoding` allows gzip, and inflated otherwise; both answers say
+/// `Vary: Accept-Encoding` and carry different entity tags.
 pub(crate) fn serve_file(
     request: &Request,
     path: &str,
@@ -224,7 +230,13 @@ pub(crate) fn serve_file(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let etag = format!("\"{}-{nanos}\"", file.body.len());
+    let compressed = file.encoding == Encoding::Gzip;
+    let send_gzip = compressed && accepts_gzip(request.header("accept-encoding"));
+    let etag = if send_gzip {
+        format!("\"{}-{nanos}-gzip\"", file.identity_len())
+    } else {
+        format!("\"{}-{nanos}\"", file.identity_len())
+    };
     let max_age = if path.starts_with("/third-party/") {
         86_400
     } else {
@@ -232,6 +244,9 @@ pub(crate) fn serve_file(
     };
     let mut response = Response::new(200);
     response.set_header("Cache-Control", &format!("max-age={max_age}"));
+    if compressed {
+        response.set_header("Vary", "Accept-Encoding");
+    }
     response.set_header("ETag", &etag);
     response.set_header("Last-Modified", &date::format(file.modified));
     let get_or_head = request.method == "GET" || request.method == "HEAD";
@@ -250,8 +265,41 @@ pub(crate) fn serve_file(
         return response;
     }
     response.set_header("Content-Type", content_type);
-    response.body = file.body.clone();
+    if send_gzip {
+        response.set_header("Content-Encoding", "gzip");
+        response.body = file.body.clone();
+    } else {
+        match file.identity_body() {
+            Some(body) => response.body = body,
+            None => return internal_error(),
+        }
+    }
     response
+}
+
+/// Whether an `Accept-Encoding` value (RFC 9110, 12.5.3) allows gzip: listed as `gzip` or
+/// `x-gzip`, or covered by `*`, with a non-zero weight. No header: identity only, which is
+/// what clients that send none (curl without `--compressed`, scripts) can read.
+fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(value) = accept_encoding else {
+        return false;
+    };
+    let mut gzip = None;
+    let mut any = None;
+    for item in value.split(',') {
+        let mut parameters = item.split(';');
+        let coding = parameters.next().unwrap_or("").trim();
+        let weight = parameters
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, q)| q.trim().parse::<f32>().unwrap_or(0.0));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(weight > 0.0);
+        } else if coding == "*" {
+            any = Some(weight > 0.0);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 fn whole_seconds(time: SystemTime) -> u64 {
@@ -481,6 +529,7 @@ mod tests {
             if let Some(body) = self.0.get(path) {
                 return FileLookup::File(StaticFile {
                     body: Cow::Borrowed(body.as_bytes()),
+                    encoding: Encoding::Identity,
                     modified: UNIX_EPOCH + Duration::from_secs(MODIFIED_SECONDS),
                 });
             }
@@ -938,5 +987,97 @@ mod tests {
             assert_eq!(response.status, 200);
             assert_eq!(&response.body[..], b"OK\n");
         }
+    }
+
+    #[test]
+    fn accept_encoding_allows_gzip_by_name_or_star_with_a_weight() {
+        for (value, expected) in [
+            (None, false),
+            (Some(""), false),
+            (Some("gzip"), true),
+            (Some("gzip, deflate, br, zstd"), true),
+            (Some("GZIP;q=0.5"), true),
+            (Some("x-gzip"), true),
+            (Some("gzip;q=0"), false),
+            (Some("gzip; Q=0.000"), false),
+            (Some("gzip;q=bogus"), false),
+            (Some("br, deflate"), false),
+            (Some("identity"), false),
+            (Some("*"), true),
+            (Some("*;q=0"), false),
+            (Some("*, gzip;q=0"), false),
+            (Some("gzip;q=0.1, *;q=0"), true),
+        ] {
+            assert_eq!(accepts_gzip(value), expected, "{value:?}");
+        }
+    }
+
+    /// The embedded web client's big files are stored gzipped: they go out as they are, with
+    /// `Content-Encoding`, to a client that accepts gzip, and inflated to one that does not;
+    /// the two answers have their own entity tags and both vary on `Accept-Encoding`.
+    #[test]
+    fn a_gzipped_file_goes_out_compressed_only_when_the_client_accepts_gzip() {
+        let site = crate::http::files::EmbeddedSite::new(UNIX_EPOCH + Duration::from_secs(9));
+        let FileLookup::File(file) = site.lookup("meeting.js") else {
+            panic!("meeting.js is embedded");
+        };
+        assert_eq!(file.encoding, Encoding::Gzip);
+        let source = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/static/meeting.js"))
+            .expect("static/meeting.js");
+        let serve = |headers: &[(&str, &str)]| {
+            serve_file(
+                &request("GET", "/meeting.js", headers),
+                "/meeting.js",
+                "text/javascript",
+                &file,
+            )
+        };
+
+        let plain = serve(&[]);
+        assert_eq!(plain.status, 200);
+        assert_eq!(plain.header("content-encoding"), None);
+        assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(&plain.body[..], &source[..]);
+
+        let gzipped = serve(&[("Accept-Encoding", "gzip, deflate, br")]);
+        assert_eq!(gzipped.status, 200);
+        assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+        assert_eq!(gzipped.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(gzipped.body, file.body);
+        assert!(gzipped.body.len() < source.len() / 2);
+        let deflate = &gzipped.body[10..gzipped.body.len() - 8];
+        assert_eq!(
+            miniz_oxide::inflate::decompress_to_vec(deflate).unwrap(),
+            source
+        );
+
+        let plain_tag = plain.header("etag").unwrap().to_owned();
+        let gzip_tag = gzipped.header("etag").unwrap().to_owned();
+        assert_ne!(plain_tag, gzip_tag);
+        let revalidated = serve(&[("Accept-Encoding", "gzip"), ("If-None-Match", &gzip_tag)]);
+        assert_eq!(revalidated.status, 304);
+        assert!(revalidated.body.is_empty());
+        // The identity tag does not validate the gzip representation.
+        assert_eq!(
+            serve(&[("Accept-Encoding", "gzip"), ("If-None-Match", &plain_tag)]).status,
+            200
+        );
+        assert_eq!(serve(&[("Accept-Encoding", "gzip;q=0")]).body, source);
+
+        // A stored-as-is file is never said to vary.
+        let identity = StaticFile {
+            body: Cow::Borrowed(b"abc"),
+            encoding: Encoding::Identity,
+            modified: UNIX_EPOCH,
+        };
+        let response = serve_file(
+            &request("GET", "/a.txt", &[("Accept-Encoding", "gzip")]),
+            "/a.txt",
+            "text/plain",
+            &identity,
+        );
+        assert_eq!(response.header("content-encoding"), None);
+        assert_eq!(response.header("vary"), None);
+        assert_eq!(&response.body[..], b"abc");
     }
 }

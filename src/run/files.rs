@@ -8,7 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::http::files::{FileLookup, FileSource, StaticFile};
+use crate::http::files::{Encoding, FileLookup, FileSource, StaticFile};
 use crate::http::recordings::{DeleteError, RecordingFile, RecordingStore, StoreLookup};
 
 /// Files under a root directory.
@@ -46,6 +46,7 @@ impl FileSource for DiskFiles {
         match fs::read(&full) {
             Ok(body) => FileLookup::File(StaticFile {
                 body: Cow::Owned(body),
+                encoding: Encoding::Identity,
                 modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             }),
             Err(e) => {

@@ -1,4 +1,4 @@
-//! TLS for the web server, as Galène does it: rustls with the `ring` provider, TLS 1.2 and
+//! TLS for the web server, as Galène does it: rustls with the `aws-lc-rs` provider, TLS 1.2 and
 //! 1.3, the certificate from `<data>/cert.pem` + `<data>/key.pem`, checked again on every
 //! handshake so a renewed certificate is used without a restart. When neither file exists a
 //! self-signed certificate is made in memory; when only one exists handshakes fail with a
@@ -20,7 +20,7 @@ use rustls::sign::CertifiedKey;
 /// certificate files are unusable right now (only one of them exists, or they do not parse),
 /// so that a misconfiguration is reported at start-up rather than at the first handshake.
 pub fn server_config(data_dir: &Path) -> io::Result<rustls::ServerConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let resolver = CertificateFiles::new(data_dir, Arc::clone(&provider));
     resolver
         .current()

@@ -164,9 +164,12 @@ pub struct Hub {
 
 /// `n` random bytes, base64url without padding.
 fn random_id(n: usize) -> String {
-    use ring::rand::SecureRandom as _;
+    use aws_lc_rs::rand::SecureRandom as _;
     let mut bytes = vec![0u8; n];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+    if aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .is_err()
+    {
         // Without randomness no resource may be created: an unguessable URL is the session's
         // only protection when it has no token.
         return String::new();

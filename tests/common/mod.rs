@@ -723,10 +723,10 @@ impl WsClient {
 /// A client configuration that accepts any server certificate (the test server's is
 /// self-signed), still checking the handshake signatures.
 pub fn tls_client_config() -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
+        .expect("aws-lc-rs supports the default versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
         .with_no_client_auth()

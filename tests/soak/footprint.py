@@ -3,6 +3,10 @@
 publisher and per subscriber stream. Standard library only.
 
     tests/soak/footprint.py path/to/sfubox [--publishers 10] [--subscribers 10]
+                            [--runner "qemu-aarch64 -L /usr/aarch64-linux-gnu"]
+
+With --runner the binary runs under that command (an ARM build under qemu-user: the start-up
+time and RSS are then qemu's, translation cache included, and say nothing exact about a board).
 
 Publishers send a browser-like offer (Opus + VP8); subscribers ask for everything and answer
 the server's offers. The SDPs are made up, so no ICE or DTLS follows: the figures are the
@@ -29,7 +33,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(port, started, limit=10.0):
+def wait_ready(port, started, limit=30.0):
     """Seconds from `started` until GET / answers 200."""
     while time.monotonic() - started < limit:
         try:
@@ -82,6 +86,8 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("--publishers", type=int, default=10)
     parser.add_argument("--subscribers", type=int, default=10)
+    parser.add_argument("--runner", default="",
+                        help="a command to run the binary with, e.g. qemu-aarch64 -L SYSROOT")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="sfubox-footprint-")
@@ -92,8 +98,8 @@ def main():
     port = free_port()
     started = time.monotonic()
     server = subprocess.Popen(
-        [args.binary, "-insecure", "-http", f"127.0.0.1:{port}", "-groups", f"{work}/groups",
-         "-data", f"{work}/data"],
+        args.runner.split() + [args.binary, "-insecure", "-http", f"127.0.0.1:{port}",
+                               "-groups", f"{work}/groups", "-data", f"{work}/data"],
         stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
     try:
         ready = wait_ready(port, started)

@@ -22,7 +22,7 @@ pub const REMEMBERED: usize = 32;
 /// Recent successful checks (see the module docs).
 pub struct PasswordChecks {
     /// `None` if no random key could be made: nothing is remembered then.
-    key: Option<ring::hmac::Key>,
+    key: Option<aws_lc_rs::hmac::Key>,
     recent: VecDeque<(Vec<u8>, SystemTime)>,
 }
 
@@ -35,9 +35,11 @@ impl Default for PasswordChecks {
 impl PasswordChecks {
     /// No checks remembered, a fresh key.
     pub fn new() -> PasswordChecks {
-        let key =
-            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
-                .ok();
+        let key = aws_lc_rs::hmac::Key::generate(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .ok();
         PasswordChecks {
             key,
             recent: VecDeque::new(),
@@ -50,7 +52,7 @@ impl PasswordChecks {
         let Some(key) = self.key.as_ref().filter(|_| slow) else {
             return stored.matches(given);
         };
-        let mut context = ring::hmac::Context::with_key(key);
+        let mut context = aws_lc_rs::hmac::Context::with_key(key);
         context.update(stored.to_json().to_string().as_bytes());
         context.update(b"\0");
         context.update(given.as_bytes());
@@ -107,8 +109,8 @@ mod tests {
             let stored = Password::Pbkdf2 {
                 key: {
                     let mut key = [0u8; 32];
-                    ring::pbkdf2::derive(
-                        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                    aws_lc_rs::pbkdf2::derive(
+                        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
                         std::num::NonZeroU32::new(1).unwrap_or(std::num::NonZeroU32::MIN),
                         &[i as u8],
                         b"pw",

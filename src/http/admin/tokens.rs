@@ -17,9 +17,9 @@ const TOKEN_NAME_BYTES: usize = 8;
 
 /// A fresh token name: 8 random bytes, base64url without padding.
 fn new_token_name() -> Option<String> {
-    use ring::rand::SecureRandom as _;
+    use aws_lc_rs::rand::SecureRandom as _;
     let mut bytes = [0u8; TOKEN_NAME_BYTES];
-    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes).ok()?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
