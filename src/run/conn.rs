@@ -16,6 +16,7 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::stream::StreamExt;
 use smol::{Async, Timer};
 
+use super::limits::ConnectionPermit;
 use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
@@ -74,30 +75,86 @@ async fn read_more<S: AsyncRead + Unpin>(
     read
 }
 
-/// Serves one accepted connection to completion.
+/// Serves one accepted connection to completion. Until its request head is complete the
+/// connection is *opening* and ends as soon as the connection table evicts it (`permit`).
 pub(super) async fn connection<E: Engine>(
-    shared: Rc<Shared<E>>,
+    shared: &Rc<Shared<E>>,
     stream: Async<TcpStream>,
     peer: SocketAddr,
+    permit: &ConnectionPermit,
 ) {
     // Nagle would delay small WebSocket frames; failure only costs latency.
     let _ = stream.get_ref().set_nodelay(true);
     match shared.tls.clone() {
-        None => serve(&shared, stream, peer, false).await,
+        None => {
+            let mut stream = stream;
+            let opened =
+                until_evicted(permit, peer, read_request(shared, &mut stream, peer, false)).await;
+            if let Some(request) = opened {
+                permit.established();
+                respond(shared, stream, peer, request).await;
+            }
+        }
         Some(acceptor) => {
-            match within(shared.limits.tls_handshake, acceptor.accept(stream)).await {
-                Some(Ok(tls)) => serve(&shared, tls, peer, true).await,
-                Some(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
-                None => log::info!(
-                    "{peer}: TLS handshake not done in {:?}, closing",
-                    shared.limits.tls_handshake
-                ),
+            let opening = async {
+                let mut tls =
+                    match within(shared.limits.tls_handshake, acceptor.accept(stream)).await {
+                        Some(Ok(tls)) => tls,
+                        Some(Err(e)) => {
+                            log::debug!("{peer}: TLS handshake failed: {e}");
+                            return None;
+                        }
+                        None => {
+                            log::info!(
+                                "{peer}: TLS handshake not done in {:?}, closing",
+                                shared.limits.tls_handshake
+                            );
+                            return None;
+                        }
+                    };
+                let request = read_request(shared, &mut tls, peer, true).await?;
+                Some((tls, request))
+            };
+            if let Some((tls, request)) = until_evicted(permit, peer, opening).await {
+                permit.established();
+                respond(shared, tls, peer, request).await;
             }
         }
     }
 }
 
-async fn serve<E, S>(shared: &Rc<Shared<E>>, mut stream: S, peer: SocketAddr, tls: bool)
+/// Runs `opening` (the TLS handshake and request head) unless the connection table evicts
+/// the connection first (`None` then).
+async fn until_evicted<T>(
+    permit: &ConnectionPermit,
+    peer: SocketAddr,
+    opening: impl Future<Output = Option<T>>,
+) -> Option<T> {
+    let evicted = async {
+        permit.evicted().await;
+        log::debug!("{peer}: evicted before its request head was complete");
+        None
+    };
+    smol::future::or(opening, evicted).await
+}
+
+/// A complete request: its head, and the bytes read so far (the head, the body, and for a
+/// WebSocket upgrade perhaps the first frames).
+struct ReadRequest {
+    request: crate::http::Request,
+    buffer: Vec<u8>,
+    head_len: usize,
+    body_len: usize,
+}
+
+/// Reads a request head (and a POST body) within [`super::Limits::request_head`]; answers
+/// a malformed, oversized or late one itself and returns `None`.
+async fn read_request<E, S>(
+    shared: &Rc<Shared<E>>,
+    stream: &mut S,
+    peer: SocketAddr,
+    tls: bool,
+) -> Option<ReadRequest>
 where
     E: Engine,
     S: AsyncRead + AsyncWrite + Unpin,
@@ -117,12 +174,12 @@ where
                         response.status
                     );
                 }
-                write_response(shared, &mut stream, &response, false).await;
-                return;
+                write_response(shared, stream, &response, false).await;
+                return None;
             }
             HeadParse::Partial => {}
         }
-        match read_more(&mut stream, &mut buffer, deadline).await {
+        match read_more(stream, &mut buffer, deadline).await {
             None => {
                 log::info!(
                     "{peer}: request head not complete in {:?}, closing",
@@ -130,11 +187,11 @@ where
                 );
                 if !buffer.is_empty() {
                     let response = Response::text(408, "Request Timeout");
-                    write_response(shared, &mut stream, &response, false).await;
+                    write_response(shared, stream, &response, false).await;
                 }
-                return;
+                return None;
             }
-            Some(Ok(0)) | Some(Err(_)) => return,
+            Some(Ok(0)) | Some(Err(_)) => return None,
             Some(Ok(_)) => {}
         }
     };
@@ -148,27 +205,47 @@ where
             Some(Ok(len)) if len <= MAX_FORM_BODY => len,
             Some(Ok(_)) => {
                 let response = Response::text(413, "Content Too Large");
-                write_response(shared, &mut stream, &response, false).await;
-                return;
+                write_response(shared, stream, &response, false).await;
+                return None;
             }
             Some(Err(_)) => {
                 let response = Response::text(400, "Bad Request");
-                write_response(shared, &mut stream, &response, false).await;
-                return;
+                write_response(shared, stream, &response, false).await;
+                return None;
             }
         }
     } else {
         0
     };
     while buffer.len() < head_len + body_len {
-        match read_more(&mut stream, &mut buffer, deadline).await {
+        match read_more(stream, &mut buffer, deadline).await {
             Some(Ok(n)) if n > 0 => {}
             _ => {
                 log::debug!("{peer}: request body not complete in time");
-                return;
+                return None;
             }
         }
     }
+    Some(ReadRequest {
+        request,
+        buffer,
+        head_len,
+        body_len,
+    })
+}
+
+/// Routes a complete request and writes the response, or upgrades to a WebSocket session.
+async fn respond<E, S>(shared: &Rc<Shared<E>>, mut stream: S, peer: SocketAddr, read: ReadRequest)
+where
+    E: Engine,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let ReadRequest {
+        request,
+        buffer,
+        head_len,
+        body_len,
+    } = read;
     let body = buffer
         .get(head_len..head_len + body_len)
         .unwrap_or_default();

@@ -220,6 +220,10 @@ pub struct Limits {
     pub tls_handshake: Duration,
     /// Time for a client to send a complete request head (answered with 408 after it).
     pub request_head: Duration,
+    /// While at least half of [`Limits::max_connections`] are open, a connection that has
+    /// not completed its TLS handshake and request head this long after it was accepted is
+    /// closed as soon as another connection arrives.
+    pub opening_under_pressure: Duration,
     /// Time to write one HTTP response.
     pub response_write: Duration,
     /// Time to write one WebSocket frame; a slower client is disconnected.
@@ -232,10 +236,12 @@ pub struct Limits {
     /// How long shutdown waits for connections to close, and how long a connection waits
     /// for the client's answer to our close frame.
     pub shutdown_grace: Duration,
-    /// Open TCP connections (HTTP and WebSocket together); one more is refused.
+    /// Open TCP connections (HTTP and WebSocket together). One more evicts the oldest
+    /// connection that has not completed its request head, or is refused if there is none.
     pub max_connections: usize,
-    /// Open TCP connections from one IPv4 address or IPv6 /64; loopback is exempt (a
-    /// reverse proxy on the same machine brings every client from there).
+    /// Open TCP connections from one IPv4 address or IPv6 /64, enforced the same way within
+    /// the address; loopback is exempt (a reverse proxy on the same machine brings every
+    /// client from there).
     pub max_connections_per_ip: usize,
 }
 
@@ -244,6 +250,7 @@ impl Default for Limits {
         Limits {
             tls_handshake: Duration::from_secs(30),
             request_head: Duration::from_secs(30),
+            opening_under_pressure: Duration::from_secs(5),
             response_write: Duration::from_secs(60),
             frame_write: Duration::from_millis(500),
             // Above max_connections: joining a group sends one "user" message per member at once.
@@ -427,6 +434,19 @@ fn bind_media<E: Engine>(
 }
 
 fn bind_listener(options: &Options) -> io::Result<TcpListener> {
+    let listener = bind_listener_address(options)?;
+    // The standard library listens with a queue of 128; a burst of connections (a flood the
+    // connection table copes with, or a meeting's browsers reconnecting together) would
+    // overflow it and each dropped SYN costs its client a second. Listening again only
+    // changes the queue size, up to the system's `somaxconn`.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::socket::listen(&listener, nix::sys::socket::Backlog::MAXCONN) {
+        log::warn!("cannot enlarge the listen queue: {e}");
+    }
+    Ok(listener)
+}
+
+fn bind_listener_address(options: &Options) -> io::Result<TcpListener> {
     let port = options.http.port;
     match &options.http.host {
         // All interfaces: the IPv6 wildcard is dual-stack on most systems; fall back to IPv4.
@@ -684,17 +704,23 @@ async fn accept_loop<E: Engine + 'static>(
     let table = Rc::new(RefCell::new(limits::ConnectionTable::new(
         shared.limits.max_connections,
         shared.limits.max_connections_per_ip,
+        shared.limits.opening_under_pressure,
     )));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let permit = match limits::ConnectionPermit::acquire(&table, peer.ip()) {
-                    Ok(permit) => permit,
+                let now = Instant::now();
+                let permit = match limits::ConnectionPermit::acquire(&table, now, peer.ip()) {
+                    Ok((permit, evicted)) => {
+                        if evicted > 0
+                            && let Some(line) = table.borrow_mut().eviction_log_line(now, peer)
+                        {
+                            log::warn!("{line}");
+                        }
+                        permit
+                    }
                     Err(refusal) => {
-                        if let Some(line) =
-                            table
-                                .borrow_mut()
-                                .refusal_log_line(Instant::now(), peer, refusal)
+                        if let Some(line) = table.borrow_mut().refusal_log_line(now, peer, refusal)
                         {
                             log::warn!("{line}");
                         }
@@ -707,17 +733,15 @@ async fn accept_loop<E: Engine + 'static>(
                         continue;
                     }
                 };
-                // Boxed: a future that an async block owns and then awaits is stored twice in
-                // the task (rust-lang/rust#62958), 12 kB more per connection.
-                let serve = std::panic::AssertUnwindSafe(Box::pin(conn::connection(
-                    Rc::clone(shared),
-                    stream,
-                    peer,
-                )));
                 let shared = Rc::clone(shared);
                 executor
                     .spawn(async move {
                         use futures_util::FutureExt as _;
+                        // Boxed: a future that an async block owns and then awaits is stored
+                        // twice in the task (rust-lang/rust#62958), 12 kB more per connection.
+                        let serve = std::panic::AssertUnwindSafe(Box::pin(conn::connection(
+                            &shared, stream, peer, &permit,
+                        )));
                         if let Err(payload) = serve.catch_unwind().await {
                             let what = format!("serving {peer} (only that connection was dropped)");
                             shared.caught_panic(&what, payload.as_ref());
