@@ -43,11 +43,14 @@
 //!
 //! Every accepted connection takes a slot in a [`limits::ConnectionTable`]
 //! ([`Limits::max_connections`] in total, [`Limits::max_connections_per_ip`] per address);
-//! without one it is closed at once. A panic while serving one connection (in the engine
-//! or in the connection's own code) unwinds to that connection's task only: the task logs
-//! it, the engine is told the connection is gone, and every other meeting goes on. More
-//! than [`limits::PanicBudget::MAX_PANICS`] panics a minute end the process (exit code 70)
-//! for the service manager to restart it, since the shared state is then suspect.
+//! when the table is full the oldest connection that has not completed its request head is
+//! evicted for it, and without a slot it is closed at once. A panic while serving one
+//! connection (in the engine or in the connection's own code) unwinds to that connection's
+//! task only: the task logs it, the engine is told the connection is gone, and every other
+//! meeting goes on. A panic while handling a media datagram is caught the same way for that
+//! datagram, and one in the timers for that round of timers. Every caught panic counts: more
+//! than [`limits::PanicBudget::MAX_PANICS`] a minute end the process (exit code 70) for the
+//! service manager to restart it, since the shared state is then suspect.
 
 pub mod check;
 mod conn;
@@ -385,7 +388,7 @@ impl<E: Engine + 'static> Server<E> {
                 .detach();
             if let Some(media) = &shared.media {
                 executor
-                    .spawn(udp::receive_loop(Rc::clone(&shared), Rc::clone(media)))
+                    .spawn(udp::receive_task(Rc::clone(&shared), Rc::clone(media)))
                     .detach();
             }
             let accept = accept_loop(&listener, &executor, &shared);
