@@ -41,6 +41,12 @@ const READ_CHUNK: usize = 4096;
 /// grows to a frame's announced length.
 const WEBSOCKET_READ_BUFFER: usize = 4096;
 
+/// Bytes of outgoing TLS that rustls holds per connection before a write waits for the socket
+/// (its default is 64 KiB). Frames are written one at a time within
+/// [`super::Limits::frame_write`], so this bounds what a client that does not read makes the
+/// server hold in TLS buffers; larger frames still go out, in pieces.
+const TLS_SEND_BUFFER: usize = 16 * 1024;
+
 /// Reads what `stream` has (at most [`READ_CHUNK`] bytes) onto the end of `buffer`; `None` when
 /// `deadline` passed first. The bytes go straight into `buffer`: a chunk array in `serve` would
 /// stay in the connection's future for the whole WebSocket session.
@@ -99,7 +105,10 @@ pub(super) async fn connection<E: Engine>(
             let opening = async {
                 let mut tls =
                     match within(shared.limits.tls_handshake, acceptor.accept(stream)).await {
-                        Some(Ok(tls)) => tls,
+                        Some(Ok(mut tls)) => {
+                            tls.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
+                            tls
+                        }
                         Some(Err(e)) => {
                             log::debug!("{peer}: TLS handshake failed: {e}");
                             return None;

@@ -640,6 +640,8 @@ impl<E: Engine> Shared<E> {
 
     /// A connection ended: tell the engine, unless the overflow path already did.
     fn close(&self, id: ConnId) {
+        #[cfg(feature = "leak-injection")]
+        inject_leak();
         let removed = self.conns.borrow_mut().remove(&id);
         if removed.is_some() {
             self.engine
@@ -697,6 +699,18 @@ impl<E: Engine> Shared<E> {
             Timer::after(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Leaks `SFUBOX_INJECTED_LEAK_KIB` KiB (default 64), written so that it is resident, each
+/// time a WebSocket connection ends. Only in builds with the `leak-injection` feature, which
+/// exists to prove that the soak test (`tests/soak/run.sh`) fails on a leak.
+#[cfg(feature = "leak-injection")]
+fn inject_leak() {
+    let kib = std::env::var("SFUBOX_INJECTED_LEAK_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(64);
+    std::mem::forget(vec![0xa5u8; kib * 1024]);
 }
 
 async fn accept_loop<E: Engine + 'static>(

@@ -11,6 +11,18 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds=${SOAK_SECONDS:-45}
+# SOAK_INJECT_LEAK=1 proves the verdict can fail: the server is built with the test-only
+# `leak-injection` feature (every WebSocket session that ends leaks SOAK_LEAK_KIB KiB, 64 by
+# default) and the script succeeds only if the soak then fails on RSS growth.
+inject_leak=${SOAK_INJECT_LEAK:-0}
+if [ "$inject_leak" = 1 ]; then
+    leaky_dir=$(mktemp -d)
+    cargo build --quiet --bin sfubox --features leak-injection
+    cp "${CARGO_TARGET_DIR:-target}/debug/sfubox" "$leaky_dir/sfubox"
+    # Put the ordinary binary back for whatever runs next.
+    cargo build --quiet --bin sfubox
+    SFUBOX_BIN=$leaky_dir/sfubox
+fi
 if [ -z "${SFUBOX_BIN:-}" ]; then
     if [ "${SOAK_PROFILE:-debug}" = release ]; then
         cargo build --release --quiet --bin sfubox
@@ -27,7 +39,7 @@ cleanup() {
     if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
         kill -KILL "$server_pid" 2>/dev/null || true
     fi
-    rm -rf "$work"
+    rm -rf "$work" "${leaky_dir:-}"
 }
 trap cleanup EXIT
 
@@ -38,6 +50,7 @@ cat >"$work/groups/soak.json" <<'JSON'
 JSON
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
+SFUBOX_INJECTED_LEAK_KIB=${SOAK_LEAK_KIB:-64} \
 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072 RUST_LOG=${RUST_LOG:-warn} "$SFUBOX_BIN" -insecure -http "127.0.0.1:$port" \
     -groups "$work/groups" -data "$work/data" -recordings "$work/recordings" \
     2>"$work/server.log" &
@@ -56,7 +69,20 @@ status=0
 # leak), so short runs allow 4 MiB of growth between rounds; the full run keeps soak.py's 2 MiB.
 late_growth=()
 [ "$seconds" -lt 150 ] && late_growth=(--late-growth-kib 4096)
-python3 tests/soak/soak.py --port "$port" --pid "$server_pid" --seconds "$seconds" "${late_growth[@]}" || status=$?
+soak_status=0
+python3 tests/soak/soak.py --port "$port" --pid "$server_pid" --seconds "$seconds" "${late_growth[@]}" \
+    2>"$work/soak.err" || soak_status=$?
+cat "$work/soak.err" >&2
+if [ "$inject_leak" = 1 ]; then
+    if [ "$soak_status" -ne 0 ] && grep -q "FAIL: RSS" "$work/soak.err"; then
+        echo "the soak failed on the injected leak, as it must"
+    else
+        echo "FAIL: the soak passed although the server leaked ${SOAK_LEAK_KIB:-64} KiB per session" >&2
+        status=1
+    fi
+else
+    status=$soak_status
+fi
 
 echo "== soak: SIGTERM"
 started=$(date +%s%N)
