@@ -306,9 +306,10 @@ fn a_busy_server_exits_within_the_shutdown_grace_on_sigterm() {
         (0..4).map(|n| join(addr, &format!("chatter{n}"))).collect();
     let _deaf = join(addr, "deaf");
     for (n, ws) in chatters.iter_mut().enumerate() {
+        let name = format!("chatter{n}");
         send(
             ws,
-            json!({"type": "chat", "source": format!("c{n}"), "username": "c", "value": "hi"}),
+            json!({"type": "chat", "source": name, "username": name, "value": "hi"}),
         );
     }
 

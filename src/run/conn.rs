@@ -81,25 +81,43 @@ async fn read_more<S: AsyncRead + Unpin>(
     read
 }
 
-/// Serves one accepted connection to completion. Until its request head is complete the
+/// A connection upgraded to a WebSocket, ready for its session.
+// Moved once, into the session's boxed future: boxing the larger variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Session {
+    /// Over plain TCP (`-insecure`).
+    Plain(WebSocketStream<Async<TcpStream>>, Signalling),
+    /// Over TLS.
+    Tls(
+        WebSocketStream<futures_rustls::server::TlsStream<Async<TcpStream>>>,
+        Signalling,
+    ),
+}
+
+/// Serves one accepted connection up to its WebSocket session: TLS handshake, request head,
+/// then an HTTP response (`None`) or the upgrade. Until its request head is complete the
 /// connection is *opening* and ends as soon as the connection table evicts it (`permit`).
-pub(super) async fn connection<E: Engine>(
+///
+/// The session is a separate future ([`session`]) so that the runtime can free this one,
+/// sized for TLS handshakes, request parsing and responses, before a session that may last
+/// for hours.
+pub(super) async fn open<E: Engine>(
     shared: &Rc<Shared<E>>,
     stream: Async<TcpStream>,
     peer: SocketAddr,
     permit: &ConnectionPermit,
-) {
+) -> Option<Session> {
     // Nagle would delay small WebSocket frames; failure only costs latency.
     let _ = stream.get_ref().set_nodelay(true);
     match shared.tls.clone() {
         None => {
             let mut stream = stream;
-            let opened =
-                until_evicted(permit, peer, read_request(shared, &mut stream, peer, false)).await;
-            if let Some(request) = opened {
-                permit.established();
-                respond(shared, stream, peer, request).await;
-            }
+            let request =
+                until_evicted(permit, peer, read_request(shared, &mut stream, peer, false)).await?;
+            permit.established();
+            let (socket, signalling) = respond(shared, stream, peer, request).await?;
+            Some(Session::Plain(socket, signalling))
         }
         Some(acceptor) => {
             let opening = async {
@@ -124,11 +142,19 @@ pub(super) async fn connection<E: Engine>(
                 let request = read_request(shared, &mut tls, peer, true).await?;
                 Some((tls, request))
             };
-            if let Some((tls, request)) = until_evicted(permit, peer, opening).await {
-                permit.established();
-                respond(shared, tls, peer, request).await;
-            }
+            let (tls, request) = until_evicted(permit, peer, opening).await?;
+            permit.established();
+            let (socket, signalling) = respond(shared, tls, peer, request).await?;
+            Some(Session::Tls(socket, signalling))
         }
+    }
+}
+
+/// Runs an upgraded connection's WebSocket session to its end.
+pub(super) async fn session<E: Engine>(shared: &Rc<Shared<E>>, session: Session, peer: SocketAddr) {
+    match session {
+        Session::Plain(socket, signalling) => websocket(shared, socket, peer, signalling).await,
+        Session::Tls(socket, signalling) => websocket(shared, socket, peer, signalling).await,
     }
 }
 
@@ -244,7 +270,12 @@ where
 }
 
 /// Routes a complete request and writes the response, or upgrades to a WebSocket session.
-async fn respond<E, S>(shared: &Rc<Shared<E>>, mut stream: S, peer: SocketAddr, read: ReadRequest)
+async fn respond<E, S>(
+    shared: &Rc<Shared<E>>,
+    mut stream: S,
+    peer: SocketAddr,
+    read: ReadRequest,
+) -> Option<(WebSocketStream<S>, Signalling)>
 where
     E: Engine,
     S: AsyncRead + AsyncWrite + Unpin,
@@ -281,6 +312,7 @@ where
                 response.status
             );
             write_response(shared, &mut stream, &response, request.is_head()).await;
+            None
         }
         Routed::Upgrade {
             accept_key,
@@ -293,7 +325,7 @@ where
             })
             .await;
             if !matches!(written, Some(Ok(()))) {
-                return;
+                return None;
             }
             let leftover = buffer.get(head_len..).unwrap_or_default().to_vec();
             // The session lasts as long as the connection: keep nothing of the request.
@@ -306,7 +338,7 @@ where
             let socket =
                 WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
                     .await;
-            websocket(shared, socket, peer, signalling).await;
+            Some((socket, signalling))
         }
     }
 }

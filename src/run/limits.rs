@@ -115,7 +115,7 @@ pub struct EvictionNotice {
 }
 
 /// The connection's side of an [`EvictionNotice`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EvictionWatch(smol::channel::Receiver<()>);
 
 impl EvictionWatch {
@@ -362,7 +362,8 @@ impl ConnectionTable {
 pub struct ConnectionPermit {
     table: Rc<RefCell<ConnectionTable>>,
     slot: SlotId,
-    watch: EvictionWatch,
+    /// Dropped once the connection is established (it can no longer be evicted).
+    watch: RefCell<Option<EvictionWatch>>,
     established: Cell<bool>,
 }
 
@@ -379,7 +380,7 @@ impl ConnectionPermit {
         let permit = ConnectionPermit {
             table: Rc::clone(table),
             slot: admitted.slot,
-            watch,
+            watch: RefCell::new(Some(watch)),
             established: Cell::new(false),
         };
         Ok((permit, admitted.evicted))
@@ -388,6 +389,7 @@ impl ConnectionPermit {
     /// The request head is complete: the connection can no longer be evicted.
     pub fn established(&self) {
         self.established.set(true);
+        self.watch.replace(None);
         // See `Drop`: never borrowed elsewhere across this call.
         if let Ok(mut table) = self.table.try_borrow_mut() {
             table.established(self.slot);
@@ -396,8 +398,9 @@ impl ConnectionPermit {
 
     /// Completes when the table evicts this connection; never once it is established.
     pub async fn evicted(&self) {
-        if !self.established.get() {
-            self.watch.closed().await;
+        let watch = self.watch.borrow().as_ref().map(EvictionWatch::clone);
+        if let Some(watch) = watch {
+            watch.closed().await;
         }
         if self.established.get() {
             std::future::pending::<()>().await;
@@ -406,7 +409,12 @@ impl ConnectionPermit {
 
     /// Whether the table evicted this connection.
     pub fn is_evicted(&self) -> bool {
-        !self.established.get() && self.watch.is_closed()
+        !self.established.get()
+            && self
+                .watch
+                .borrow()
+                .as_ref()
+                .is_some_and(EvictionWatch::is_closed)
     }
 }
 
