@@ -59,8 +59,11 @@ tests/network/run.sh
 echo "== fuzzing: every cargo-fuzz target for a fixed time from the committed corpus (tests/fuzz/run.sh)"
 tests/fuzz/run.sh
 
-echo "== soak: two rounds of 45 s churn against one server; descriptors settle, the second round leaves RSS where the first did (tests/soak/run.sh)"
+echo "== soak: two rounds of 45 s churn against one server; descriptors settle, the second round leaves RSS where the first did; 1,000 idle TLS WebSockets cost ≤ 40 KiB each (tests/soak/run.sh)"
 tests/soak/run.sh
+
+echo "== media soak: 90 s of publishers and subscribers churning with RTP flowing; RSS and descriptors settle (tests/soak/media.sh)"
+tests/soak/media.sh
 
 echo "== benchmark smoke test: the quick mode must complete and deliver packets (benches/run.sh --quick)"
 benches/run.sh --quick
