@@ -1,5 +1,8 @@
 //! One TCP connection: TLS handshake, request head (bounded in size and time), then either
-//! one HTTP response or a WebSocket session pumped into the engine.
+//! one HTTP response or a WebSocket session pumped into the engine. Until its request head is
+//! complete a connection is *opening*: the connection table may evict it to make room
+//! ([`super::limits`]). The opening ([`open`]) and the session ([`session`]) are two futures,
+//! so that a long session does not keep the memory of the handshake and the request.
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
@@ -48,8 +51,8 @@ const WEBSOCKET_READ_BUFFER: usize = 4096;
 const TLS_SEND_BUFFER: usize = 16 * 1024;
 
 /// Reads what `stream` has (at most [`READ_CHUNK`] bytes) onto the end of `buffer`; `None` when
-/// `deadline` passed first. The bytes go straight into `buffer`: a chunk array in `serve` would
-/// stay in the connection's future for the whole WebSocket session.
+/// `deadline` passed first. The bytes go straight into `buffer`: a chunk array in `read_request`
+/// would make every opening connection's future 4 KiB larger.
 async fn read_more<S: AsyncRead + Unpin>(
     stream: &mut S,
     buffer: &mut Vec<u8>,
