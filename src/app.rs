@@ -32,6 +32,12 @@
 //! Camus connections ([`crate::camus`]) likewise live in a hub of their own; the HTTP layer
 //! asks the facade about Camus room pages and upgrades, and the hub reads rooms and ICE
 //! servers through the core's configuration directory.
+//!
+//! WHIP and WHEP sessions ([`crate::whip`]) are in-process clients created by HTTP requests
+//! ([`App::whip_create`], [`App::whip_patch`], [`App::whip_delete`]): their stream notices go
+//! to the WHIP hub rather than to [`App::poll_local_notice`], their connect deadlines share the
+//! one heap, and when the hub says a session ended (DELETE, a failed stream, a kick, the
+//! server's shutdown) the facade takes its client out of the group.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -48,6 +54,7 @@ use crate::galene::Session;
 use crate::gst::Hub;
 use crate::media::{MediaError, Sfu, SfuConfig, Transmit};
 use crate::streams::{StreamNotice, Streams};
+use crate::whip::{self, CreateRequest, Created, Kind, Resource, WhipError};
 
 /// How often the core does its housekeeping (idle groups, reloads).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -87,6 +94,22 @@ pub struct App {
     local_notices: VecDeque<(ConnId, StreamNotice)>,
     /// The in-process clients.
     local_clients: HashSet<ConnId>,
+    /// WHIP and WHEP sessions (in-process clients whose notices go to the hub).
+    whip: whip::Hub,
+}
+
+/// What a WHIP or WHEP `PATCH` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhipPatched {
+    /// Candidates were added.
+    Trickled,
+    /// ICE restarted: the resource's new entity tag and the fragment of the answer.
+    Restarted {
+        /// The new entity tag (quoted).
+        etag: String,
+        /// Our new ICE credentials and candidates (`application/trickle-ice-sdpfrag`).
+        fragment: String,
+    },
 }
 
 impl App {
@@ -110,6 +133,7 @@ impl App {
             streams: Streams::new(),
             local_notices: VecDeque::new(),
             local_clients: HashSet::new(),
+            whip: whip::Hub::new(),
         }
     }
 
@@ -185,9 +209,14 @@ impl App {
     /// from [`App::poll_local_notice`]. It leaves with [`App::handle_disconnect`].
     pub fn attach_client(&mut self, now: Instant, id: &str) -> ConnId {
         let _ = now;
+        self.attach(None, id)
+    }
+
+    /// Registers an in-process client that came from `remote` (a WHIP client's address).
+    fn attach(&mut self, remote: Option<SocketAddr>, id: &str) -> ConnId {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
-        self.core.add_client(conn, None);
+        self.core.add_client(conn, remote);
         self.core.set_client_id(conn, id.to_owned());
         self.local_clients.insert(conn);
         conn
@@ -220,6 +249,100 @@ impl App {
     /// The next stream notice for an in-process client.
     pub fn poll_local_notice(&mut self) -> Option<(ConnId, StreamNotice)> {
         self.local_notices.pop_front()
+    }
+
+    // ------------------------------------------------------------ WHIP and WHEP
+
+    /// A WHIP or WHEP session is asked for (`POST` with an offer; see [`crate::whip`]). Its
+    /// client is attached like any in-process client and joins the group; the answer comes
+    /// back, or why not.
+    pub fn whip_create(
+        &mut self,
+        now: Instant,
+        request: CreateRequest<'_>,
+        remote: Option<SocketAddr>,
+    ) -> Result<Created, WhipError> {
+        let conn = self.attach(remote, &whip::Hub::new_client_id());
+        let started = self.whip.create(
+            now,
+            conn,
+            request,
+            &mut self.core,
+            &mut self.streams,
+            &mut self.deadlines,
+        );
+        self.flush(now);
+        let created = match started {
+            Ok(()) => self.whip.outcome(conn),
+            Err(e) => {
+                self.remove_local(now, conn);
+                Err(e)
+            }
+        };
+        self.flush(now);
+        created
+    }
+
+    /// The WHIP (or WHEP) session at `resource` in `group`, if there is one.
+    pub fn whip_resource(&self, kind: Kind, group: &str, resource: &str) -> Option<Resource> {
+        self.whip.resource(kind, group, resource)
+    }
+
+    /// A `PATCH` on a session (found with [`App::whip_resource`]) with a trickle ICE fragment.
+    pub fn whip_patch(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        fragment: &str,
+    ) -> Result<WhipPatched, WhipError> {
+        let patched = self.whip.patch(
+            now,
+            conn,
+            fragment,
+            &mut self.core,
+            &mut self.streams,
+            &mut self.deadlines,
+        );
+        self.flush(now);
+        let result = match patched {
+            Ok(whip::Patched::Trickled) => Ok(WhipPatched::Trickled),
+            Ok(whip::Patched::Restarting) => {
+                self.whip
+                    .outcome(conn)
+                    .map(|created| WhipPatched::Restarted {
+                        etag: created.etag,
+                        fragment: whip::sdpfrag::answer_fragment(&created.answer),
+                    })
+            }
+            Err(e) => Err(e),
+        };
+        self.flush(now);
+        result
+    }
+
+    /// A `DELETE` on a session: it ends and its client leaves the group.
+    pub fn whip_delete(&mut self, now: Instant, conn: ConnId) {
+        self.whip.delete(conn);
+        self.flush(now);
+    }
+
+    /// The WHIP and WHEP sessions (read-only), for statistics and tests.
+    pub fn whip(&self) -> &whip::Hub {
+        &self.whip
+    }
+
+    /// The ICE servers clients are given (WHIP's `Link` headers).
+    pub fn ice_servers(&mut self, now: Instant) -> Vec<crate::config::IceServer> {
+        let wall = self.core.wall(now);
+        self.core.directory().ice_servers(wall)
+    }
+
+    /// Takes an in-process client out: its streams end and it leaves its group.
+    fn remove_local(&mut self, now: Instant, conn: ConnId) {
+        self.deadlines.cancel(conn);
+        self.local_clients.remove(&conn);
+        self.streams.remove_client(now, &mut self.core, conn, false);
+        self.core.remove_client(now, conn);
     }
 
     /// Registers a new Galène WebSocket connection (after the upgrade).
@@ -476,6 +599,10 @@ impl App {
             self.reschedule(now, conn);
             return;
         }
+        if self.whip.contains(conn) {
+            self.whip.handle_timeout(conn, &self.streams);
+            return;
+        }
         let mut fx = Effects {
             out: &mut self.out,
             deadlines: &mut self.deadlines,
@@ -515,12 +642,14 @@ impl App {
                 match &event {
                     Event::Joined(joined) if joined.kind == JoinedKind::Leave => {
                         self.streams.remove_client(now, &mut self.core, to, true);
+                        self.whip.client_left(to);
                     }
                     Event::Joined(joined) if joined.kind == JoinedKind::Change => {
                         self.streams.permissions_changed(now, &mut self.core, to);
                     }
                     Event::Kicked { .. } => {
                         self.streams.remove_client(now, &mut self.core, to, false);
+                        self.whip.client_left(to);
                     }
                     _ => {}
                 }
@@ -528,13 +657,17 @@ impl App {
             }
             self.render_stream_notices();
             let closed = self.out.take_closed();
-            if closed.is_empty() {
+            let ended = self.whip.take_ended();
+            if closed.is_empty() && ended.is_empty() {
                 break;
             }
             for conn in closed {
                 self.deadlines.cancel(conn);
                 self.streams.remove_client(now, &mut self.core, conn, false);
                 self.core.remove_client(now, conn);
+            }
+            for conn in ended {
+                self.remove_local(now, conn);
             }
         }
     }
@@ -545,6 +678,8 @@ impl App {
         while let Some((to, notice)) = self.streams.poll_notice() {
             if let Some(connection) = self.connections.get_mut(&to) {
                 connection.session.render_stream(&notice, &mut self.out);
+            } else if self.whip.contains(to) {
+                self.whip.handle_notice(to, notice);
             } else if self.local_clients.contains(&to) {
                 self.local_notices.push_back((to, notice));
             }

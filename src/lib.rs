@@ -10,6 +10,7 @@
 //!   rooms), a sans-IO hub of its own.
 //! - [`camus`]: the Camus chat protocol (rooms, peer-to-peer signalling relay), a sans-IO hub
 //!   of its own.
+//! - [`whip`]: WHIP ingest and WHEP playback sessions, in-process clients created over HTTP.
 //! - [`streams`]: the protocol-neutral media session layer: clients publish and receive
 //!   streams through it (the Galène adapter, and any in-process client such as a recorder).
 //! - [`core`]: groups, clients, permissions, chat history; sans-IO, driven with `now`.
@@ -35,3 +36,4 @@ pub mod run;
 pub mod streams;
 #[doc(hidden)]
 pub mod testing;
+pub mod whip;

@@ -233,6 +233,33 @@ impl TestPeer {
         })
     }
 
+    /// An offer to receive audio and/or video (as a WHEP client makes), kept pending for
+    /// [`TestPeer::accept_answer`].
+    pub fn receive_offer(&mut self, audio: bool, video: bool) -> Result<Offered, PeerError> {
+        let mut api = self.rtc.sdp_api();
+        let audio =
+            audio.then(|| api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None));
+        let video =
+            video.then(|| api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None));
+        let (offer, pending) = api.apply().ok_or(PeerError::NothingToOffer)?;
+        self.pending = Some(pending);
+        Ok(Offered {
+            sdp: offer.to_sdp_string(),
+            audio,
+            video,
+        })
+    }
+
+    /// An offer that restarts ICE (new credentials), kept pending for
+    /// [`TestPeer::accept_answer`].
+    pub fn ice_restart_offer(&mut self) -> Result<String, PeerError> {
+        let mut api = self.rtc.sdp_api();
+        api.ice_restart(false);
+        let (offer, pending) = api.apply().ok_or(PeerError::NothingToOffer)?;
+        self.pending = Some(pending);
+        Ok(offer.to_sdp_string())
+    }
+
     /// Applies the answer to our pending offer.
     pub fn accept_answer(&mut self, sdp: &str) -> Result<(), PeerError> {
         let answer =

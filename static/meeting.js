@@ -287,6 +287,7 @@ function showLogin() {
     $('meeting').hidden = true;
     $('toolbar').hidden = true;
     $('leave-button').hidden = true;
+    $('change-password').hidden = true;
     document.body.classList.remove('in-meeting', 'panel-open');
 }
 
@@ -378,6 +379,8 @@ function onJoined(kind, group, perms, status, data, error, message) {
 }
 
 function friendlyJoinError(message) {
+    if (message === 'not authorised' && state.token)
+        return 'This invitation is not valid: it may have expired or been revoked.';
     if (message === 'not authorised')
         return 'Wrong name or password.';
     if (message === 'group does not exist')
@@ -387,6 +390,24 @@ function friendlyJoinError(message) {
 
 function updateGroupStatus(status) {
     $('group-locked').hidden = !status?.locked;
+    if (status?.displayName) {
+        document.title = status.displayName + ' · sfubox';
+        $('group-title').textContent = status.displayName;
+    }
+    updateChangePassword(status);
+}
+
+/** The "Change password" link: for a user who logged in with a password, on a server that
+ * lets users change theirs (joined status canChangePassword; docs/admin.md). */
+function updateChangePassword(status) {
+    const link = $('change-password');
+    const c = state.credentials;
+    const show = !!(status?.canChangePassword && c && !c.token && c.username && state.inMeeting);
+    if (show) {
+        const params = new URLSearchParams({group: state.groupName, username: c.username});
+        link.href = '/change-password.html?' + params.toString();
+    }
+    link.hidden = !show;
 }
 
 function onClose(code, reason) {

@@ -797,6 +797,9 @@ impl GroupSource for PanicOnMediaEvents {
 
 impl CamusSource for PanicOnMediaEvents {}
 
+// WHIP is not used here: the trait's defaults (no media for WHIP) do.
+impl sfubox::http::whip::WhipSource for PanicOnMediaEvents {}
+
 impl Engine for PanicOnMediaEvents {
     fn enable_media(&mut self, config: SfuConfig) -> Result<(), String> {
         Engine::enable_media(&mut self.app, config)

@@ -44,6 +44,9 @@ cargo test --all-targets
 echo "== web client: library unit tests (node --test) and the meeting page in headless Chromium (tests/web/run.sh)"
 tests/web/run.sh
 
+echo "== administration: the admin page, invitations and their QR codes, change password, in headless Chromium (tests/admin/run.sh)"
+tests/admin/run.sh
+
 echo "== GStreamer examples' signalling: real webrtcbin and browser calls (tests/gst/run.sh)"
 tests/gst/run.sh
 
@@ -52,6 +55,9 @@ tests/camus/run.sh
 
 echo "== Media: two headless Chromium pages see and hear each other through the SFU (tests/media-browser/run.sh)"
 tests/media-browser/run.sh
+
+echo "== WHIP and WHEP: the whip-whep package's clients in headless Chromium publish into and view a group (tests/whip/run.sh)"
+tests/whip/run.sh
 
 echo "== Shaped links: three Chromiums in network namespaces; a capped, a lossy and an uplink-capped path (tests/network/run.sh)"
 tests/network/run.sh

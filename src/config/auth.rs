@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use super::jwt::parse_jwt;
 use super::names::valid_username;
-use super::{GroupEntry, Permissions, StatefulToken};
+use super::{GroupEntry, Password, Permissions, StatefulToken};
 
 /// What the client presented.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,7 +110,27 @@ pub fn authenticate(
     creds: Credentials<'_>,
     canonical_host: Option<&str>,
     now: SystemTime,
+    lookup_token: impl FnMut(&str) -> Option<StatefulToken>,
+) -> Result<Authenticated, AuthError> {
+    authenticate_with(
+        group,
+        creds,
+        canonical_host,
+        now,
+        lookup_token,
+        |stored, given| stored.matches(given),
+    )
+}
+
+/// [`authenticate`] with the password check given: `check(stored, given)` (the admin API
+/// remembers recent successful checks, see `http::admin`).
+pub fn authenticate_with(
+    group: &GroupEntry,
+    creds: Credentials<'_>,
+    canonical_host: Option<&str>,
+    now: SystemTime,
     mut lookup_token: impl FnMut(&str) -> Option<StatefulToken>,
+    mut check: impl FnMut(&Password, &str) -> bool,
 ) -> Result<Authenticated, AuthError> {
     let desc = &group.description;
     let (username, permissions) = match creds.token.filter(|t| !t.is_empty()) {
@@ -164,13 +184,13 @@ pub fn authenticate(
             let password = creds.password.unwrap_or_default();
             let user = match desc.users.get(username) {
                 Some(user) => {
-                    if !user.password.as_ref().is_some_and(|p| p.matches(password)) {
+                    if !user.password.as_ref().is_some_and(|p| check(p, password)) {
                         return Err(AuthError::NotAuthorised("bad password".into()));
                     }
                     user
                 }
                 None => match &desc.wildcard_user {
-                    Some(user) if user.password.as_ref().is_some_and(|p| p.matches(password)) => {
+                    Some(user) if user.password.as_ref().is_some_and(|p| check(p, password)) => {
                         user
                     }
                     _ => return Err(AuthError::NotAuthorised("user not found".into())),

@@ -42,6 +42,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::ConfigError;
@@ -123,7 +124,7 @@ fn read_file(path: &Path, known: Option<&FileText>) -> FileRead {
 
 /// Names of every group file under `groups_dir` (`a/b.json` → `a/b`), skipping dotfiles and
 /// dot directories and invalid names, sorted.
-fn walk_group_names(groups_dir: &Path) -> Vec<String> {
+pub(crate) fn walk_group_names(groups_dir: &Path) -> Vec<String> {
     let mut names = Vec::new();
     walk_group_files(groups_dir, "", &mut names);
     names.sort();
@@ -268,9 +269,12 @@ struct Inner {
     groups_dir: PathBuf,
     data_dir: PathBuf,
     /// False when the built-in group is served (no groups directory): group needs read
-    /// nothing.
-    groups_on_disk: bool,
+    /// nothing. Set when the admin API creates the directory.
+    groups_on_disk: AtomicBool,
     state: Mutex<State>,
+    /// Held by whoever reads, changes and rewrites a file (token writes on the executor, the
+    /// admin API's thread), so that neither loses the other's change.
+    write_lock: Mutex<()>,
 }
 
 /// The configuration files as last seen, shared (cheap to clone) between the directory and
@@ -302,8 +306,9 @@ impl FileCache {
             inner: Arc::new(Inner {
                 groups_dir,
                 data_dir,
-                groups_on_disk,
+                groups_on_disk: AtomicBool::new(groups_on_disk),
                 state: Mutex::new(State::default()),
+                write_lock: Mutex::new(()),
             }),
         }
     }
@@ -321,6 +326,39 @@ impl FileCache {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Held while a file is read, changed and written back by one of the server's writers
+    /// (see [`FileCache::forget`] for what the writer does after).
+    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
+        // The lock guards no data of its own: a panic while it was held leaves nothing
+        // inconsistent.
+        self.inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether group files are read from the groups directory (false while the built-in
+    /// group is served because there is no such directory).
+    pub(crate) fn groups_on_disk(&self) -> bool {
+        self.inner.groups_on_disk.load(Ordering::Relaxed)
+    }
+
+    /// The groups directory was created (by the admin API): from now on groups are read
+    /// from it and the built-in group is no longer served.
+    pub fn set_groups_on_disk(&self) {
+        if !self.inner.groups_on_disk.swap(true, Ordering::Relaxed) {
+            log::info!(
+                "Groups directory {} created: serving its groups instead of the built-in one",
+                self.inner.groups_dir.display()
+            );
+        }
+    }
+
+    /// The groups directory.
+    pub fn groups_dir(&self) -> &Path {
+        &self.inner.groups_dir
     }
 
     /// The file a group with exactly this name is stored in.
@@ -351,7 +389,7 @@ impl FileCache {
     /// The files behind `need` (for [`FileNeed::PublicGroups`]: none, the walk finds them).
     fn files_of(&self, need: &FileNeed) -> Vec<PathBuf> {
         match need {
-            FileNeed::Group(name) if self.inner.groups_on_disk && valid_group_name(name) => {
+            FileNeed::Group(name) if self.groups_on_disk() && valid_group_name(name) => {
                 let mut files = vec![self.group_file(name)];
                 let mut candidate = name.as_str();
                 while let Some((parent, _)) = candidate.rsplit_once('/') {
@@ -375,7 +413,7 @@ impl FileCache {
         let generation = self.lock().next_generation();
         let mut files: Vec<PathBuf> = Vec::new();
         for need in needs {
-            if *need == FileNeed::PublicGroups && self.inner.groups_on_disk {
+            if *need == FileNeed::PublicGroups && self.groups_on_disk() {
                 let names = walk_group_names(&self.inner.groups_dir);
                 files.extend(names.iter().map(|name| self.group_file(name)));
                 self.lock().store_listing(generation, names);

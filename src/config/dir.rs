@@ -28,7 +28,7 @@ pub const EMBEDDED_GROUP_NAME: &str = "public";
 
 /// Resolves `name` through `load`, which returns the description stored under an exact
 /// name together with its revision.
-fn resolve_group(
+pub(crate) fn resolve_group(
     name: &str,
     mut load: impl FnMut(&str) -> Result<Option<(Arc<Description>, u64)>, ConfigError>,
 ) -> Result<Option<GroupEntry>, ConfigError> {
@@ -197,9 +197,17 @@ impl DiskDirectory {
         self.files.clone()
     }
 
-    /// Whether the built-in group is served because the groups directory was missing.
+    /// Whether the built-in group is served because the groups directory was missing (until
+    /// the admin API creates it).
     pub fn uses_embedded_default(&self) -> bool {
-        self.embedded.is_some()
+        self.serving_embedded().is_some()
+    }
+
+    /// The built-in group's description while it is served.
+    fn serving_embedded(&self) -> Option<&Arc<Description>> {
+        self.embedded
+            .as_ref()
+            .filter(|_| !self.files.groups_on_disk())
     }
 
     /// The groups directory.
@@ -248,7 +256,7 @@ impl DiskDirectory {
     /// Names of every group file on disk (`a/b.json` → `a/b`), skipping dotfiles and dot
     /// directories, sorted. Auto-subgroups are not listed.
     pub fn group_names(&self) -> Vec<String> {
-        if self.embedded.is_some() {
+        if self.serving_embedded().is_some() {
             return vec![EMBEDDED_GROUP_NAME.to_owned()];
         }
         self.files.group_names()
@@ -257,7 +265,7 @@ impl DiskDirectory {
 
 impl Directory for DiskDirectory {
     fn group(&mut self, name: &str) -> Result<Option<GroupEntry>, ConfigError> {
-        if let Some(embedded) = &self.embedded {
+        if let Some(embedded) = self.serving_embedded() {
             return Ok((name == EMBEDDED_GROUP_NAME).then(|| GroupEntry {
                 name: name.to_owned(),
                 description: Arc::clone(embedded),
@@ -270,7 +278,7 @@ impl Directory for DiskDirectory {
 
     fn public_group_names(&mut self) -> Vec<String> {
         let names = self.group_names();
-        if self.embedded.is_some() {
+        if self.serving_embedded().is_some() {
             return names;
         }
         names
@@ -338,7 +346,7 @@ impl Directory for DiskDirectory {
 
     fn camus_rooms(&mut self) -> Result<Arc<CamusRooms>, ConfigError> {
         let path = self.files.camus_rooms_file();
-        let embedded = self.embedded.is_some();
+        let embedded = self.serving_embedded().is_some();
         let loaded = load_cached(
             &mut self.camus,
             &self.files,

@@ -70,6 +70,12 @@ impl Fields {
         Ok(Fields { values, context })
     }
 
+    /// The values by canonical name (`null`s already dropped), for code that keeps them as
+    /// JSON.
+    pub(crate) fn into_values(self) -> BTreeMap<&'static str, Value> {
+        self.values
+    }
+
     /// Removes and returns a raw value.
     pub(crate) fn take(&mut self, name: &'static str) -> Option<Value> {
         self.values.remove(name)

@@ -10,7 +10,8 @@ use super::fields::{Fields, Unknown};
 use super::group::{first_json_value, parse_users};
 use super::{ConfigError, Description, GlobalConfig, Permission};
 
-const CONFIG_FIELDS: [&str; 7] = [
+/// Every field of `config.json`, in canonical spelling.
+pub(crate) const CONFIG_FIELDS: [&str; 7] = [
     "users",
     "writableGroups",
     "allowOrigin",
@@ -43,6 +44,18 @@ impl GlobalConfig {
             allow_admin_origin: f.string_list("allowAdminOrigin")?,
             proxy_url: f.non_empty_string("proxyURL")?,
             canonical_host: f.non_empty_string("canonicalHost")?,
+        })
+    }
+
+    /// Whether some user has the `admin` permission and a password it can log in with; until
+    /// then the box offers its first-run setup (docs/admin.md).
+    pub fn has_admin(&self) -> bool {
+        self.users.values().any(|user| {
+            user.password.is_some()
+                && user
+                    .permissions
+                    .as_ref()
+                    .is_some_and(|spec| spec.expand(&Description::default()).has(Permission::Admin))
         })
     }
 
@@ -115,6 +128,14 @@ mod tests {
         assert!(c.is_admin("list", "anything"));
         assert!(!c.is_admin("nopw", ""));
         assert!(!c.is_admin("nobody", "pw"));
+        assert!(c.has_admin());
+        let no_admin = GlobalConfig::from_json_str(
+            r#"{"users":{"op":{"password":"pw","permissions":"op"},
+                         "nopw":{"permissions":"admin"}}}"#,
+        )
+        .unwrap();
+        assert!(!no_admin.has_admin());
+        assert!(!GlobalConfig::default().has_admin());
     }
 
     #[test]

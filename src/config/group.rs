@@ -24,7 +24,8 @@ pub const DEFAULT_CODECS: [&str; 2] = ["vp8", "opus"];
 /// Chat history retention when `max-history-age` is absent, in seconds (4 hours).
 pub const DEFAULT_MAX_HISTORY_AGE: u64 = 14400;
 
-const DESCRIPTION_FIELDS: [&str; 26] = [
+/// Every field of a group file, in canonical spelling (obsolete ones included).
+pub(crate) const DESCRIPTION_FIELDS: [&str; 26] = [
     "users",
     "wildcard-user",
     "displayName",

@@ -125,6 +125,15 @@ fn coordinate(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Checks that a JWK (from a `.keys` request) is one tokens can be verified with; the error
+/// says why not.
+pub fn check_key(key: &Value) -> Result<(), String> {
+    let Value::Object(key) = key else {
+        return Err("a key must be a JSON object".into());
+    };
+    parse_key(key).map(|_| ())
+}
+
 fn parse_key(key: &Map<String, Value>) -> Result<VerificationKey, String> {
     let kty = key
         .get("kty")

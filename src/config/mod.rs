@@ -22,6 +22,8 @@
 //! - `auth`: the authentication decision, [`authenticate`] ("Authentication").
 //! - `dir`: [`DiskDirectory`] and [`MemoryDirectory`], with auto-subgroups ("Reloading",
 //!   "Auto-subgroups").
+//! - `edit`: editing group files and `config.json` as the admin API does (pure functions of
+//!   the old text and the request).
 //! - `cache`: [`FileCache`], the files as last seen, refreshed by the runtime before the
 //!   inputs that read them, so that the engine's thread does not wait on the disk.
 //! - `camus`: the Camus chat rooms, `data/camus-rooms.json` (not part of Galène).
@@ -33,6 +35,7 @@ pub mod auth;
 pub mod cache;
 pub mod camus;
 pub mod dir;
+pub mod edit;
 mod fields;
 pub mod global;
 pub mod group;
@@ -43,10 +46,10 @@ pub mod password;
 pub mod permissions;
 #[cfg(test)]
 mod scratch;
-mod stamp;
+pub(crate) mod stamp;
 pub mod token;
 
-pub use auth::{AuthError, Authenticated, Credentials, authenticate};
+pub use auth::{AuthError, Authenticated, Credentials, authenticate, authenticate_with};
 pub use cache::{FileCache, FileNeed, Freshness, InputScope};
 pub use camus::{CamusRoom, CamusRooms};
 pub use dir::{DiskDirectory, EMBEDDED_GROUP_NAME, MemoryDirectory, embedded_description};

@@ -64,6 +64,16 @@ impl Password {
         }
     }
 
+    /// Hashes `password` with bcrypt at `cost`, in the `$2a$` form Go's bcrypt writes (the
+    /// admin API's `POST .password` and the first-run setup). Slow by design.
+    pub fn bcrypt(password: &str, cost: u32) -> Result<Password, ConfigError> {
+        let parts = bcrypt::hash_with_result(password, cost)
+            .map_err(|e| ConfigError::Invalid(format!("bcrypt: {e}")))?;
+        Ok(Password::Bcrypt(
+            parts.format_for_version(bcrypt::Version::TwoA),
+        ))
+    }
+
     /// The JSON form (plain passwords as a bare string).
     pub fn to_json(&self) -> Value {
         match self {

@@ -30,6 +30,11 @@ impl FileStamp {
         }
     }
 
+    /// The modification time, when the file system reports one.
+    pub(crate) fn modified(&self) -> Option<SystemTime> {
+        self.modified
+    }
+
     /// Galène's ETag, `"<size>-<mtime in Unix nanoseconds>"`.
     pub(crate) fn etag(&self) -> String {
         let nanos = self

@@ -229,6 +229,23 @@ pub fn sort_by_expiry(tokens: &mut [StatefulToken]) {
     });
 }
 
+/// The text of `tokens.jsonl` holding `tokens`: one line each, sorted by expiry (Galène's
+/// order when it rewrites the file).
+pub fn tokens_text(tokens: &BTreeMap<String, StatefulToken>) -> String {
+    let mut list: Vec<&StatefulToken> = tokens.values().collect();
+    list.sort_by(|a, b| {
+        a.expires
+            .cmp(&b.expires)
+            .then_with(|| a.token.cmp(&b.token))
+    });
+    let mut text = String::new();
+    for token in list {
+        text.push_str(&token.to_json_line());
+        text.push('\n');
+    }
+    text
+}
+
 /// The token store backed by `tokens.jsonl`.
 #[derive(Debug)]
 pub struct TokenFile {
@@ -279,6 +296,14 @@ impl TokenFile {
         Ok(())
     }
 
+    /// Re-reads the file from disk, whatever the cache says: called with the cache's write
+    /// lock held, before a change, so that a change another writer (the admin API's thread)
+    /// made since this input's refresh is not lost.
+    fn refresh_for_write(&mut self) -> Result<(), ConfigError> {
+        self.files.forget(&self.path);
+        self.refresh()
+    }
+
     fn refresh_logged(&mut self) {
         if let Err(err) = self.refresh() {
             log::warn!("{err}");
@@ -312,7 +337,9 @@ impl TokenFile {
 
     /// Appends a new token; an error if a token with that name exists.
     pub fn add(&mut self, token: StatefulToken) -> Result<(), ConfigError> {
-        self.refresh()?;
+        let files = self.files.clone();
+        let _writing = files.write_lock();
+        self.refresh_for_write()?;
         if token.token.is_empty() {
             return Err(invalid("token without a name"));
         }
@@ -330,7 +357,9 @@ impl TokenFile {
 
     /// Replaces the token with the same name; `Ok(false)` if there is none.
     pub fn update(&mut self, token: StatefulToken) -> Result<bool, ConfigError> {
-        self.refresh()?;
+        let files = self.files.clone();
+        let _writing = files.write_lock();
+        self.refresh_for_write()?;
         let Some(old) = self.tokens.insert(token.token.clone(), token.clone()) else {
             self.tokens.remove(&token.token);
             return Ok(false);
@@ -344,7 +373,9 @@ impl TokenFile {
 
     /// Deletes a token; `Ok(false)` if there is none.
     pub fn delete(&mut self, name: &str) -> Result<bool, ConfigError> {
-        self.refresh()?;
+        let files = self.files.clone();
+        let _writing = files.write_lock();
+        self.refresh_for_write()?;
         let Some(old) = self.tokens.remove(name) else {
             return Ok(false);
         };
@@ -357,7 +388,9 @@ impl TokenFile {
 
     /// Removes the tokens that expired more than a week before `now`; returns how many.
     pub fn expire(&mut self, now: SystemTime) -> Result<usize, ConfigError> {
-        self.refresh()?;
+        let files = self.files.clone();
+        let _writing = files.write_lock();
+        self.refresh_for_write()?;
         let before = self.tokens.len();
         let kept: BTreeMap<String, StatefulToken> = std::mem::take(&mut self.tokens)
             .into_iter()
@@ -396,14 +429,7 @@ impl TokenFile {
                 _ => Ok(()),
             }
         } else {
-            let mut list: Vec<StatefulToken> = self.tokens.values().cloned().collect();
-            sort_by_expiry(&mut list);
-            let mut text = String::new();
-            for token in &list {
-                text.push_str(&token.to_json_line());
-                text.push('\n');
-            }
-            write_atomically(&self.path, text.as_bytes())
+            write_atomically(&self.path, tokens_text(&self.tokens).as_bytes())
         };
         self.restamp();
         result.map_err(|e| io_error(&self.path, &e))

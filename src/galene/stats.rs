@@ -1,6 +1,7 @@
 //! The JSON of `/galene-api/v0/.stats`, in Galène's layout, from the media session layer's
 //! figures: groups, their clients, each client's up and down streams and their tracks.
-//! Empty lists are left out, as Galène leaves them out.
+//! Empty lists are left out, as Galène leaves them out. Each client also carries the
+//! `username` it joined under (not in Galène's; the admin page lists who is in a group).
 
 use serde_json::{Map, Value, json};
 
@@ -19,6 +20,9 @@ pub fn stats_json(groups: &[GroupStats]) -> String {
                 .map(|client| {
                     let mut object = Map::new();
                     object.insert("id".into(), Value::String(client.id.clone()));
+                    if let Some(username) = &client.username {
+                        object.insert("username".into(), Value::String(username.clone()));
+                    }
                     if !client.up.is_empty() {
                         object.insert("up".into(), streams_json(&client.up, false));
                     }

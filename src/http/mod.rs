@@ -4,20 +4,22 @@
 //! [`parse_head`] finds a complete head, passes the [`Request`] to [`route::route`] together
 //! with a [`files::FileSource`] (the embedded site or the `-static` directory) and a
 //! [`source::GroupSource`] (the application), and writes back what comes out: a [`Response`]
-//! or, for `/ws`, the 101 of a WebSocket upgrade. [`stats`] answers the admin-only media
-//! statistics.
+//! or, for `/ws`, the 101 of a WebSocket upgrade. [`admin`] answers Galène's administrative API
+//! (`/galene-api/`), which the runtime runs on a thread of its own. Routes that need the
+//! request body go first: [`whip::route`] (WHIP and WHEP, docs/whip.md) and [`camus::route`].
 //!
 //! Every response closes the connection (`Connection: close`): browsers open a new one as
 //! needed and the server stays simple.
 
+pub mod admin;
 pub mod camus;
 pub mod date;
 pub mod files;
 pub mod path;
 pub mod route;
 pub mod source;
-pub mod stats;
 pub mod status;
+pub mod whip;
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -173,6 +175,16 @@ impl Response {
         }
     }
 
+    /// Adds a header line even if one with the same name exists (`Link`). Control
+    /// characters in `value` are replaced by spaces, as in [`Response::set_header`].
+    pub fn add_header(&mut self, name: &'static str, value: &str) {
+        let value: String = value
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.headers.push((name, value));
+    }
+
     /// Removes a header.
     pub fn remove_header(&mut self, name: &str) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
@@ -227,8 +239,10 @@ pub fn upgrade_response(accept_key: &str) -> Vec<u8> {
 /// The standard reason phrase of a status code.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
         204 => "No Content",
         301 => "Moved Permanently",
         303 => "See Other",
@@ -240,8 +254,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

@@ -431,7 +431,10 @@ impl Sfu {
             let Some(down) = self.peer(id).and_then(|p| p.down()) else {
                 continue;
             };
-            let Some(up) = self.peer(down.source).and_then(|p| p.up()) else {
+            let Some(source) = down.source else {
+                continue;
+            };
+            let Some(up) = self.peer(source).and_then(|p| p.up()) else {
                 continue;
             };
             for (index, slot) in down.tracks.iter().enumerate() {
@@ -455,7 +458,7 @@ impl Sfu {
                 gathered.push(Gathered {
                     down: id,
                     track: index,
-                    source: down.source,
+                    source,
                     options: track_options(now, &up.layers, wanted, down.selection.video, young),
                     policy: slot.policy.clone(),
                 });
@@ -727,7 +730,7 @@ impl Sfu {
         let down = self.peer(id)?.down()?;
         let slot = down.tracks.get(track)?;
         let choice = slot.choice?;
-        let up = self.peer(down.source)?.up()?;
+        let up = self.peer(down.source?)?.up()?;
         let layer = up.layers.get(choice.layer)?;
         let ranked = ranked_layers(&up.layers, layer.mline);
         let sid = ranked.iter().position(|&i| i == choice.layer).unwrap_or(0);

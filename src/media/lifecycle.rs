@@ -143,7 +143,8 @@ impl Sfu {
             probing: 0,
             reports: heapless::Vec::new(),
             last_report_lossy: false,
-            source: up_id,
+            source: Some(up_id),
+            answered: false,
             selection,
             tracks: Vec::new(),
             pending_offer: None,
@@ -240,6 +241,7 @@ impl Sfu {
 
     /// Restarts ICE on down stream `key` (after [`MediaEvent::DownIceFailed`]). Returns the
     /// offer, or `None` if an offer is pending: the restart is then offered after its answer.
+    /// A receiver-negotiated stream cannot: its receiver restarts with a new offer.
     pub fn restart_ice(
         &mut self,
         now: Instant,
@@ -250,6 +252,9 @@ impl Sfu {
             .peer_mut(id)
             .and_then(|p| p.down_mut())
             .ok_or(MediaError::WrongDirection(key))?;
+        if down.answered {
+            return Err(MediaError::ReceiverNegotiated(key));
+        }
         if down.pending_offer.is_some() {
             down.queued_ice_restart = true;
             return Ok(None);
@@ -286,7 +291,8 @@ impl Sfu {
 
     /// Feeds down stream `key` from another up stream (a publisher's `replace`), keeping the
     /// receiver's sequence numbers and timestamps continuous. The new source must use codecs
-    /// the down stream negotiated.
+    /// the down stream negotiated. A receiver-negotiated stream ([`Sfu::answer_down`]) gets
+    /// its first source this way too, and never needs an offer.
     pub fn replace_source(
         &mut self,
         now: Instant,
@@ -296,19 +302,28 @@ impl Sfu {
         let id = self.key_id(key)?;
         let up_id = self.up_id(source)?;
         let wanted = self.up_codecs(up_id);
+        let answered = self
+            .peer(id)
+            .and_then(|p| p.down())
+            .is_some_and(|d| d.answered);
+        let supported = if answered {
+            self.answered_carries(id, &wanted)
+        } else {
+            let peer = self.peer(id).ok_or(MediaError::UnknownStream(key))?;
+            wanted.iter().all(|c| {
+                peer.rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .any(|p| p.spec().codec == c.str0m_codec())
+            })
+        };
         let peer = self.peer_mut(id).ok_or(MediaError::UnknownStream(key))?;
-        let supported = wanted.iter().all(|c| {
-            peer.rtc
-                .codec_config()
-                .params()
-                .iter()
-                .any(|p| p.spec().codec == c.str0m_codec())
-        });
         if !supported {
             return Err(MediaError::CodecMismatch);
         }
         let down = peer.down_mut().ok_or(MediaError::WrongDirection(key))?;
-        down.source = up_id;
+        down.source = Some(up_id);
         let selection = down.selection;
         if down.pending_offer.is_some() {
             down.queued_selection = Some(selection);
@@ -328,7 +343,7 @@ impl Sfu {
     }
 
     /// The remote description is known: add the candidates that came early.
-    fn remote_description_set(&mut self, now: Instant, id: PeerId) {
+    pub(super) fn remote_description_set(&mut self, now: Instant, id: PeerId) {
         let Some(peer) = self.peer_mut(id) else {
             return;
         };

@@ -7,6 +7,8 @@
 //! - A publisher's offer becomes an *up* stream ([`Sfu::accept_offer`], answered recvonly).
 //! - A receiver gets a *down* stream per up stream ([`Sfu::create_down`], offered sendonly with
 //!   the publisher's codecs at Galène's fixed payload types, see [`MediaCodec`]).
+//! - A receiver that makes its own offer (WHEP) gets a down stream that answers it
+//!   ([`Sfu::answer_down`]); its source is attached and swapped with [`Sfu::replace_source`].
 //! - Every RTP packet of an up layer goes to each attached down track, with the payload shared
 //!   (an `Arc` clone), and payload type, SSRC, sequence numbers and timestamps rewritten per
 //!   receiver so they stay continuous across layer switches and source replacements.
@@ -85,12 +87,13 @@
 //! files run one way. The value files (`ids`, `types`, `config`, `meter`, `forward`,
 //! `allocate`, `peer`, `deferred`, `timers`, `codecs`, `demux`, `layers`) never name `Sfu`,
 //! and this file imports only from them. The files that implement `Sfu` (`guard`, `output`,
-//! `route`, `drain`, `fanout`, `lifecycle`, `negotiate`, `slots`, `stats`, `adapt`) import
+//! `route`, `drain`, `fanout`, `lifecycle`, `negotiate`, `answer`, `slots`, `stats`, `adapt`) import
 //! `Sfu` and value files, and nothing from each other but `guard`'s `guarded`. `sim` and
 //! `tests` use the public API only.
 
 mod adapt;
 mod allocate;
+mod answer;
 mod codecs;
 mod config;
 mod deferred;

@@ -47,7 +47,8 @@ impl Sfu {
     }
 
     /// Brings down stream `id` in line with `selection` (if given) and restarts ICE if asked,
-    /// in one offer. Returns the offer if the SDP changed.
+    /// in one offer. Returns the offer if the SDP changed. A receiver-negotiated stream
+    /// ([`Sfu::answer_down`]) only changes what its m-lines carry: it never offers.
     pub(super) fn renegotiate_down(
         &mut self,
         now: Instant,
@@ -55,8 +56,8 @@ impl Sfu {
         selection: Option<Selection>,
         ice_restart: bool,
     ) -> Result<Option<String>, MediaError> {
-        let source = match self.peer(id).map(|p| &p.role) {
-            Some(Role::Down(d)) => d.source,
+        let (source, answered) = match self.peer(id).map(|p| &p.role) {
+            Some(Role::Down(d)) => (d.source, d.answered),
             _ => return Ok(None),
         };
         // What the selection maps to on the source, and the msid of those m-lines.
@@ -65,7 +66,7 @@ impl Sfu {
             (MediaKind::Video, None, None),
         ];
         if let Some(sel) = selection
-            && let Some(up_peer) = self.peer(source)
+            && let Some(up_peer) = source.and_then(|s| self.peer(s))
             && let Some(up) = up_peer.up()
         {
             let shapes = up.layers.iter().map(|l| LayerShape {
@@ -98,7 +99,7 @@ impl Sfu {
             if let Some(sel) = selection {
                 down.selection = sel;
                 for (kind, layer, msid) in wanted {
-                    let want = layer.map(|layer| SourceRef { up: source, layer });
+                    let want = source.zip(layer).map(|(up, layer)| SourceRef { up, layer });
                     match down.tracks.iter().position(|t| t.track.kind == kind) {
                         Some(i) => {
                             let slot = &mut down.tracks[i]; // i from position() on this vector
@@ -106,19 +107,20 @@ impl Sfu {
                             for old in slot.track.select(want) {
                                 unsubscribe.push((old, i));
                             }
+                            // A receiver-negotiated stream keeps its m-lines as they are.
                             if let Some(s) = want {
                                 subscribe.push((s, i));
-                                if !slot.active {
+                                if !slot.active && !answered {
                                     api.set_direction(slot.mid, Direction::SendOnly);
                                     slot.active = true;
                                 }
-                            } else if slot.active {
+                            } else if slot.active && !answered {
                                 api.set_direction(slot.mid, Direction::Inactive);
                                 slot.active = false;
                             }
                         }
                         None => {
-                            let Some(s) = want else {
+                            let Some(s) = want.filter(|_| !answered) else {
                                 continue;
                             };
                             let (stream_id, track_id) = msid.unzip();
@@ -142,7 +144,7 @@ impl Sfu {
                     }
                 }
             }
-            if ice_restart {
+            if ice_restart && !answered {
                 api.ice_restart(true);
             }
             if !api.has_changes() {

@@ -152,8 +152,12 @@ pub(crate) struct DownState {
     pub reports: heapless::Vec<(Mid, u64), 4>,
     /// Whether the last fresh receiver report showed loss above the congestion threshold.
     pub last_report_lossy: bool,
-    /// The up stream it forwards from.
-    pub source: PeerId,
+    /// The up stream it forwards from (`None`: a receiver-negotiated stream that has not
+    /// been given one yet).
+    pub source: Option<PeerId>,
+    /// The receiver negotiated the m-lines with its own offer ([`super::Sfu::answer_down`]):
+    /// they never change, and sources are attached and swapped without an offer.
+    pub answered: bool,
     /// What the receiver asked for.
     pub selection: Selection,
     /// One per m-line we offered.

@@ -298,6 +298,33 @@ impl Sim {
         self.answer_offer(client, key, offer)
     }
 
+    /// Client `client` offers to receive audio and video and the server answers with down
+    /// stream `key` carrying `codecs` ([`Sfu::answer_down`], as for a WHEP viewer), with no
+    /// source yet.
+    pub fn view(
+        &mut self,
+        client: usize,
+        key: StreamKey,
+        codecs: &[MediaCodec],
+    ) -> Result<Published, MediaError> {
+        let offer = self.clients[client]
+            .peer
+            .receive_offer(true, true)
+            .map_err(media_error)?;
+        let link = LinkKey(client as u64);
+        let answer = self.engine(|sfu, now| sfu.answer_down(now, key, link, &offer.sdp, codecs))?;
+        self.clients[client]
+            .peer
+            .accept_answer(&answer)
+            .map_err(media_error)?;
+        self.drain_client(client);
+        Ok(Published {
+            audio: offer.audio,
+            video: offer.video,
+            answer,
+        })
+    }
+
     /// Client `client` answers the server's `offer` for down stream `key` (and any follow-up).
     pub fn answer_offer(
         &mut self,

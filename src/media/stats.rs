@@ -31,6 +31,13 @@ impl Sfu {
         }
     }
 
+    /// Whether stream `key` is connected (ICE and DTLS up, media can flow); `None` when no
+    /// stream has that key.
+    pub fn is_connected(&self, key: StreamKey) -> Option<bool> {
+        let id = self.keys.get(&key)?;
+        Some(self.peer(*id)?.connected)
+    }
+
     /// Folds one stats report (mid, rid, byte count, time) into `id`'s track statistics.
     pub(super) fn record_stats(
         &mut self,

@@ -693,3 +693,55 @@ fn one_lossy_receiver_report_is_not_congestion_two_in_a_row_are() {
     report(&mut s, 4, 0.2);
     assert!(cap(&s).is_some());
 }
+
+#[test]
+fn a_receiver_negotiated_stream_takes_sources_without_offers() {
+    let mut s = with_publisher(11, &[]);
+    let viewer = s.add_client(addr(40, 6000), LinkConfig::CLEAN);
+    let view = StreamKey(400);
+    let mids = s.view(viewer, view, MediaCodec::DEFAULT).expect("answered");
+    s.run_for(Duration::from_secs(1));
+    assert!(s.clients[viewer].peer.connected);
+    assert!(s.clients[viewer].received.is_empty(), "no source yet");
+    // A source is attached without an offer; media flows on the viewer's own m-lines.
+    let offer = s
+        .engine(|sfu, now| sfu.replace_source(now, view, PUB))
+        .expect("attached");
+    assert_eq!(offer, None);
+    s.run_for(Duration::from_secs(3));
+    let seen = &s.clients[viewer].received;
+    assert!(delivery(seen, MediaKind::Video).0 > 150);
+    assert!(delivery(seen, MediaKind::Audio).0 > 100);
+    assert!(seen.iter().all(|p| match p.kind {
+        MediaKind::Video => Some(p.mid) == mids.video,
+        MediaKind::Audio => Some(p.mid) == mids.audio,
+    }));
+    // The server never offers on it.
+    let restart = s.engine(|sfu, now| sfu.restart_ice(now, view));
+    assert_eq!(restart, Err(MediaError::ReceiverNegotiated(view)));
+    let audio_only = Selection {
+        audio: true,
+        video: VideoChoice::None,
+    };
+    let changed = s.engine(|sfu, now| sfu.set_selection(now, view, audio_only));
+    assert_eq!(changed, Ok(None));
+    assert!(
+        s.engine(|sfu, now| sfu.create_down(now, view, PUB, LinkKey(9), Selection::ALL))
+            .is_err()
+    );
+
+    // A viewer whose answer has no VP8 cannot carry this publisher.
+    let vp9 = s.add_client(addr(41, 6000), LinkConfig::CLEAN);
+    let key = StreamKey(401);
+    s.view(vp9, key, &[MediaCodec::Vp9, MediaCodec::Opus])
+        .expect("answered");
+    let refused = s.engine(|sfu, now| sfu.replace_source(now, key, PUB));
+    assert_eq!(refused, Err(MediaError::CodecMismatch));
+
+    // The publisher goes: the viewer stays, idle, until it is given another source.
+    s.engine(|sfu, now| sfu.close_stream(now, PUB))
+        .expect("closed");
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(s.engine(|sfu, _| sfu.is_connected(view)), Some(true));
+    assert_eq!(s.sfu.counts().subscriptions, 0);
+}

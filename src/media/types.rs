@@ -177,6 +177,8 @@ pub enum MediaError {
     Crypto,
     /// The engine panicked on this stream; the stream was dropped.
     EnginePanic,
+    /// The down stream was negotiated by its receiver's offer: the server cannot offer on it.
+    ReceiverNegotiated(StreamKey),
 }
 
 impl fmt::Display for MediaError {
@@ -196,6 +198,9 @@ impl fmt::Display for MediaError {
             MediaError::Rejected(e) => write!(f, "datagram rejected: {e}"),
             MediaError::Crypto => f.write_str("cannot create a DTLS certificate"),
             MediaError::EnginePanic => f.write_str("the WebRTC engine panicked"),
+            MediaError::ReceiverNegotiated(k) => {
+                write!(f, "stream {} is negotiated by its receiver", k.0)
+            }
         }
     }
 }

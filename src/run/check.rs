@@ -253,7 +253,7 @@ fn check_data(data_dir: &Path, report: &mut Report) {
             Level::Warning,
             data_dir,
             "no such directory: defaults apply (no config.json, no ICE servers, \
-             a self-signed certificate)",
+             a self-signed certificate); first-run setup pending",
         );
         return;
     }
@@ -282,8 +282,15 @@ fn read_text(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|error| format!("cannot read: {error}"))
 }
 
+/// What `-check-config` says while the box has no administrator (docs/admin.md).
+const SETUP_PENDING: &str = "first-run setup pending: no administrator yet; open /admin/ on \
+                             this server from the local network to create one";
+
 fn check_global_config(path: &Path, report: &mut Report) {
     let Some(text) = read_optional(path, report) else {
+        if !path.exists() {
+            report.push(Level::Warning, path, SETUP_PENDING);
+        }
         return;
     };
     match GlobalConfig::from_json_str(&text) {
@@ -293,15 +300,23 @@ fn check_global_config(path: &Path, report: &mut Report) {
             format!("invalid (the server would refuse every join): {error}"),
         ),
         Ok(config) => {
+            let admin = if config.has_admin() {
+                "an administrator"
+            } else {
+                "no administrator"
+            };
             report.push(
                 Level::Ok,
                 path,
                 format!(
-                    "{} admin user(s), writableGroups {}",
+                    "{} user(s), {admin}, writableGroups {}",
                     config.users.len(),
                     config.writable_groups
                 ),
             );
+            if !config.has_admin() {
+                report.push(Level::Warning, path, SETUP_PENDING);
+            }
             let users = config
                 .users
                 .iter()

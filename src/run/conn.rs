@@ -19,12 +19,15 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::stream::StreamExt;
 use smol::{Async, Timer};
 
+use super::admin;
 use super::limits::ConnectionPermit;
 use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
 use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
+use crate::http::path::parse_target;
 use crate::http::route::{Routed, Signalling, route};
+use crate::http::whip::{MAX_SDP_BODY, is_whip_path, route as whip_route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
 
 /// Runs `future` for at most `limit`; `None` when time ran out.
@@ -183,9 +186,13 @@ struct ReadRequest {
     buffer: Vec<u8>,
     head_len: usize,
     body_len: usize,
+    /// For the admin API ([`admin::wants`]).
+    admin_api: bool,
+    /// For a WHIP endpoint.
+    whip: bool,
 }
 
-/// Reads a request head (and a POST body) within [`super::Limits::request_head`]; answers
+/// Reads a request head (and its body, see below) within [`super::Limits::request_head`]; answers
 /// a malformed, oversized or late one itself and returns `None`.
 async fn read_request<E, S>(
     shared: &Rc<Shared<E>>,
@@ -233,16 +240,33 @@ where
             Some(Ok(_)) => {}
         }
     };
-    // A POST body (a Camus password form) is read whole, within the same deadline.
-    let body_len = if request.method == "POST" {
-        match request
+    // A body is read whole, within the same deadline: a POST's (a Camus password form, a WHIP
+    // offer), a WHIP PATCH's (a trickle fragment), an admin API request's (any method).
+    let admin_api = admin::wants(&request);
+    let whip = parse_target(&request.target).is_some_and(|t| is_whip_path(&t.path));
+    let body_limit = if admin_api {
+        Some(admin::BODY_LIMIT)
+    } else if whip {
+        matches!(request.method.as_str(), "POST" | "PATCH").then_some(MAX_SDP_BODY)
+    } else {
+        (request.method == "POST").then_some(MAX_FORM_BODY)
+    };
+    let body_len = match body_limit {
+        None => 0,
+        Some(_) if (admin_api || whip) && request.header("transfer-encoding").is_some() => {
+            // A chunked body is not read: without this it would look like an empty one.
+            let response = Response::text(411, "Length Required");
+            write_response(shared, stream, &response, false).await;
+            return None;
+        }
+        Some(limit) => match request
             .header("content-length")
             .map(|v| v.trim().parse::<usize>())
         {
             None => 0,
-            Some(Ok(len)) if len <= MAX_FORM_BODY => len,
+            Some(Ok(len)) if len <= limit => len,
             Some(Ok(_)) => {
-                let response = Response::text(413, "Content Too Large");
+                let response = Response::text(413, "Request body too large");
                 write_response(shared, stream, &response, false).await;
                 return None;
             }
@@ -251,10 +275,22 @@ where
                 write_response(shared, stream, &response, false).await;
                 return None;
             }
-        }
-    } else {
-        0
+        },
     };
+    if body_len > buffer.len() - head_len
+        && request
+            .header("expect")
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("100-continue"))
+    {
+        let written = within(shared.limits.response_write, async {
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            stream.flush().await
+        })
+        .await;
+        if !matches!(written, Some(Ok(()))) {
+            return None;
+        }
+    }
     while buffer.len() < head_len + body_len {
         match read_more(stream, &mut buffer, deadline).await {
             Some(Ok(n)) if n > 0 => {}
@@ -269,6 +305,8 @@ where
         buffer,
         head_len,
         body_len,
+        admin_api,
+        whip,
     })
 }
 
@@ -288,26 +326,45 @@ where
         buffer,
         head_len,
         body_len,
+        admin_api,
+        whip,
     } = read;
     let body = buffer
         .get(head_len..head_len + body_len)
         .unwrap_or_default();
+    if admin_api {
+        let body = body.to_vec();
+        let (method, target) = (request.method.clone(), request.target.clone());
+        let response = admin::serve(shared, request, body, peer).await;
+        log::debug!("{peer}: {method} {target} -> {}", response.status);
+        write_response(shared, &mut stream, &response, method == "HEAD").await;
+        return None;
+    }
     let freshness = shared.refresh_files(prefetch::for_request(&request)).await;
     let routed = {
         let _files = shared.files_for_input(freshness);
         let mut engine = shared.engine.borrow_mut();
         let now = Instant::now();
-        camus_route(
-            &request,
-            body,
-            shared.camus_client.as_ref(),
-            &mut *engine,
-            now,
-        )
-        .unwrap_or_else(|| route(&request, shared.files.as_ref(), &mut *engine, now))
+        let files = shared.files.as_ref();
+        whip_route(&request, body, files, &mut *engine, Some(peer), now)
+            .map(Routed::Response)
+            .or_else(|| {
+                camus_route(
+                    &request,
+                    body,
+                    shared.camus_client.as_ref(),
+                    &mut *engine,
+                    now,
+                )
+            })
+            .unwrap_or_else(|| route(&request, files, &mut *engine, now))
     };
     match routed {
         Routed::Response(response) => {
+            if whip && response.status == 401 {
+                // As after a bad password on a WebSocket: guessing costs time.
+                Timer::after(crate::core::NOT_AUTHORISED_DELAY).await;
+            }
             log::debug!(
                 "{peer}: {} {} -> {}",
                 request.method,

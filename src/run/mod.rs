@@ -52,6 +52,8 @@
 //! than [`limits::PanicBudget::MAX_PANICS`] a minute end the process (exit code 70) for the
 //! service manager to restart it, since the shared state is then suspect.
 
+mod admin;
+mod admin_files;
 pub mod check;
 mod conn;
 pub mod files;
@@ -85,7 +87,7 @@ use crate::media::Sfu;
 
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
 /// exists so the runtime can be exercised with a small fake.
-pub trait Engine: CamusSource {
+pub trait Engine: CamusSource + crate::http::whip::WhipSource {
     /// Starts the media engine with this configuration (host candidates: the media socket's
     /// addresses). Engines without media accept and ignore it.
     fn enable_media(&mut self, config: crate::media::SfuConfig) -> Result<(), String> {
@@ -367,9 +369,19 @@ impl<E: Engine + 'static> Server<E> {
                     None
                 }
             });
+        let admin = file_cache
+            .clone()
+            .and_then(|cache| match admin::AdminWorker::start(cache) {
+                Ok(worker) => Some(worker),
+                Err(e) => {
+                    log::warn!("no admin thread ({e}): the admin API is not available");
+                    None
+                }
+            });
         let shared = Rc::new(Shared {
             file_cache,
             file_worker,
+            admin,
             engine: RefCell::new(self.engine),
             conns: RefCell::new(HashMap::new()),
             timer_kick: kick_sender,
@@ -517,6 +529,8 @@ struct Shared<E> {
     file_cache: Option<FileCache>,
     /// The thread that refreshes `file_cache`.
     file_worker: Option<FileWorker>,
+    /// The thread that answers the admin API (`/galene-api/`).
+    admin: Option<admin::AdminWorker>,
     /// The engine; see the module docs: never borrowed across an `.await`.
     engine: RefCell<E>,
     /// Open WebSocket connections. Whoever removes an entry calls `handle_disconnect`.
@@ -870,6 +884,7 @@ mod tests {
     }
 
     impl CamusSource for FakeEngine {}
+    impl crate::http::whip::WhipSource for FakeEngine {}
 
     impl Engine for FakeEngine {
         fn connect(&mut self, _now: Instant, _remote: Option<SocketAddr>) -> ConnId {

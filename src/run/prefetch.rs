@@ -5,7 +5,8 @@
 //!
 //! - every HTTP request: `config.json` (canonical host, `proxyURL` for `.status` and
 //!   `/public-groups.json`, `allowOrigin` for WebSocket upgrades); `/group/…` pages and
-//!   `.status`: the group and its parents; `/public-groups.json`: the walk of the groups
+//!   `.status`: the group and its parents; WHIP and WHEP requests: the group and its
+//!   parents, `ice-servers.json` and the tokens; `/public-groups.json`: the walk of the groups
 //!   directory and every group file; Camus pages, upgrades and `/public`: `camus-rooms.json`;
 //! - a Galène `join`: the group and its parents, `config.json`, `ice-servers.json` and the
 //!   tokens; an `offer`: the joined group (its codecs); a token group action: the tokens;
@@ -31,6 +32,11 @@ pub(super) fn for_request(request: &Request) -> Vec<FileNeed> {
     let path = target.path.as_str();
     if path == "/public-groups.json" {
         needs.push(FileNeed::PublicGroups);
+    } else if crate::http::whip::is_whip_path(path) {
+        // A WHIP or WHEP session joins the group (and its `Link` headers list ICE servers).
+        let (dir, _, _) = crate::http::path::split_kind(path);
+        needs.extend(crate::http::route::group_name(&format!("{dir}/")).map(FileNeed::Group));
+        needs.extend([FileNeed::IceServers, FileNeed::Tokens]);
     } else if path.starts_with("/group/") {
         needs.extend(group_of_path(path).map(FileNeed::Group));
     } else if path == "/public" || path.starts_with("/chat/") || path.starts_with("/room/") {

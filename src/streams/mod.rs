@@ -37,6 +37,10 @@
 //! decided in `select.rs`. A receiver whose selection becomes empty gets `Close`; one that
 //! never had a stream is not told `Close` for it (Galène does, which clients ignore).
 //!
+//! A client that makes its own offer to receive (a WHEP viewer) follows its group's streams
+//! instead ([`Streams::follow`], in `follow.rs`): one down stream answers its offer and is fed
+//! the newest stream that matches what it asked for.
+//!
 //! When the engine reports that a down stream's video is reduced by its receiver's network
 //! (or is back), the receiver is told ([`StreamNotice::LayerReduced`]), once per change and
 //! only while it has that stream.
@@ -55,8 +59,11 @@ use crate::media::{
     TrackKind, TrackStats,
 };
 
+mod follow;
 mod select;
 
+pub use follow::Follow;
+use follow::Follower;
 use select::{Published, is_screenshare, sdp_media, select, stream_label_of_tracks};
 
 /// How long after an up stream's tracks change it is pushed to receivers.
@@ -199,6 +206,12 @@ pub struct Streams {
     pushes: Deadlines<StreamKey>,
     next_key: u64,
     notices: VecDeque<(ConnId, StreamNotice)>,
+    /// Clients that follow their group's streams through a stream they negotiated
+    /// ([`Streams::follow`]), and the client of each follower's engine key.
+    followers: HashMap<ConnId, Follower>,
+    follower_keys: HashMap<StreamKey, ConnId>,
+    /// Followers whose stream ended during the current input: they look for another one.
+    orphans: Vec<ConnId>,
 }
 
 /// Table sizes, for tests: everything must be empty once every client left.
@@ -212,6 +225,8 @@ pub struct StreamTables {
     pub clients: usize,
     /// Pending pushes.
     pub pushes: usize,
+    /// Clients following streams ([`Streams::follow`]).
+    pub followers: usize,
     /// The engine's tables.
     pub engine: MediaCounts,
 }
@@ -230,6 +245,9 @@ pub struct StreamStats {
 pub struct ClientStats {
     /// The client's id (as the client chose it).
     pub id: String,
+    /// The name it joined under (not in Galène's statistics; the admin page shows who is in
+    /// a group).
+    pub username: Option<String>,
     /// What it publishes.
     pub up: Vec<StreamStats>,
     /// What it receives.
@@ -275,6 +293,7 @@ impl Streams {
             downs: self.downs.len(),
             clients: self.clients.len(),
             pushes: self.pushes.len(),
+            followers: self.followers.len(),
             engine: self.sfu.as_ref().map(Sfu::counts).unwrap_or_default(),
         }
     }
@@ -301,11 +320,10 @@ impl Streams {
         for name in core.group_names() {
             let mut clients = Vec::new();
             for conn in core.members(&name) {
+                let member = core.client(*conn);
                 let mut client = ClientStats {
-                    id: core
-                        .client(*conn)
-                        .map(|c| c.id().to_owned())
-                        .unwrap_or_default(),
+                    id: member.map(|c| c.id().to_owned()).unwrap_or_default(),
+                    username: member.and_then(|c| c.username()).map(str::to_owned),
                     ..ClientStats::default()
                 };
                 if let Some(streams) = self.clients.get(conn) {
@@ -319,6 +337,11 @@ impl Streams {
                         .filter_map(|k| self.downs.get(k).map(|d| (*k, d.id.as_str())));
                     client.up = self.stream_stats(ups);
                     client.down = self.stream_stats(downs);
+                }
+                if let Some(follower) = self.followers.get(conn) {
+                    let follower = [(follower.key, follower.id.as_str())].into_iter();
+                    client.down.extend(self.stream_stats(follower));
+                    client.down.sort_by(|a, b| a.id.cmp(&b.id));
                 }
                 clients.push(client);
             }
@@ -500,11 +523,17 @@ impl Streams {
         candidate: &str,
     ) {
         let name = (from, id.to_owned());
+        let follower = self
+            .followers
+            .get(&from)
+            .filter(|f| f.id == id)
+            .map(|f| f.key);
         let Some(key) = self
             .up_ids
             .get(&name)
             .or_else(|| self.down_ids.get(&name))
             .copied()
+            .or(follower)
         else {
             log::debug!("{from:?}: candidate for unknown stream {id:?}");
             return;
@@ -519,6 +548,24 @@ impl Streams {
             log::debug!("{from:?}: candidate for {id:?}: {e}");
         }
         self.process_events(now, core);
+    }
+
+    /// Whether `from`'s stream `id` (up, down or followed) is connected: ICE and DTLS are up.
+    /// `None` when `from` has no stream `id`.
+    pub fn is_connected(&self, from: ConnId, id: &str) -> Option<bool> {
+        let name = (from, id.to_owned());
+        let key = self
+            .up_ids
+            .get(&name)
+            .or_else(|| self.down_ids.get(&name))
+            .copied()
+            .or_else(|| {
+                self.followers
+                    .get(&from)
+                    .filter(|f| f.id == id)
+                    .map(|f| f.key)
+            })?;
+        self.sfu.as_ref()?.is_connected(key)
     }
 
     /// `from` asks for down stream `id` again: it is offered anew with an ICE restart.
@@ -628,7 +675,9 @@ impl Streams {
     /// `conn` left its group or is gone: all its streams close; receivers get `Close`. With
     /// `tell_self` the client itself is told too (it left but stays connected).
     pub fn remove_client(&mut self, now: Instant, core: &mut Core, conn: ConnId, tell_self: bool) {
+        self.end_follower(now, conn, tell_self);
         let Some(streams) = self.clients.get(&conn) else {
+            self.process_events(now, core);
             return;
         };
         let ups = streams.ups.clone();
@@ -667,6 +716,7 @@ impl Streams {
             return;
         };
         self.pushes.cancel(old);
+        self.orphan_followers(old);
         self.up_ids.remove(&(old_up.owner, old_up.id.clone()));
         if let Some(streams) = self.clients.get_mut(&old_up.owner) {
             streams.ups.retain(|k| *k != old);
@@ -689,6 +739,7 @@ impl Streams {
             return;
         };
         self.pushes.cancel(key);
+        self.orphan_followers(key);
         self.up_ids.remove(&(up.owner, up.id.clone()));
         if let Some(streams) = self.clients.get_mut(&up.owner) {
             streams.ups.retain(|k| *k != key);
@@ -812,6 +863,13 @@ impl Streams {
         for down in left {
             self.close_down(now, down, true);
         }
+        if let Some(group) = core
+            .client(owner)
+            .and_then(|c| c.group())
+            .map(str::to_owned)
+        {
+            self.refollow_group(now, core, &group);
+        }
         self.process_events(now, core);
     }
 
@@ -926,13 +984,30 @@ impl Streams {
 
     /// Acts on everything the engine reported.
     fn process_events(&mut self, now: Instant, core: &mut Core) {
-        while let Some(event) = self.sfu.as_mut().and_then(Sfu::poll_event) {
-            self.handle_event(now, core, event);
+        loop {
+            while let Some(event) = self.sfu.as_mut().and_then(Sfu::poll_event) {
+                self.handle_event(now, core, event);
+            }
+            if self.orphans.is_empty() {
+                break;
+            }
+            for conn in std::mem::take(&mut self.orphans) {
+                self.refollow(now, core, conn);
+            }
         }
     }
 
     /// Acts on one engine event.
     fn handle_event(&mut self, now: Instant, core: &mut Core, event: MediaEvent) {
+        if let MediaEvent::DownIceFailed { stream } | MediaEvent::StreamGone { stream, .. } = event
+            && let Some(&conn) = self.follower_keys.get(&stream)
+        {
+            // A follower's receiver restarts ICE itself, with a new offer: it is told its
+            // stream failed.
+            log::debug!("{conn:?}: followed stream {} failed: {event:?}", stream.0);
+            self.end_follower(now, conn, true);
+            return;
+        }
         match event {
             MediaEvent::Connected { stream } => {
                 log::debug!("stream {} connected", stream.0);
@@ -967,7 +1042,11 @@ impl Streams {
             }
             MediaEvent::StreamGone { stream, reason } => {
                 log::debug!("stream {} gone: {reason:?}", stream.0);
-                if self.ups.contains_key(&stream) {
+                if let Some(up) = self.ups.get(&stream) {
+                    // The publisher must drop it too (a WHIP session ends with it).
+                    let id = up.id.clone();
+                    self.notices
+                        .push_back((up.owner, StreamNotice::Abort { id }));
                     self.close_up(now, stream, true);
                 } else {
                     self.close_down(now, stream, true);

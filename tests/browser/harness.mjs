@@ -1,4 +1,4 @@
-// The browser suites' one harness (tests/web, tests/camus, tests/gst, tests/media-browser,
+// The browser suites' one harness (tests/web, tests/admin, tests/camus, tests/gst, tests/media-browser,
 // tests/network): Debian's Chromium through playwright-core with fake camera and microphone
 // and a fresh profile, console capture, polling with timeouts, free ports, starting sfubox
 // and an artifacts directory per suite. Each suite keeps its own pages and assertions.

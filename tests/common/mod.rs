@@ -370,6 +370,33 @@ impl TestServer {
         parse_response(&bytes)
     }
 
+    /// Sends one request with a body (`Content-Length` is added) and reads the response
+    /// until the server closes the connection. Returns (status, headers, body).
+    pub fn http_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            head.push_str(&format!("Host: {}\r\n", self.host()));
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        parse_response(&self.raw_exchange(&bytes))
+    }
+
+    /// The root of the server's directories (`groups/`, `data/`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// `GET path` with extra headers; see [`TestServer::http_request`].
     pub fn http_get(
         &self,
