@@ -13,6 +13,11 @@
 #                             `capped` scenario (a simulcast publisher, a quarter of the
 #                             subscribers behind an emulated 300 kb/s, 300 ms, 2 %-loss link)
 #                             and plain fan-out N = 10, 50; results in benches/results/estimation/
+#   benches/run.sh --recording
+#                             the cost of recording (about 5 min on 2 cores): the `meeting`
+#                             scenario with 12 participants on sfubox, and on sfubox recording
+#                             every stream (target `sfubox-rec`); results in
+#                             benches/results/recording/ (docs/recording.md)
 #
 # Other flags: --no-janus, --no-callgrind, --out DIR; anything else is passed to `loadgen suite`
 # ahead of this script's own defaults, so it wins (e.g. --fanout 1,10,50 --reps 1 --window 10,
@@ -30,6 +35,7 @@ cd "$(dirname "$0")/.."
 
 quick=0
 estimation=0
+recording=0
 janus=1
 callgrind=1
 out=""
@@ -38,6 +44,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --estimation) estimation=1 ;;
+    --recording) recording=1 ;;
     --no-janus) janus=0 ;;
     --no-callgrind) callgrind=0 ;;
     --out) out="$2"; shift ;;
@@ -50,10 +57,11 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 if [ -z "$out" ]; then
   if [ "$quick" = 1 ]; then out="$target_dir/bench-quick"
   elif [ "$estimation" = 1 ]; then out="benches/results/estimation"
+  elif [ "$recording" = 1 ]; then out="benches/results/recording"
   else out="benches/results"; fi
 fi
-if [ "$estimation" = 1 ]; then
-  # Only sfubox with and without estimation: no Janus, no callgrind pass.
+if [ "$estimation" = 1 ] || [ "$recording" = 1 ]; then
+  # Only sfubox variants: no Janus, no callgrind pass.
   janus=0
   callgrind=0
 fi
@@ -73,6 +81,7 @@ root=0
 
 targets="sfubox,null"
 [ "$estimation" = 1 ] && targets="sfubox,sfubox-noest"
+[ "$recording" = 1 ] && targets="sfubox,sfubox-rec"
 janus_args=()
 if [ "$janus" = 1 ]; then
   if ! command -v janus >/dev/null 2>&1 && [ "$quick" = 0 ] && [ "$root" = 1 ]; then
@@ -122,6 +131,7 @@ fi
 quick_args=()
 [ "$quick" = 1 ] && quick_args=(--quick)
 [ "$estimation" = 1 ] && quick_args+=(--scenarios capped,fanout --fanout 10,50)
+[ "$recording" = 1 ] && quick_args+=(--scenarios meeting --meeting 12)
 
 # Runs the generator pinned to CPU 0 inside a private network namespace with 127.0.0.2 on a
 # veth (as root), or directly on the host's loopback otherwise.

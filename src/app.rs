@@ -48,11 +48,15 @@ use crate::camus;
 use crate::config::{ConfigError, Directory, FileNeed, GlobalConfig};
 pub use crate::conn::{ConnId, ConnOutput, Outbox};
 use crate::conn::{Deadlines, Effects};
-use crate::core::{Core, Event, JoinFailure, JoinRequest, JoinedKind, WallClock};
+use crate::core::{
+    Core, Event, JoinFailure, JoinRequest, JoinedKind, RECORDER_USERNAME, ServiceRequest,
+    StreamRequest, TrackSelection, WallClock,
+};
 pub use crate::core::{GroupLookup, GroupStatus};
 use crate::galene::Session;
 use crate::gst::Hub;
 use crate::media::{MediaError, Sfu, SfuConfig, Transmit};
+use crate::record::{RecordCommand, RecordOutput, RecordReport, Recorders, RecordingId};
 use crate::streams::{StreamNotice, Streams};
 use crate::whip::{self, CreateRequest, Created, Kind, Resource, WhipError};
 
@@ -96,6 +100,10 @@ pub struct App {
     local_clients: HashSet<ConnId>,
     /// WHIP and WHEP sessions (in-process clients whose notices go to the hub).
     whip: whip::Hub,
+    /// The recorders (in-process clients) and their recordings.
+    recorders: Recorders,
+    /// Work for the runtime's recording writer.
+    record_commands: VecDeque<RecordCommand>,
 }
 
 /// What a WHIP or WHEP `PATCH` did.
@@ -134,6 +142,8 @@ impl App {
             local_notices: VecDeque::new(),
             local_clients: HashSet::new(),
             whip: whip::Hub::new(),
+            recorders: Recorders::new(WallClock::new(now, wall)),
+            record_commands: VecDeque::new(),
         }
     }
 
@@ -152,10 +162,55 @@ impl App {
     }
 
     /// The media engine reported events (after datagrams given to [`App::media_engine`]):
-    /// the media session layer acts on them, and clients hear what concerns them.
+    /// the media session layer acts on them, clients hear what concerns them, and the packets
+    /// of the recorders' sinks go to the recorders.
     pub fn handle_media_events(&mut self, now: Instant) {
         self.streams.handle_engine_events(now, &mut self.core);
+        if let Some(sfu) = self.streams.engine_mut() {
+            while let Some(packet) = sfu.poll_sink_packet() {
+                self.recorders.handle_packet(packet);
+            }
+        }
         self.flush(now);
+    }
+
+    // ------------------------------------------------------------------ recording
+
+    /// The next piece of work for the recording writer (open a file, write a frame, close
+    /// it), in order. Drain after every call, like [`App::poll_output`].
+    pub fn poll_record_command(&mut self) -> Option<RecordCommand> {
+        self.record_commands.pop_front()
+    }
+
+    /// The recording writer reports (a file opened or closed, or writing failed).
+    pub fn handle_record_report(&mut self, now: Instant, report: RecordReport) {
+        self.recorders.handle_report(report);
+        self.flush(now);
+    }
+
+    /// The recording writer's queue refused a frame of `recording` (the disk cannot keep
+    /// up): that recording stops, its operators are warned.
+    pub fn handle_record_overflow(&mut self, now: Instant, recording: RecordingId) {
+        self.recorders.handle_overflow(recording);
+        self.flush(now);
+    }
+
+    /// Whether HTTP Basic credentials may use `group`'s recordings (`/recordings/`).
+    pub fn recording_access(
+        &mut self,
+        now: Instant,
+        group: &str,
+        username: &str,
+        password: &str,
+    ) -> crate::core::RecordingAccess {
+        let access = self.core.recording_access(now, group, username, password);
+        self.flush(now);
+        access
+    }
+
+    /// The recorders and their recordings (read-only), for tests.
+    pub fn recorders(&self) -> &Recorders {
+        &self.recorders
     }
 
     /// A datagram arrived on the media socket (`destination`: the local address it was
@@ -206,7 +261,9 @@ impl App {
     /// Registers a client that lives in this process rather than behind a WebSocket (a
     /// recorder, a WHIP publisher, a test). It joins groups with [`App::join_local`], uses
     /// the media session layer through [`App::with_streams`], and reads what it is told
-    /// from [`App::poll_local_notice`]. It leaves with [`App::handle_disconnect`].
+    /// from [`App::poll_local_notice`]. It leaves with [`App::handle_disconnect`]. Like
+    /// Galène's non-WebSocket clients it reads no chat (`this user doesn't chat`) and
+    /// operators cannot change its permissions (`this is not a real user`).
     pub fn attach_client(&mut self, now: Instant, id: &str) -> ConnId {
         let _ = now;
         self.attach(None, id)
@@ -218,6 +275,7 @@ impl App {
         let conn = ConnId(self.next_conn);
         self.core.add_client(conn, remote);
         self.core.set_client_id(conn, id.to_owned());
+        self.core.mark_local(conn);
         self.local_clients.insert(conn);
         conn
     }
@@ -630,11 +688,15 @@ impl App {
         self.deadlines.schedule_earlier(conn, deadline);
     }
 
-    /// Renders every pending core event and takes closed connections out of the core
-    /// (which may produce more events), until nothing is left.
+    /// Renders every pending core event, runs what the core asked for (recorders), hands
+    /// stream notices to their clients and the recorders' work to whom it concerns, and takes
+    /// closed connections out of the core (which may produce more of all that), until nothing
+    /// is left.
     fn flush(&mut self, now: Instant) {
         loop {
+            let mut progress = false;
             while let Some((to, event)) = self.core.poll_event() {
+                progress = true;
                 if let Some(connection) = self.connections.get_mut(&to) {
                     connection.session.render(&event, &mut self.out);
                 }
@@ -647,24 +709,44 @@ impl App {
                     Event::Joined(joined) if joined.kind == JoinedKind::Change => {
                         self.streams.permissions_changed(now, &mut self.core, to);
                     }
+                    Event::Kicked { .. } if self.recorders.is_recorder(to) => {
+                        // A kicked recorder (shutdown, autokick, an operator) is gone.
+                        self.remove_recorder(now, to);
+                    }
                     Event::Kicked { .. } => {
                         self.streams.remove_client(now, &mut self.core, to, false);
                         self.whip.client_left(to);
                     }
                     _ => {}
                 }
-                self.render_stream_notices();
+                self.render_stream_notices(now);
             }
-            self.render_stream_notices();
+            self.render_stream_notices(now);
+            while let Some(request) = self.core.poll_request() {
+                progress = true;
+                match request {
+                    ServiceRequest::StartRecording { group } => self.start_recorder(now, &group),
+                    ServiceRequest::StopRecording { group } => {
+                        for recorder in self.recorders.recorders_of(&group) {
+                            self.remove_recorder(now, recorder);
+                        }
+                    }
+                }
+            }
+            while let Some(output) = self.recorders.poll_output() {
+                progress = true;
+                self.recorder_output(now, output);
+            }
             let closed = self.out.take_closed();
             let ended = self.whip.take_ended();
-            if closed.is_empty() && ended.is_empty() {
-                break;
+            for conn in &closed {
+                self.deadlines.cancel(*conn);
+                self.streams
+                    .remove_client(now, &mut self.core, *conn, false);
+                self.core.remove_client(now, *conn);
             }
-            for conn in closed {
-                self.deadlines.cancel(conn);
-                self.streams.remove_client(now, &mut self.core, conn, false);
-                self.core.remove_client(now, conn);
+            if !progress && closed.is_empty() && ended.is_empty() {
+                break;
             }
             for conn in ended {
                 self.remove_local(now, conn);
@@ -672,19 +754,93 @@ impl App {
         }
     }
 
-    /// Renders what the media session layer has for clients through their sessions, and
-    /// queues it for in-process clients.
-    fn render_stream_notices(&mut self) {
+    /// A recorder joins `group` (the core checked that it may, and that none is there):
+    /// an in-process client named `RECORDING` with the permission `system`, receiving every
+    /// stream of the group through local sinks.
+    fn start_recorder(&mut self, now: Instant, group: &str) {
+        let id = random_client_id();
+        let conn = self.attach_client(now, &id);
+        if let Err(e) = self.core.join_system(now, conn, group, RECORDER_USERNAME) {
+            log::warn!("Recorder for {group:?}: {}", e.text());
+            self.local_clients.remove(&conn);
+            self.core.remove_client(now, conn);
+            return;
+        }
+        log::info!("Recording group {group:?}");
+        self.recorders.start(conn, group);
+        self.streams.receive_locally(conn);
+        let everything = StreamRequest::ByStreamLabel(
+            [(
+                String::new(),
+                TrackSelection {
+                    audio: true,
+                    video: true,
+                    video_low: false,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        );
+        if self.core.set_request(conn, everything).is_ok() {
+            self.streams.request_changed(now, &mut self.core, conn);
+        }
+    }
+
+    /// A recorder leaves: its recordings are finished, its sinks closed, and the group sees
+    /// it go.
+    fn remove_recorder(&mut self, now: Instant, conn: ConnId) {
+        self.recorders.remove(now, conn);
+        self.streams.remove_client(now, &mut self.core, conn, false);
+        self.core.remove_client(now, conn);
+        self.local_clients.remove(&conn);
+    }
+
+    /// Does what a recorder needs done.
+    fn recorder_output(&mut self, now: Instant, output: RecordOutput) {
+        match output {
+            RecordOutput::Command(command) => self.record_commands.push_back(command),
+            RecordOutput::Keyframe(sink) => {
+                if let Some(sfu) = self.streams.engine_mut() {
+                    sfu.request_sink_keyframe(now, sink);
+                }
+            }
+            RecordOutput::WallOps { group, text } => self.core.wall_ops(&group, &text),
+            RecordOutput::StopReceiving { recorder, id } => {
+                self.streams
+                    .stop_receiving(now, &mut self.core, recorder, &id);
+            }
+        }
+    }
+
+    /// Renders what the media session layer has for clients through their sessions, hands
+    /// the recorders theirs, and queues the rest for in-process clients.
+    fn render_stream_notices(&mut self, now: Instant) {
         while let Some((to, notice)) = self.streams.poll_notice() {
             if let Some(connection) = self.connections.get_mut(&to) {
                 connection.session.render_stream(&notice, &mut self.out);
             } else if self.whip.contains(to) {
                 self.whip.handle_notice(to, notice);
+            } else if self.recorders.is_recorder(to) {
+                self.recorders.handle_notice(now, to, notice);
             } else if self.local_clients.contains(&to) {
                 self.local_notices.push_back((to, notice));
             }
         }
     }
+}
+
+/// A client id for a recorder: 32 hexadecimal digits, as Galène's, from the system's random
+/// source (a counter-derived id should that fail: ids only need to be unique).
+fn random_client_id() -> String {
+    use ring::rand::SecureRandom as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static FALLBACK: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = [0u8; 16];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        let n = FALLBACK.fetch_add(1, Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&n.to_be_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A fresh secret for the Camus hub (client ids, room passes) from the system's random

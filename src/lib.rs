@@ -14,6 +14,8 @@
 //! - [`streams`]: the protocol-neutral media session layer: clients publish and receive
 //!   streams through it (the Galène adapter, and any in-process client such as a recorder).
 //! - [`core`]: groups, clients, permissions, chat history; sans-IO, driven with `now`.
+//! - [`record`]: the recorder: streams received through local sinks, depacketised, aligned
+//!   and muxed into WebM/Matroska files (the file I/O itself is in [`run`]).
 //! - [`media`]: the sans-IO media engine: one str0m `Rtc` per stream, RTP forwarding.
 //! - [`config`]: the files on disk and the rules that interpret them.
 //! - [`conn`]: connection ids, outputs and deadlines, shared by every protocol.
@@ -32,6 +34,7 @@ pub mod galene;
 pub mod gst;
 pub mod http;
 pub mod media;
+pub mod record;
 pub mod run;
 pub mod streams;
 #[doc(hidden)]

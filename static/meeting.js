@@ -224,6 +224,9 @@ async function init() {
     }
     $('group-locked').hidden = !status.locked;
     state.endpoint = status.endpoint || (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/ws';
+    // Join is possible only now: before the status arrives there is no endpoint to connect to
+    // (an empty URL would open a WebSocket on the page's own path).
+    $('login-submit').disabled = false;
     if (status.authPortal && !state.token) {
         $('portal-link').href = status.authPortal;
         $('portal-row').hidden = false;
@@ -236,6 +239,8 @@ async function init() {
 function wireLogin() {
     $('login-form').addEventListener('submit', async e => {
         e.preventDefault();
+        if (!state.endpoint)
+            return; // the group's status has not arrived (or failed): nothing to join yet
         loginError('');
         const username = $('login-username').value.trim();
         const password = $('login-password').value;
@@ -740,6 +745,26 @@ function onUser(id, kind) {
     }
     $('people-count').textContent = String(Object.keys(state.sc.users).length);
     updateTileNames(id);
+    updateRecording();
+}
+
+/** Whether a recorder (a user with the `system` permission) is in the group. */
+function isRecording() {
+    return Object.values(state.sc?.users || {}).some(u => hasPerm(u, 'system'));
+}
+
+/**
+ * The "Recording" badge, shown to everyone while a recorder is in the group, and the
+ * record button, shown to those who may record (the `record` permission).
+ */
+function updateRecording() {
+    const recording = isRecording();
+    $('group-recording').hidden = !recording;
+    const b = $('btn-record');
+    b.hidden = !state.sc?.permissions.includes('record');
+    b.setAttribute('aria-pressed', String(recording));
+    b.querySelector('span').textContent = recording ? 'Stop recording' : 'Record';
+    b.title = recording ? 'Stop recording this meeting' : 'Record every stream of this meeting on the server';
 }
 
 function fillUserRow(li, id, user) {
@@ -1224,6 +1249,7 @@ function updateToolbar() {
 
 function updatePermissions() {
     updateToolbar();
+    updateRecording();
     const sc = state.sc;
     const canChat = sc.permissions.includes('message');
     $('chat-input').disabled = !canChat;
@@ -1457,6 +1483,7 @@ function wireMeeting() {
     });
     $('btn-stop').addEventListener('click', stopSending);
     $('btn-hand').addEventListener('click', toggleHand);
+    $('btn-record').addEventListener('click', () => state.sc?.groupaction(isRecording() ? 'unrecord' : 'record'));
     $('btn-panel').addEventListener('click', () => {
         const open = document.body.classList.toggle('panel-open');
         $('btn-panel').setAttribute('aria-expanded', String(open));

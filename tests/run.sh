@@ -22,7 +22,7 @@ tests/links.sh
 echo "== sans-IO rule: no clock reads in the sans-IO modules (test code may take a t0)"
 # Reports Instant::now()/SystemTime::now() outside comments, test files and #[cfg(test)] tails.
 sans_io_paths=()
-for path in src/core src/galene src/config src/http src/media src/streams src/gst src/camus src/conn.rs src/app.rs; do
+for path in src/core src/galene src/config src/http src/media src/streams src/record src/gst src/camus src/conn.rs src/app.rs; do
   [ -e "$path" ] && sans_io_paths+=("$path")
 done
 offenders=$(find "${sans_io_paths[@]}" -name '*.rs' ! -name '*tests.rs' ! -name 'sim.rs' \
@@ -58,6 +58,8 @@ tests/media-browser/run.sh
 
 echo "== WHIP and WHEP: the whip-whep package's clients in headless Chromium publish into and view a group (tests/whip/run.sh)"
 tests/whip/run.sh
+echo "== Recording: Chromium publishers recorded, every file checked with ffprobe/ffmpeg; the recordings browser; SIGTERM; a full disk (tests/recording/run.sh)"
+tests/recording/run.sh
 
 echo "== Shaped links: three Chromiums in network namespaces; a capped, a lossy and an uplink-capped path (tests/network/run.sh)"
 tests/network/run.sh

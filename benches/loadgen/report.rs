@@ -244,7 +244,7 @@ fn write(dir: &Path, doc: &Value) -> Result<(), String> {
 
 fn keys(rows: &[Value]) -> Vec<(String, u64, String)> {
     let order = ["fanout", "meeting", "storm", "loss", "capped"];
-    let torder = ["sfubox", "sfubox-noest", "janus", "null"];
+    let torder = ["sfubox", "sfubox-noest", "sfubox-rec", "janus", "null"];
     let mut k: Vec<(String, u64, String)> = rows
         .iter()
         .filter_map(|r| {

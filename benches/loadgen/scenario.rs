@@ -128,6 +128,24 @@ fn connect(kind: TargetKind, target: &Target, id: &str) -> Result<Box<dyn Client
     })
 }
 
+/// Files and bytes under a recordings directory (its group directories).
+fn recorded(dir: &std::path::Path) -> (usize, u64) {
+    let mut found = (0, 0);
+    for group in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(group.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(meta) = file.metadata() {
+                found.0 += 1;
+                found.1 += meta.len();
+            }
+        }
+    }
+    found
+}
+
 /// Runs one step and returns its row.
 fn run_step(
     o: &SuiteOptions,
@@ -169,6 +187,12 @@ fn run_step(
     })?;
     if !all_published {
         return Err("publishers not connected within 20 s".into());
+    }
+    if kind == TargetKind::SfuboxRec {
+        // An operator starts recording every stream of the group.
+        let mut recorder = Galene::join(&target.ws_url, "bench", "rec")?;
+        recorder.group_action("record")?;
+        world.clients.push(Box::new(recorder));
     }
     let mut feeds = Vec::new();
     for (k, &c) in pubs.iter().enumerate() {
@@ -316,6 +340,13 @@ fn run_step(
     })?;
     world.meter.measuring = false;
     drop(target);
+    if kind == TargetKind::SfuboxRec {
+        let (files, bytes) = recorded(&launch.dir.join("recordings"));
+        eprintln!("   recorded: {files} files, {bytes} bytes");
+        if files == 0 {
+            return Err("sfubox-rec wrote no recording".into());
+        }
+    }
 
     // Receive-side accounting.
     let mut expected = [0u64; 2]; // audio, video

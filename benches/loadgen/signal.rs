@@ -186,6 +186,12 @@ impl Galene {
         })
     }
 
+    /// Sends a group action (`record`, `unrecord`, ...).
+    pub fn group_action(&mut self, kind: &str) -> Result<(), String> {
+        self.ws
+            .send(&json!({"type": "groupaction", "source": self.id, "kind": kind}))
+    }
+
     fn up_id(&self) -> String {
         format!("up-{}", self.id)
     }

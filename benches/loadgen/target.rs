@@ -16,6 +16,9 @@ pub enum TargetKind {
     /// sfubox with `-downlink-estimation=false` (no TWCC on down streams, no layer choice by
     /// bandwidth, no REMB).
     SfuboxNoEst,
+    /// sfubox recording every stream of the group (an operator sends `record` once the
+    /// publishers are up) into `-recordings` under the scratch directory.
+    SfuboxRec,
     /// Janus 1.1 from Debian, VideoRoom, `event_loops = 1`.
     Janus,
     /// Our null SFU (decrypt → re-encrypt per subscriber → send).
@@ -28,19 +31,23 @@ impl FromStr for TargetKind {
         match s {
             "sfubox" => Ok(TargetKind::Sfubox),
             "sfubox-noest" => Ok(TargetKind::SfuboxNoEst),
+            "sfubox-rec" => Ok(TargetKind::SfuboxRec),
             "janus" => Ok(TargetKind::Janus),
             "null" => Ok(TargetKind::Null),
             _ => Err(format!(
-                "unknown target {s:?} (sfubox, sfubox-noest, janus, null)"
+                "unknown target {s:?} (sfubox, sfubox-noest, sfubox-rec, janus, null)"
             )),
         }
     }
 }
 
 impl TargetKind {
-    /// sfubox, with or without downlink estimation.
+    /// sfubox, with or without downlink estimation, recording or not.
     pub fn is_sfubox(self) -> bool {
-        matches!(self, TargetKind::Sfubox | TargetKind::SfuboxNoEst)
+        matches!(
+            self,
+            TargetKind::Sfubox | TargetKind::SfuboxNoEst | TargetKind::SfuboxRec
+        )
     }
 }
 
@@ -49,6 +56,7 @@ impl fmt::Display for TargetKind {
         f.write_str(match self {
             TargetKind::Sfubox => "sfubox",
             TargetKind::SfuboxNoEst => "sfubox-noest",
+            TargetKind::SfuboxRec => "sfubox-rec",
             TargetKind::Janus => "janus",
             TargetKind::Null => "null",
         })
@@ -103,16 +111,21 @@ impl Target {
                 .arg(format!("--callgrind-out-file={}", out.display()));
         }
         let (ws_url, peer_ip, probe) = match kind {
-            TargetKind::Sfubox | TargetKind::SfuboxNoEst => {
+            TargetKind::Sfubox | TargetKind::SfuboxNoEst | TargetKind::SfuboxRec => {
                 let groups = launch.dir.join("groups");
                 let data = launch.dir.join("data");
                 fs::create_dir_all(&groups).map_err(|e| e.to_string())?;
                 fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+                // `rec` (password `pw`) may record; everyone else presents.
                 fs::write(
                     groups.join("bench.json"),
-                    r#"{"wildcard-user": {"password": "pw", "permissions": "present"}}"#,
+                    r#"{"allow-recording": true,
+                        "users": {"rec": {"password": "pw", "permissions": "op"}},
+                        "wildcard-user": {"password": "pw", "permissions": "present"}}"#,
                 )
                 .map_err(|e| e.to_string())?;
+                let recordings = launch.dir.join("recordings");
+                let _ = fs::remove_dir_all(&recordings);
                 cmd.arg(launch.sfubox)
                     .args(["-insecure", "-http", &format!("127.0.0.1:{port}")])
                     .args(["-udp-range", &(port + 1).to_string()])
@@ -123,6 +136,7 @@ impl Target {
                 if kind == TargetKind::SfuboxNoEst {
                     cmd.arg("-downlink-estimation=false");
                 }
+                cmd.arg("-recordings").arg(&recordings);
                 (format!("ws://127.0.0.1:{port}/ws"), LOCALHOST, port)
             }
             TargetKind::Null => {

@@ -45,7 +45,7 @@ pub mod names;
 pub mod password;
 pub mod permissions;
 #[cfg(test)]
-mod scratch;
+pub(crate) mod scratch;
 pub(crate) mod stamp;
 pub mod token;
 

@@ -142,9 +142,10 @@ pub enum GroupAction {
     Lock(String),
     /// Unlock (needs `op`).
     Unlock,
-    /// Start recording (needs `record`; not supported yet).
+    /// Start recording (needs `record`): the owner of the core is asked to start a recorder
+    /// ([`super::ServiceRequest`]).
     Record,
-    /// Stop recording (needs `record`; not supported yet).
+    /// Stop recording (needs `record`).
     Unrecord,
     /// List the populated subgroups (needs `op`).
     Subgroups,
@@ -161,9 +162,6 @@ pub enum GroupAction {
 
 /// The text every refused permission check reports.
 const NOT_AUTHORISED: &str = "not authorised";
-
-/// The text reported when recording is requested.
-pub const RECORDING_UNSUPPORTED: &str = "recording is not supported by this server yet";
 
 fn report(text: &str) -> ActionError {
     ActionError::Report(text.to_owned())
@@ -237,6 +235,9 @@ impl Core {
             let Some(target) = self.member_by_id(&group, &forwarded.dest) else {
                 return Err(report("user unknown"));
             };
+            if self.clients.get(&target).is_some_and(|c| c.local) {
+                return Err(report("this user doesn't chat"));
+            }
             self.emit(target, Event::Message(forwarded));
             return Ok(());
         }
@@ -284,6 +285,9 @@ impl Core {
                 let target = self
                     .member_by_id(&group, dest)
                     .ok_or_else(|| report("no suck user"))?;
+                if self.clients.get(&target).is_some_and(|c| c.local) {
+                    return Err(report("this is not a real user"));
+                }
                 self.change_permissions(now, target, change);
                 Ok(())
             }
@@ -440,9 +444,14 @@ impl Core {
                 self.joined_change_all(now, &group);
                 Ok(())
             }
-            GroupAction::Record | GroupAction::Unrecord => {
+            GroupAction::Record => {
                 self.require(conn, Permission::Record)?;
-                Err(report(RECORDING_UNSUPPORTED))
+                self.request_recording(&group).map_err(ActionError::Report)
+            }
+            GroupAction::Unrecord => {
+                self.require(conn, Permission::Record)?;
+                self.request_stop_recording(&group);
+                Ok(())
             }
             GroupAction::Subgroups => {
                 self.require(conn, Permission::Op)?;

@@ -40,6 +40,9 @@ pub struct Client {
     pub(super) remote: Option<SocketAddr>,
     pub(super) group: Option<String>,
     pub(super) request: Option<StreamRequest>,
+    /// Lives in this process (a recorder, a WHIP client), not behind a WebSocket: it reads
+    /// no messages and its permissions are not an operator's to change.
+    pub(super) local: bool,
 }
 
 impl Client {
@@ -54,6 +57,7 @@ impl Client {
             remote,
             group: None,
             request: None,
+            local: false,
         }
     }
 
@@ -95,6 +99,11 @@ impl Client {
     /// The group it is in.
     pub fn group(&self) -> Option<&str> {
         self.group.as_deref()
+    }
+
+    /// Whether it lives in this process rather than behind a WebSocket.
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 
     /// What it asked to receive.

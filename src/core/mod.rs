@@ -13,6 +13,7 @@ mod client;
 mod event;
 mod group;
 mod login;
+mod recorder;
 mod status;
 
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +36,7 @@ pub use event::{
     NoticeLevel, RtcConfiguration, TokenFailure, TokenFailureClass, UserEvent, UserEventKind,
 };
 pub use group::{DEFAULT_LOCK_MESSAGE, DEFAULT_MAX_HISTORY_AGE, MAX_HISTORY};
+pub use recorder::{RECORDER_USERNAME, RecordingAccess, ServiceRequest};
 pub use status::{GroupLookup, GroupStatus};
 
 use group::Group;
@@ -138,6 +140,8 @@ pub struct Core {
     clients: HashMap<ConnId, Client>,
     groups: HashMap<String, Group>,
     events: VecDeque<(ConnId, Event)>,
+    /// What the core asks its owner to do (start or stop a recorder).
+    requests: VecDeque<ServiceRequest>,
     ids: IdSource,
 }
 
@@ -151,6 +155,7 @@ impl Core {
             clients: HashMap::new(),
             groups: HashMap::new(),
             events: VecDeque::new(),
+            requests: VecDeque::new(),
             ids: IdSource::new(),
         }
     }
@@ -280,6 +285,23 @@ impl Core {
                 return Err(JoinFailure::Refused("too many users".into()));
             }
         }
+        self.admit(now, conn, &name, request.data, config.as_ref())
+    }
+
+    /// Steps 6 and 7 of a join: with a usable, unique client id, `conn` becomes a member of
+    /// `name` (which is in memory); it gets `joined`, the history, itself and the others,
+    /// and they learn about it.
+    fn admit(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        name: &str,
+        data: JsonObject,
+        config: Option<&Arc<GlobalConfig>>,
+    ) -> Result<(), JoinFailure> {
+        let Some(group) = self.groups.get(name) else {
+            return Err(JoinFailure::Internal);
+        };
         // 6. A usable, unique client id.
         let id = self
             .clients
@@ -296,10 +318,10 @@ impl Core {
 
         // 7. In.
         if let Some(client) = self.clients.get_mut(&conn) {
-            client.group = Some(name.clone());
-            client.data = Arc::new(request.data);
+            client.group = Some(name.to_owned());
+            client.data = Arc::new(data);
         }
-        let Some(group) = self.groups.get_mut(&name) else {
+        let Some(group) = self.groups.get_mut(name) else {
             return Err(JoinFailure::Internal);
         };
         group.add_member(conn, now);
@@ -314,7 +336,7 @@ impl Core {
         let rtc = self.rtc_configuration(now);
         let can_change_password = config.is_some_and(|c| c.writable_groups);
         if let Some(joined) =
-            self.joined_for(conn, JoinedKind::Join, &name, &rtc, can_change_password)
+            self.joined_for(conn, JoinedKind::Join, name, &rtc, can_change_password)
         {
             self.emit(conn, joined);
         }

@@ -312,6 +312,8 @@ impl Session {
                 Dialect::Seed => return,
             },
             StreamNotice::Error(text) => render::notice(self.own_id(), "error", text),
+            // Only clients that receive in process get these; a session never does.
+            StreamNotice::Local(_) => return,
         };
         out.text(self.conn, message.to_json());
     }

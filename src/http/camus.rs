@@ -282,7 +282,7 @@ fn with_security_headers(mut response: Response) -> Response {
 }
 
 /// The value of `name` in an `application/x-www-form-urlencoded` body (`+` is a space).
-fn form_field(body: &[u8], name: &str) -> Option<String> {
+pub(crate) fn form_field(body: &[u8], name: &str) -> Option<String> {
     let body = std::str::from_utf8(body).ok()?;
     body.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -583,7 +583,7 @@ mod tests {
             headers.extend_from_slice(extra);
             match call(rooms, "GET", target, &headers, "") {
                 Some(Routed::Upgrade { .. }) => 101,
-                Some(Routed::Response(response)) => response.status,
+                Some(Routed::Response(response) | Routed::File { response, .. }) => response.status,
                 None => 0,
             }
         };

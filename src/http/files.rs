@@ -115,6 +115,7 @@ pub fn mime_type(path: &str) -> &'static str {
         "ico" => "image/vnd.microsoft.icon",
         "pdf" => "application/pdf",
         "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
         "mp4" => "video/mp4",
         "ogg" => "audio/ogg",
         _ => "application/octet-stream",

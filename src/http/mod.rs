@@ -16,6 +16,7 @@ pub mod camus;
 pub mod date;
 pub mod files;
 pub mod path;
+pub mod recordings;
 pub mod route;
 pub mod source;
 pub mod status;
@@ -198,6 +199,27 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Appends the head of a response whose body (sent separately) is `length` bytes long:
+    /// status line, headers, `Content-Length`, `Date`, `Connection: close`.
+    pub fn encode_head(&self, length: u64, date: SystemTime, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\n",
+            self.status,
+            reason_phrase(self.status)
+        );
+        for (name, value) in &self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        let _ = write!(
+            out,
+            "Content-Length: {length}\r\nDate: {}\r\nConnection: close\r\n\r\n",
+            date::format(date)
+        );
+    }
+
     /// Appends the wire form to `out`: status line, headers, `Content-Length`, `Date`,
     /// `Connection: close`, and the body unless `head_only`.
     pub fn encode(&self, head_only: bool, date: SystemTime, out: &mut Vec<u8>) {
@@ -244,6 +266,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         204 => "No Content",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         303 => "See Other",
         304 => "Not Modified",
@@ -259,6 +282,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         412 => "Precondition Failed",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

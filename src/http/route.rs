@@ -35,6 +35,16 @@ impl GroupSource for App {
     fn stats_json(&mut self) -> String {
         App::stats_json(self)
     }
+
+    fn recording_access(
+        &mut self,
+        now: Instant,
+        group: &str,
+        username: &str,
+        password: &str,
+    ) -> crate::core::RecordingAccess {
+        App::recording_access(self, now, group, username, password)
+    }
 }
 
 /// What to do with a request.
@@ -42,6 +52,14 @@ impl GroupSource for App {
 pub enum Routed {
     /// Send this response (headers only for HEAD) and close.
     Response(Response),
+    /// Send this response's head, then `file.len` bytes of the recording from `file.start`
+    /// (its `Content-Length`; nothing more for HEAD), and close.
+    File {
+        /// The status and headers (the body is empty).
+        response: Response,
+        /// What to send.
+        file: super::recordings::FileRange,
+    },
     /// Accept the WebSocket: send [`super::upgrade_response`] with this key, then speak the
     /// WebSocket protocol on the connection.
     Upgrade {
@@ -89,6 +107,10 @@ pub fn route(
     // The GStreamer examples' clients upgrade on any path (usually none): every upgrade that
     // is not Galène's speaks their protocol, before any path cleaning or redirect.
     if path != "/ws" && has_token(request, "upgrade", "websocket") {
+        log::debug!(
+            "WebSocket upgrade on {:?}: GStreamer signalling",
+            request.target
+        );
         return websocket(request, groups, Signalling::Gst);
     }
     let clean = canonical(path);
@@ -178,7 +200,7 @@ pub(crate) fn internal_error() -> Response {
     Response::text(500, "Internal server error")
 }
 
-fn with_security_headers(mut response: Response, auth_server: Option<&str>) -> Response {
+pub(crate) fn with_security_headers(mut response: Response, auth_server: Option<&str>) -> Response {
     let csp = match auth_server.filter(|s| !s.is_empty()) {
         Some(server) => format!("connect-src {server} {CSP_REST}"),
         None => format!("connect-src {CSP_REST}"),
@@ -550,7 +572,7 @@ mod tests {
             Instant::now(),
         ) {
             Routed::Response(response) => response,
-            Routed::Upgrade { .. } => panic!("unexpected upgrade for {target}"),
+            other => panic!("unexpected {other:?} for {target}"),
         }
     }
 
@@ -826,7 +848,7 @@ mod tests {
 
     fn status_of(routed: Routed) -> u16 {
         match routed {
-            Routed::Response(response) => response.status,
+            Routed::Response(response) | Routed::File { response, .. } => response.status,
             Routed::Upgrade { .. } => 101,
         }
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::{ConfigError, GlobalConfig};
-use crate::core::{GroupLookup, GroupStatus};
+use crate::core::{GroupLookup, GroupStatus, RecordingAccess};
 
 /// The group data HTTP needs. The application facade implements it; tests use a fake.
 pub trait GroupSource {
@@ -17,5 +17,16 @@ pub trait GroupSource {
     /// The JSON of `/galene-api/v0/.stats`; no groups by default.
     fn stats_json(&mut self) -> String {
         "[]".to_owned()
+    }
+    /// Whether HTTP Basic credentials may use `group`'s recordings; nobody by default.
+    fn recording_access(
+        &mut self,
+        now: Instant,
+        group: &str,
+        username: &str,
+        password: &str,
+    ) -> RecordingAccess {
+        let _ = (now, group, username, password);
+        RecordingAccess::Denied
     }
 }

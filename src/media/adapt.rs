@@ -16,9 +16,11 @@
 //! ([`STARTUP_GRACE`]), undershoots after an overload, and reads a probe that a shaper's token
 //! bucket let through as spare capacity. The receiver reports of each down stream
 //! ([`Sfu::on_receiver_report`]) catch what it misses: heavy loss, or a round trip well above
-//! its minimum and growing (a standing queue), cap the link at what it carried; and a track
-//! that was once forced down only goes up again after a trial of padding that the reports
-//! found clean (see [`super::allocate`]).
+//! its minimum and growing over two reports (a queue building up; not a queue draining after
+//! a step down, nor one probe's burst), cap the link at what it carried; a track that was once
+//! forced down only goes up again after a trial of padding that the reports found clean; and
+//! only reports of loss, not the estimate nor a queue alone, can cost a track its frame rate
+//! (see [`super::allocate`]).
 //!
 //! [`DownState::desired`]: super::peer::DownState::desired
 
@@ -26,8 +28,8 @@
 //!
 //! [`super::allocate`] turns a budget and the measured rate of every layer (a [`LayerMeter`] per
 //! up layer) into one layer per track: audio first, video layers cheapest first, temporal
-//! layers of the lowest one when even it does not fit, down at once, up with headroom and a
-//! hold. It runs every [`ADAPT_INTERVAL`] and whenever an estimate falls.
+//! layers of the lowest one when the receiver reports show loss and even it does not fit, down
+//! at once, up with headroom and a hold. It runs every [`ADAPT_INTERVAL`] and whenever an estimate falls.
 //!
 //! [`LayerMeter`]: super::meter::LayerMeter
 //! [`ADAPT_INTERVAL`]: super::meter::ADAPT_INTERVAL
@@ -51,7 +53,7 @@ use super::deferred::Deferred;
 use super::forward::VideoChoice;
 use super::ids::{LinkKey, PeerId, SourceRef, Subscriber};
 use super::meter::LAYER_TIMEOUT;
-use super::peer::{Peer, Role, UpLayer, peer_in};
+use super::peer::{LastReport, Peer, Role, UpLayer, peer_in};
 use super::types::{LayerStats, MediaEvent};
 
 /// How often publishers are sent their rate limit.
@@ -84,6 +86,9 @@ const CONGESTION_RTT: Duration = Duration::from_millis(200);
 const CONGESTION_MEMORY: Duration = Duration::from_secs(2);
 /// On congestion, the budget falls to this share of what the link carried.
 const CONGESTION_BACKOFF: f64 = 0.85;
+/// What a stream carried at its peak counts this long as what it carried lately: the queue a
+/// rate built is still in the reports seconds after the rate fell.
+const PEAK_HOLD: Duration = Duration::from_secs(4);
 /// The estimate may fall this far below what the current layers cost before they are left
 /// (receiver reports of congestion act at once).
 const KEEP_SLACK: f64 = 0.8;
@@ -217,14 +222,22 @@ impl Sfu {
     }
 
     /// A receiver report on down peer `id`: loss above [`CONGESTION_LOSS`] in this report and
-    /// the one before, or a round-trip time [`CONGESTION_RTT`] above the lowest seen and
-    /// growing, marks its link congested.
+    /// the one before, or a queue building up (a round-trip time [`CONGESTION_RTT`] above the
+    /// lowest seen in this report and the one before of the same m-line, and higher in this
+    /// one), marks its link congested.
     ///
-    /// The first report of an episode caps this stream at [`CONGESTION_BACKOFF`] of what it
-    /// carried lately at most; while reports keep showing congestion, the cap is lowered to that
-    /// share of what it sends now at most every [`CONGESTION_MEMORY`] (a lower rate needs that
-    /// long to show in the reports). The cap lapses [`CONGESTION_MEMORY`] after the last
-    /// congested report.
+    /// A single report of a long round trip is not enough: the padding of a probe or a trial
+    /// fills a shaper's queue for a moment. Nor is a long round trip that is shorter than the
+    /// one before: that is a queue draining, typically the queue an old, higher rate built
+    /// before the last step down (behind a 300 ms queue at 300 kb/s, draining it takes seconds
+    /// when the new rate is close to the capacity).
+    ///
+    /// The first report of an episode caps this stream at [`CONGESTION_BACKOFF`] of the most it
+    /// carried in the last [`PEAK_HOLD`] (the rate that built the queue, which the estimator's
+    /// pacing or a step down may have cut already); while reports keep showing congestion, the
+    /// cap is lowered to that share of what it sends now at most every [`CONGESTION_MEMORY`]
+    /// (a lower rate needs that long to show in the reports). The cap lapses
+    /// [`CONGESTION_MEMORY`] after the last congested report.
     pub(crate) fn on_receiver_report(
         &mut self,
         now: Instant,
@@ -240,34 +253,40 @@ impl Sfu {
         let Some(down) = peer.down_mut() else {
             return;
         };
-        match down.reports.iter_mut().find(|(m, _)| *m == mid) {
-            Some((_, last)) if *last == acked => return, // the same report again
-            Some((_, last)) => *last = acked,
+        let fresh = LastReport { mid, acked, rtt };
+        let previous_rtt = match down.reports.iter_mut().find(|r| r.mid == mid) {
+            Some(last) if last.acked == acked => return, // the same report again
+            Some(last) => std::mem::replace(last, fresh).rtt,
             None => {
-                let _ = down.reports.push((mid, acked)); // more m-lines: always fresh
+                let _ = down.reports.push(fresh); // more m-lines: always fresh
+                None
             }
-        }
+        };
         if let Some(rtt) = rtt {
             down.min_rtt = Some(down.min_rtt.map_or(rtt, |m| m.min(rtt)));
         }
-        // What the stream sent lately, at its peak: by the time a report shows congestion the
-        // estimator's pacing has often cut the sending already.
-        down.carried_peak = carried.max(down.carried_peak * 7 / 10);
-        // A queue building up: well above the lowest round trip, and growing (a deep buffer
-        // that drains after a step down keeps the round trip high for a while: not new
-        // congestion).
-        let growing = rtt.is_some_and(|r| down.last_rtt.is_none_or(|last| r > last));
-        let queue = growing
-            && rtt
-                .zip(down.min_rtt)
-                .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT);
-        if rtt.is_some() {
-            down.last_rtt = rtt;
+        // The most the stream sent lately: by the time a report shows congestion the
+        // estimator's pacing, or a step down, has often cut the sending already.
+        let peak_expired = down
+            .carried_peak_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= PEAK_HOLD);
+        if peak_expired || carried >= down.carried_peak {
+            down.carried_peak = carried;
+            down.carried_peak_at = Some(now);
         }
+        let queued = |rtt: Option<Duration>, min: Option<Duration>| {
+            rtt.zip(min)
+                .is_some_and(|(rtt, min)| rtt > min + CONGESTION_RTT)
+        };
+        let building = queued(rtt, down.min_rtt) && rtt > previous_rtt;
+        let queue = building && queued(previous_rtt, down.min_rtt);
         let lossy = loss.is_some_and(|l| l > CONGESTION_LOSS);
         let sustained_loss = lossy && down.last_report_lossy;
         down.last_report_lossy = lossy;
-        if sustained_loss || queue {
+        // A trial fails on one report of a queue building up: its padding did it, and a
+        // higher layer on a link that cannot carry it costs a keyframe and a freeze.
+        let trial_failed = down.probing > 0 && building;
+        if sustained_loss || queue || trial_failed {
             if down.probing > 0 {
                 // Our own trial padding did it: the trial fails (the allocation sees the
                 // congestion) and the padding stops; what the stream sent before is no worse.
@@ -284,6 +303,9 @@ impl Sfu {
                 .congestion_cap
                 .is_some_and(|(set, _)| now.saturating_duration_since(set) >= CONGESTION_MEMORY);
             down.congested_at = Some(now);
+            if sustained_loss {
+                down.losing_at = Some(now);
+            }
             if lapsed || down.congestion_cap.is_none() {
                 let cap = (down.carried_peak as f64 * CONGESTION_BACKOFF) as u64;
                 down.congestion_cap = Some((now, cap));
@@ -303,10 +325,13 @@ impl Sfu {
     }
 
     /// Whether a receiver on `link` reported congestion lately, and then the most the link
-    /// may carry: the congestion caps of its down streams, and what the others carry.
-    fn link_congestion(&self, now: Instant, link: LinkKey) -> Option<u64> {
+    /// may carry (the congestion caps of its down streams, and what the others carry) and
+    /// whether that congestion lost packets (a queue overflowing: only then does a track lose
+    /// frame rate, see [`allocate::Budgets::losing`]).
+    fn link_congestion(&self, now: Instant, link: LinkKey) -> Option<(u64, bool)> {
         let downs = self.links.get(&link)?;
         let mut congested = false;
+        let mut losing = false;
         let mut limit: u64 = 0;
         for &id in downs {
             let Some(peer) = self.peer(id) else {
@@ -319,6 +344,9 @@ impl Sfu {
                 .congested_at
                 .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
             congested |= active;
+            losing |= down
+                .losing_at
+                .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
             let carried: u64 = peer.stats.iter().map(|s| s.stats.bitrate).sum();
             limit += match down.congestion_cap {
                 Some((_, cap)) if active => cap,
@@ -327,7 +355,7 @@ impl Sfu {
                 _ => carried + carried / 10,
             };
         }
-        congested.then_some(limit)
+        congested.then_some((limit, losing))
     }
 
     /// Whether a trial's padding met congestion on `link` lately (the trial fails, nothing is
@@ -409,7 +437,7 @@ impl Sfu {
         // already show a clean link.
         let mut budget = estimate;
         let mut keep = estimate.map(|e| (e as f64 / KEEP_SLACK) as u64);
-        if let Some(cap) = congestion.filter(|&c| c > 0) {
+        if let Some((cap, _)) = congestion.filter(|&(c, _)| c > 0) {
             // The estimate missed it (a standing queue, loss): what got through is the limit.
             budget = Some(budget.map_or(cap, |b| b.min(cap)));
             keep = Some(keep.map_or(cap, |k| k.min(cap)));
@@ -476,7 +504,11 @@ impl Sfu {
                 })
                 .collect();
             let congested = congestion.is_some() || trial_failed;
-            let budgets = allocate::Budgets { budget, keep };
+            let budgets = allocate::Budgets {
+                budget,
+                keep,
+                losing: congestion.is_some_and(|(_, losing)| losing),
+            };
             allocate::allocate(now, budgets, audio, congested, &mut inputs)
         };
         let video_budget = budget.map(|b| b.saturating_sub(audio));
@@ -697,9 +729,13 @@ impl Sfu {
             if ranked.len() < 2 {
                 return None;
             }
-            // The best rank any receiver could take.
+            // The best rank any receiver could take; a local sink (the recorder) takes the
+            // layer it is attached to.
             let mut best: Option<usize> = None;
-            for &i in &ranked {
+            for (rank, &i) in ranked.iter().enumerate() {
+                if !up.layers[i].sinks.is_empty() {
+                    best = Some(best.map_or(rank, |b: usize| b.max(rank)));
+                }
                 for sub in &up.layers[i].subscribers {
                     let ceiling = self
                         .peer(sub.down)

@@ -19,6 +19,12 @@
 //!   An estimate that grew from a short probe (a shaper's token bucket lets a burst through at
 //!   line rate) is not trusted with a keyframe and a higher layer until then; a failed trial
 //!   counts as a flap.
+//! - Frame rate goes only when the receiver reports show loss ([`Budgets::losing`]): the
+//!   estimate alone, or a queue that does not overflow, takes a track down to its lowest layer
+//!   whole, never below (behind a shaper's token bucket the estimate swings far below what the
+//!   link carries), and a track below that layer comes
+//!   back up to it (after the hold and a trial) once the estimate would keep it, without an
+//!   upgrade's headroom (an estimator that sends little reads little more than it sends).
 //! - Options whose layer is not arriving are skipped; a track whose option stops arriving moves
 //!   to the nearest one that arrives.
 //!
@@ -125,15 +131,23 @@ pub(crate) struct Budgets {
     pub budget: Option<u64>,
     /// What current choices must fit in to be kept (at least `budget`).
     pub keep: Option<u64>,
+    /// The receiver reports show sustained loss (a queue overflowing): only then may a track go
+    /// below the lowest layer whole (lose frame rate). The estimate alone, noisy behind a
+    /// shaper's token bucket, or a queue that fills without overflowing (our own padding, or
+    /// the queue an old rate built draining), may take a track down to that layer but not
+    /// below it, and coming back up to it needs only what `keep` allows, not the headroom of
+    /// an upgrade.
+    pub losing: bool,
 }
 
 impl Budgets {
-    /// One figure for both.
+    /// One figure for both, as after receiver reports of loss.
     #[cfg(test)]
     pub(crate) fn same(budget: Option<u64>) -> Budgets {
         Budgets {
             budget,
             keep: budget,
+            losing: true,
         }
     }
 }
@@ -190,12 +204,23 @@ pub(crate) fn allocate(
     for _ in 0..count {
         let _ = stepped_down.push(false);
     }
+    // The lowest option each track may be taken to (see `Budgets::losing`).
+    let floor = |options: &[LayerOption]| {
+        if budgets.losing {
+            0
+        } else {
+            lowest_whole(options)
+        }
+    };
     // Down: while over budget, the track on the most expensive option steps down.
     while cost(&chosen, tracks) > keep_budget {
         let victim = (0..count)
             .filter_map(|i| {
                 let c = chosen[i]?;
                 let below = available_below(tracks[i].options, c)?;
+                if below < floor(tracks[i].options) {
+                    return None;
+                }
                 Some((tracks[i].options[c].rate, i, below))
             })
             .max_by_key(|&(rate, i, _)| (rate, i));
@@ -219,8 +244,16 @@ pub(crate) fn allocate(
             .filter_map(|i| {
                 let c = chosen[i]?;
                 let options = tracks[i].options;
+                // Back up to the lowest layer whole, what fits is what the estimate would keep.
+                let limit = |o: usize| {
+                    if !budgets.losing && o <= lowest_whole(options) {
+                        keep_budget
+                    } else {
+                        allowed
+                    }
+                };
                 let fits =
-                    |o: usize| total + options[o].rate.saturating_sub(options[c].rate) <= allowed;
+                    |o: usize| total + options[o].rate.saturating_sub(options[c].rate) <= limit(o);
                 let mut above = available_above(options, c).filter(|&o| fits(o))?;
                 if tracks[i].policy.recovering {
                     // One trial for the whole way up to what fits, not one per step.
@@ -353,6 +386,14 @@ fn start_option(options: &[LayerOption], current: Option<Choice>) -> Option<usiz
         Some(p) => available_below(options, p).or_else(|| available_above(options, p)),
         None => options.iter().position(|o| o.available),
     }
+}
+
+/// The lowest layer whole: the first option that keeps every temporal layer.
+fn lowest_whole(options: &[LayerOption]) -> usize {
+    options
+        .iter()
+        .position(|o| o.max_tid.is_none())
+        .unwrap_or(0)
 }
 
 fn best_available(options: &[LayerOption]) -> Option<usize> {
@@ -545,6 +586,7 @@ mod tests {
         let lenient = Budgets {
             budget: Some(700_000),
             keep: Some(875_000),
+            losing: true,
         };
         let mut inputs = [TrackInput {
             options: o.as_slice(),
@@ -612,6 +654,65 @@ mod tests {
             run(t0, Some(5_000_000), &[&o], &mut p)[0].chosen.unwrap(),
             3
         );
+    }
+
+    /// One run on `budget` as a TWCC estimate (`losing` false) or after receiver reports of
+    /// loss.
+    fn run_estimate(
+        now: Instant,
+        budget: u64,
+        losing: bool,
+        o: &Options,
+        p: &mut TrackPolicy,
+    ) -> Allocation {
+        let budgets = Budgets {
+            budget: Some(budget),
+            keep: Some((budget as f64 / 0.8) as u64),
+            losing,
+        };
+        let mut inputs = [TrackInput {
+            options: o.as_slice(),
+            policy: p,
+        }];
+        allocate(now, budgets, 50_000, false, &mut inputs)[0]
+    }
+
+    #[test]
+    fn only_reported_loss_costs_frame_rate_and_the_estimate_does_not_keep_it_away() {
+        let t0 = Instant::now();
+        let o = simulcast(150_000, 800_000);
+        let mut p = TrackPolicy::default();
+        assert_eq!(
+            run_estimate(t0, 2_000_000, false, &o, &mut p).chosen,
+            Some(3)
+        );
+        // An estimate far below the low layer (a dip behind a token bucket): the low layer
+        // whole, no further.
+        let t1 = t0 + Duration::from_secs(20);
+        assert_eq!(run_estimate(t1, 100_000, false, &o, &mut p).chosen, Some(2));
+        assert_eq!(run_estimate(t1, 60_000, false, &o, &mut p).chosen, Some(2));
+        // The receiver reports show loss: temporal layers go.
+        let a = run_estimate(t1, 120_000, true, &o, &mut p);
+        assert_eq!(a.chosen, Some(0));
+        // The reports are clean again and the estimate reads 170k: the low layer whole plus
+        // audio (200k) fits what it would keep (212k), not the headroom of an upgrade (102k of
+        // video): after the hold, a trial, then up.
+        let t2 = t1 + UPGRADE_HOLD;
+        let a = run_estimate(t2, 170_000, false, &o, &mut p);
+        assert_eq!((a.chosen, a.probe), (Some(0), Some(150_000)));
+        // The estimate dips during the trial, as far as it would still keep it: it goes on.
+        let a = run_estimate(t2 + TRIAL_TIME / 2, 160_000, false, &o, &mut p);
+        assert_eq!((a.chosen, a.probe), (Some(0), Some(150_000)));
+        let a = run_estimate(t2 + TRIAL_TIME, 170_000, false, &o, &mut p);
+        assert_eq!((a.chosen, a.probe), (Some(2), None));
+        // Back on it, a dip of the estimate alone does not take it away again.
+        assert_eq!(
+            run_estimate(t2 + TRIAL_TIME, 60_000, false, &o, &mut p).chosen,
+            Some(2)
+        );
+        // Above the lowest layer whole, an upgrade still needs its headroom.
+        let t3 = t2 + Duration::from_secs(100);
+        assert_eq!(run_estimate(t3, 900_000, false, &o, &mut p).probe, None);
     }
 
     #[test]

@@ -180,30 +180,9 @@ impl Sfu {
 
 /// The state of a new receiver-negotiated down stream: no source, no tracks yet.
 fn answered_down(now: Instant, link: LinkKey) -> DownState {
-    DownState {
-        link,
-        estimate: None,
-        remb: None,
-        desired: 0,
-        created: now,
-        min_rtt: None,
-        last_rtt: None,
-        congested_at: None,
-        congestion_cap: None,
-        trial_failed_at: None,
-        carried_peak: 0,
-        probing: 0,
-        reports: heapless::Vec::new(),
-        last_report_lossy: false,
-        source: None,
-        answered: true,
-        selection: Selection {
-            audio: false,
-            video: VideoChoice::None,
-        },
-        tracks: Vec::new(),
-        pending_offer: None,
-        queued_selection: None,
-        queued_ice_restart: false,
-    }
+    let nothing = Selection {
+        audio: false,
+        video: VideoChoice::None,
+    };
+    DownState::new(now, link, None, true, nothing)
 }

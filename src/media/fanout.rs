@@ -9,11 +9,13 @@ use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use super::Sfu;
+use super::codecs::MediaCodec;
 use super::deferred::Deferred;
 use super::forward::{Decision, PacketMeta};
 use super::ids::{PeerId, SourceRef, Subscriber};
 use super::layers::CodecMeta;
-use super::peer::{Peer, Role, peer_in};
+use super::peer::{MAX_QUEUED_SINK_PACKETS, Peer, Role, peer_in};
+use super::types::{SenderClock, SinkPacket};
 
 /// Whether a decoder can start at this payload (the first packet of a keyframe).
 fn starts_decoding(codec: Codec, payload: &[u8]) -> bool {
@@ -29,7 +31,7 @@ fn starts_decoding(codec: Codec, payload: &[u8]) -> bool {
 impl Sfu {
     /// Sends one packet of an up stream to every down track attached to its layer.
     pub(super) fn forward(&mut self, now: Instant, up_id: PeerId, packet: RtpPacket) {
-        let Some(peer) = self.peer_mut(up_id) else {
+        let Some(peer) = peer_in(&mut self.slots, up_id) else {
             return;
         };
         let Peer { rtc, role, .. } = peer;
@@ -83,6 +85,33 @@ impl Sfu {
             codec_meta.tid(),
             packet.header.marker,
         );
+        if !layer.sinks.is_empty() {
+            let sender_clock = packet.last_sender_info.map(|info| SenderClock {
+                ntp: info.ntp_time,
+                // The low 32 bits: the sender's RTP timestamp as it was on the wire.
+                rtp: info.rtp_time.numer() as u32,
+            });
+            for &(sink, track) in &layer.sinks {
+                let queued = SinkPacket {
+                    sink,
+                    track,
+                    codec: MediaCodec::from_str0m(codec),
+                    clock_rate: packet.time.frequency().get(),
+                    epoch: layer.epoch,
+                    seq: *packet.seq_no,
+                    time: packet.time.numer(),
+                    marker: packet.header.marker,
+                    payload: packet.payload.clone(),
+                    arrival: packet.timestamp,
+                    sender_clock,
+                };
+                if self.sink_packets.len() >= MAX_QUEUED_SINK_PACKETS {
+                    self.sink_packets.pop_front();
+                    self.dropped_sink_packets += 1;
+                }
+                self.sink_packets.push_back(queued);
+            }
+        }
         if layer.subscribers.is_empty() {
             return;
         }

@@ -128,29 +128,7 @@ impl Sfu {
             return Err(MediaError::CodecMismatch);
         }
         let rtc = self.build_rtc(now, &codecs, Direction::SendOnly)?;
-        let down = DownState {
-            link,
-            estimate: None,
-            remb: None,
-            desired: 0,
-            created: now,
-            min_rtt: None,
-            last_rtt: None,
-            congested_at: None,
-            congestion_cap: None,
-            trial_failed_at: None,
-            carried_peak: 0,
-            probing: 0,
-            reports: heapless::Vec::new(),
-            last_report_lossy: false,
-            source: Some(up_id),
-            answered: false,
-            selection,
-            tracks: Vec::new(),
-            pending_offer: None,
-            queued_selection: None,
-            queued_ice_restart: false,
-        };
+        let down = DownState::new(now, link, Some(up_id), false, selection);
         let id = self.insert_peer(now, key, rtc, Role::Down(Box::new(down)));
         self.join_link(link, id);
         self.refresh_ufrag(id);
@@ -334,8 +312,12 @@ impl Sfu {
         result
     }
 
-    /// Closes stream `key` (either direction) and forgets everything about it.
+    /// Closes stream `key` (either direction, or a local sink) and forgets everything about
+    /// it.
     pub fn close_stream(&mut self, now: Instant, key: StreamKey) -> Result<(), MediaError> {
+        if self.remove_sink(key) {
+            return Ok(());
+        }
         let id = self.key_id(key)?;
         self.remove_peer(id, None);
         self.run_deferred(now);
@@ -394,6 +376,7 @@ impl Sfu {
                 ssrc: None,
                 epoch: 0,
                 subscribers: Vec::new(),
+                sinks: Vec::new(),
                 last_keyframe_request: None,
                 payload: None,
                 meter: Default::default(),

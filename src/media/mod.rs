@@ -12,6 +12,9 @@
 //! - Every RTP packet of an up layer goes to each attached down track, with the payload shared
 //!   (an `Arc` clone), and payload type, SSRC, sequence numbers and timestamps rewritten per
 //!   receiver so they stay continuous across layer switches and source replacements.
+//! - An in-process receiver without an `Rtc` (the recorder) gets a *local sink* instead of a
+//!   down stream ([`Sfu::attach_sink`]): the packets of the layers it selected come out of
+//!   [`Sfu::poll_sink_packet`] as they arrive, payload shared, headers untouched.
 //!
 //! # Run loop
 //!
@@ -25,7 +28,8 @@
 //!    ([`Sfu::accept_offer`], [`Sfu::create_down`], [`Sfu::accept_answer`], ...).
 //! 2. **Drain the outputs.** [`Sfu::poll_transmit`] until `None`, sending each datagram from
 //!    its `source` to its `destination`; then [`Sfu::poll_event`] until `None`, acting on each
-//!    [`MediaEvent`] ([`Sfu::has_events`] says whether there is any, without taking it).
+//!    [`MediaEvent`], and [`Sfu::poll_sink_packet`] until `None` ([`Sfu::has_events`] says
+//!    whether there is any event or sink packet, without taking it).
 //! 3. **Wait.** Until [`Sfu::poll_timeout`] or the next datagram or command, whichever comes
 //!    first, then go to 1. Drain before the next input: the queues are bounded and drop their
 //!    oldest entries when full ([`SfuConfig::max_queued_transmits`]).
@@ -87,7 +91,8 @@
 //! files run one way. The value files (`ids`, `types`, `config`, `meter`, `forward`,
 //! `allocate`, `peer`, `deferred`, `timers`, `codecs`, `demux`, `layers`) never name `Sfu`,
 //! and this file imports only from them. The files that implement `Sfu` (`guard`, `output`,
-//! `route`, `drain`, `fanout`, `lifecycle`, `negotiate`, `answer`, `slots`, `stats`, `adapt`) import
+//! `route`, `drain`, `fanout`, `lifecycle`, `negotiate`, `answer`, `slots`, `stats`, `adapt`,
+//! `sink`) import
 //! `Sfu` and value files, and nothing from each other but `guard`'s `guarded`. `sim` and
 //! `tests` use the public API only.
 
@@ -111,6 +116,7 @@ mod output;
 mod peer;
 mod route;
 pub mod sim;
+mod sink;
 mod slots;
 mod stats;
 mod timers;
@@ -131,13 +137,13 @@ pub use config::{SfuConfig, sending_extensions, stream_rtc_config};
 pub use forward::{Selection, VideoChoice};
 pub use ids::{LinkKey, StreamKey};
 pub use types::{
-    GoneReason, LayerStats, MediaCounts, MediaError, MediaEvent, TrackInfo, TrackKind, TrackStats,
-    Transmit,
+    GoneReason, LayerStats, MediaCounts, MediaError, MediaEvent, SenderClock, SinkPacket,
+    SinkTrack, TrackInfo, TrackKind, TrackStats, Transmit,
 };
 
 use deferred::Deferred;
 use ids::PeerId;
-use peer::Slot;
+use peer::{LocalSink, Slot};
 use timers::TimerHeap;
 
 /// The media engine. See the [module docs](self) for the run loop.
@@ -178,6 +184,12 @@ pub struct Sfu {
     next_adapt_at: Option<Instant>,
     /// When publishers are sent their rate limits next.
     next_remb_at: Option<Instant>,
+    /// Local sinks ([`Sfu::attach_sink`]), by the caller's key.
+    sinks: HashMap<StreamKey, LocalSink>,
+    /// Packets waiting for [`Sfu::poll_sink_packet`].
+    sink_packets: VecDeque<SinkPacket>,
+    /// Packets for sinks dropped because `sink_packets` was full.
+    dropped_sink_packets: u64,
 }
 
 impl Sfu {
@@ -207,6 +219,9 @@ impl Sfu {
             dirty_links: Vec::new(),
             next_adapt_at: None,
             next_remb_at: None,
+            sinks: HashMap::new(),
+            sink_packets: VecDeque::new(),
+            dropped_sink_packets: 0,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! What the caller drains after each input: datagrams ([`Sfu::poll_transmit`]), events
-//! ([`Sfu::poll_event`], [`Sfu::has_events`]) and the next deadline ([`Sfu::poll_timeout`]),
-//! and the bounded queues behind them.
+//! ([`Sfu::poll_event`], [`Sfu::has_events`], and the packets of local sinks) and the next
+//! deadline ([`Sfu::poll_timeout`]), and the bounded queues behind them.
 
 use std::time::Instant;
 
@@ -19,10 +19,11 @@ impl Sfu {
         self.events.pop_front()
     }
 
-    /// Whether [`Sfu::poll_event`] would return an event (without taking it): a caller can skip
-    /// its signalling work after an input that produced none.
+    /// Whether [`Sfu::poll_event`] would return an event or [`Sfu::poll_sink_packet`] a
+    /// packet (without taking it): a caller can skip its signalling work after an input that
+    /// produced neither.
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
+        !self.events.is_empty() || !self.sink_packets.is_empty()
     }
 
     /// When [`Sfu::handle_timeout`] must be called next (`None`: no stream).

@@ -26,6 +26,21 @@ pub(crate) const MAX_BUFFERED_CANDIDATES: usize = 32;
 pub(crate) const MAX_UP_LAYERS: usize = 16;
 /// Tracks with statistics kept per stream, at most.
 pub(crate) const MAX_TRACK_STATS: usize = MAX_UP_LAYERS;
+/// Packets held for `Sfu::poll_sink_packet` before the oldest are dropped. The caller drains
+/// after every input, so this only bounds a caller that does not.
+pub(crate) const MAX_QUEUED_SINK_PACKETS: usize = 4096;
+/// Tracks a local sink takes at most: one audio, one video.
+pub(crate) const MAX_SINK_TRACKS: usize = 2;
+
+/// One local sink (`Sfu::attach_sink`): the up stream it listens to and, per track, the layer
+/// feeding it.
+#[derive(Debug)]
+pub(crate) struct LocalSink {
+    /// The up stream's peer.
+    pub source: PeerId,
+    /// Per track (the index is the track's number), the layer of `source` feeding it.
+    pub layers: heapless::Vec<usize, MAX_SINK_TRACKS>,
+}
 
 /// One entry of the peer table: a peer, or a free slot, and the generation that tells a
 /// current [`PeerId`] from a stale one.
@@ -113,6 +128,8 @@ pub(crate) struct UpLayer {
     pub epoch: u32,
     /// Down tracks fed from this layer.
     pub subscribers: Vec<Subscriber>,
+    /// Local sinks fed from this layer: the sink's key and the index of its track.
+    pub sinks: Vec<(StreamKey, u8)>,
     /// The last keyframe request sent to the publisher for this layer.
     pub last_keyframe_request: Option<Instant>,
     /// The payload type last seen and its parameters.
@@ -135,21 +152,23 @@ pub(crate) struct DownState {
     pub created: Instant,
     /// The lowest round-trip time the receiver's reports gave.
     pub min_rtt: Option<Duration>,
-    /// The round-trip time of the last report.
-    pub last_rtt: Option<Duration>,
     /// When the receiver's reports last showed congestion (loss or a queue building).
     pub congested_at: Option<Instant>,
-    /// What the stream sent lately at its peak (decaying), bits per second.
+    /// When they last showed sustained loss (a queue overflowing, not only filling).
+    pub losing_at: Option<Instant>,
+    /// The most the stream sent in any report's period since `carried_peak_at`, bits per
+    /// second (see [`super::adapt`]'s `PEAK_HOLD`).
     pub carried_peak: u64,
+    /// When `carried_peak` was taken.
+    pub carried_peak_at: Option<Instant>,
     /// When a trial's padding last met congestion on this stream.
     pub trial_failed_at: Option<Instant>,
     /// The rate this stream is held to while congested, and when it was set.
     pub congestion_cap: Option<(Instant, u64)>,
     /// The padding floor last given to the estimator (an upgrade on trial).
     pub probing: u64,
-    /// Per m-line, the highest sequence number the last receiver report acknowledged (a
-    /// stats event repeats the last report when no new one came).
-    pub reports: heapless::Vec<(Mid, u64), 4>,
+    /// Per m-line, the last fresh receiver report.
+    pub reports: heapless::Vec<LastReport, 4>,
     /// Whether the last fresh receiver report showed loss above the congestion threshold.
     pub last_report_lossy: bool,
     /// The up stream it forwards from (`None`: a receiver-negotiated stream that has not
@@ -168,6 +187,55 @@ pub(crate) struct DownState {
     pub queued_selection: Option<Selection>,
     /// An ICE restart to offer once the answer is in.
     pub queued_ice_restart: bool,
+}
+
+impl DownState {
+    /// A new down stream on `link`, fed by `source` (`None` for one its receiver negotiated,
+    /// which gets its source later) with `selection`; no tracks, estimates or reports yet.
+    pub(crate) fn new(
+        now: Instant,
+        link: LinkKey,
+        source: Option<PeerId>,
+        answered: bool,
+        selection: Selection,
+    ) -> DownState {
+        DownState {
+            link,
+            estimate: None,
+            remb: None,
+            desired: 0,
+            created: now,
+            min_rtt: None,
+            congested_at: None,
+            losing_at: None,
+            congestion_cap: None,
+            trial_failed_at: None,
+            carried_peak: 0,
+            carried_peak_at: None,
+            probing: 0,
+            reports: heapless::Vec::new(),
+            last_report_lossy: false,
+            source,
+            answered,
+            selection,
+            tracks: Vec::new(),
+            pending_offer: None,
+            queued_selection: None,
+            queued_ice_restart: false,
+        }
+    }
+}
+
+/// What the last receiver report of one m-line of a down stream said.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastReport {
+    /// The m-line.
+    pub mid: Mid,
+    /// The highest sequence number it acknowledged (a stats event repeats the last report
+    /// when no new one came: the same number again).
+    pub acked: u64,
+    /// Its round-trip time.
+    pub rtt: Option<Duration>,
 }
 
 /// One m-line of a down stream.

@@ -37,8 +37,12 @@ pub struct LinkConfig {
     /// Capacity from the server to the client in bits per second (`None`: unlimited). Excess
     /// traffic waits in a queue, as behind a `tbf` shaper.
     pub down_rate: Option<u64>,
-    /// The longest a datagram waits in that queue; later ones are dropped.
+    /// The longest a datagram waits in that queue at `down_rate` (`tbf latency`): the queue
+    /// holds that much data plus `down_burst`; datagrams that do not fit are dropped.
     pub down_queue: Duration,
+    /// The shaper's token bucket in bytes (`tbf burst`): after a quiet spell this much leaves
+    /// at once, at line rate. 0: every datagram waits for its own tokens (a plain rate limit).
+    pub down_burst: u64,
 }
 
 impl LinkConfig {
@@ -48,7 +52,33 @@ impl LinkConfig {
         loss: 0.0,
         down_rate: None,
         down_queue: Duration::from_millis(300),
+        down_burst: 0,
     };
+
+    /// A clean link behind `tbf rate RATE burst BURST latency QUEUE` toward the client, as
+    /// `tc` shapes it: tokens fill at `rate` up to `burst` bytes, a datagram leaves when its
+    /// tokens are there, and the queue holds `rate × queue + burst` bytes.
+    pub const fn token_bucket(rate: u64, burst: u64, queue: Duration) -> LinkConfig {
+        LinkConfig {
+            down_rate: Some(rate),
+            down_queue: queue,
+            down_burst: burst,
+            ..LinkConfig::CLEAN
+        }
+    }
+}
+
+/// The downlink shaper's state: the datagrams still queued and the token bucket.
+#[derive(Debug)]
+struct Shaper {
+    /// When each queued datagram leaves, and its size in bytes, in order.
+    queued: std::collections::VecDeque<(Instant, u64)>,
+    /// Their sizes added up.
+    backlog: u64,
+    /// When the last datagram left (or now, when none did yet).
+    last_departure: Instant,
+    /// Tokens in the bucket right after that departure, bytes.
+    tokens: f64,
 }
 
 /// One RTP packet a client received.
@@ -86,8 +116,10 @@ pub struct Client {
     pub keyframe_requests: usize,
     /// The last rate limit (REMB) the server sent this client, bits per second.
     pub remb: Option<u64>,
-    /// When the downlink queue is empty again.
-    down_free_at: Instant,
+    /// Its downlink shaper (used when `link.down_rate` is set).
+    shaper: Shaper,
+    /// Datagrams the shaper dropped (its queue was full).
+    pub shaper_drops: u64,
 }
 
 /// A periodic RTP sender on a client: a fake VP8 camera or Opus microphone.
@@ -99,8 +131,10 @@ pub struct Source {
     pub mid: Mid,
     /// Simulcast rid, if any.
     pub rid: Option<Rid>,
-    /// Audio (Opus, 50 packets/s) or video (VP8, 30 frames/s).
+    /// Audio (Opus) or video (VP8).
     pub kind: MediaKind,
+    /// Time between frames: 20 ms for audio, 1/30 s for video unless changed.
+    pub frame_interval: Duration,
     /// Packets per video frame.
     pub packets_per_frame: usize,
     /// Payload bytes per packet.
@@ -148,6 +182,49 @@ impl Ord for InFlight {
     }
 }
 
+impl Shaper {
+    /// Queues a datagram of `bytes` (headers included) arriving `now`; returns when it leaves,
+    /// or `None` when the queue has no room for it.
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        link: &LinkConfig,
+        rate: u64,
+        bytes: u64,
+    ) -> Option<Instant> {
+        let byte_rate = rate.max(1) as f64 / 8.0;
+        while let Some(&(_, size)) = self.queued.front().filter(|&&(at, _)| at <= now) {
+            self.queued.pop_front();
+            self.backlog -= size;
+        }
+        let limit = (byte_rate * link.down_queue.as_secs_f64()) as u64 + link.down_burst;
+        if self.backlog + bytes > limit {
+            return None;
+        }
+        // FIFO: it starts waiting for tokens once the one before it left.
+        let start = self.last_departure.max(now);
+        let refill = start
+            .saturating_duration_since(self.last_departure)
+            .as_secs_f64()
+            * byte_rate;
+        let tokens = (self.tokens + refill).min(link.down_burst as f64);
+        let size = bytes as f64;
+        let (departure, left) = if tokens >= size {
+            (start, tokens - size)
+        } else {
+            (
+                start + Duration::from_secs_f64((size - tokens) / byte_rate),
+                0.0,
+            )
+        };
+        self.last_departure = departure;
+        self.tokens = left;
+        self.queued.push_back((departure, bytes));
+        self.backlog += bytes;
+        Some(departure)
+    }
+}
+
 /// A small seeded generator (xorshift64*), enough for loss decisions.
 #[derive(Debug, Clone)]
 struct Rng(u64);
@@ -186,6 +263,8 @@ pub struct Sim {
     pub sources: Vec<Source>,
     /// Events the engine produced.
     pub events: Vec<MediaEvent>,
+    /// Packets the engine delivered to local sinks.
+    pub sink_packets: Vec<super::SinkPacket>,
     /// Current simulated time.
     pub now: Instant,
     /// When false, datagrams from the server to clients are dropped unread (benchmarks
@@ -216,6 +295,7 @@ impl Sim {
             clients: Vec::new(),
             sources: Vec::new(),
             events: Vec::new(),
+            sink_packets: Vec::new(),
             now: start,
             deliver_to_clients: true,
             server_datagrams: 0,
@@ -247,7 +327,13 @@ impl Sim {
             received: Vec::new(),
             keyframe_requests: 0,
             remb: None,
-            down_free_at: self.now,
+            shaper: Shaper {
+                queued: std::collections::VecDeque::new(),
+                backlog: 0,
+                last_departure: self.now,
+                tokens: link.down_burst as f64,
+            },
+            shaper_drops: 0,
         });
         let index = self.clients.len() - 1;
         self.by_addr.insert(addr, index);
@@ -362,6 +448,10 @@ impl Sim {
             mid,
             rid: rid.map(Rid::from),
             kind,
+            frame_interval: match kind {
+                MediaKind::Audio => Duration::from_millis(20),
+                MediaKind::Video => Duration::from_micros(33_333),
+            },
             packets_per_frame,
             payload_len,
             layer_tag,
@@ -390,6 +480,9 @@ impl Sim {
         }
         while let Some(e) = self.sfu.poll_event() {
             self.events.push(e);
+        }
+        while let Some(p) = self.sfu.poll_sink_packet() {
+            self.sink_packets.push(p);
         }
         if let Some(probe) = self.probe {
             probe(false);
@@ -492,14 +585,16 @@ impl Sim {
         }
         let mut at = self.now + link.latency;
         if let Some(rate) = link.down_rate.filter(|_| from == self.sfu_addr) {
+            let now = self.now;
             let client = &mut self.clients[i];
-            let start = client.down_free_at.max(self.now);
-            if start.saturating_duration_since(self.now) > link.down_queue {
+            let Some(departure) = client
+                .shaper
+                .enqueue(now, &link, rate, data.len() as u64 + 28)
+            else {
+                client.shaper_drops += 1;
                 return; // the queue is full: tail drop
-            }
-            let bits = (data.len() as u64 + 28) * 8;
-            client.down_free_at = start + Duration::from_nanos(bits * 1_000_000_000 / rate.max(1));
-            at = client.down_free_at + link.latency;
+            };
+            at = departure + link.latency;
         }
         self.order += 1;
         self.in_flight.push(InFlight {
@@ -608,10 +703,12 @@ impl Sim {
     fn send_from_source(&mut self, i: usize) {
         let now = self.now;
         let s = &mut self.sources[i];
-        let (interval, ts_step, codec) = match s.kind {
-            MediaKind::Audio => (Duration::from_millis(20), 960, Codec::Opus),
-            MediaKind::Video => (Duration::from_micros(33_333), 3000, Codec::Vp8),
+        let (clock_rate, codec) = match s.kind {
+            MediaKind::Audio => (48_000.0, Codec::Opus),
+            MediaKind::Video => (90_000.0, Codec::Vp8),
         };
+        let interval = s.frame_interval;
+        let ts_step = (interval.as_secs_f64() * clock_rate).round() as u32;
         s.next_at = now + interval;
         let client = s.client;
         if !self.clients[client].peer.connected {

@@ -28,6 +28,8 @@ impl Sfu {
             subscriptions,
             queued_transmits: self.transmits.len(),
             dropped_transmits: self.dropped_transmits,
+            sinks: self.sinks.len(),
+            dropped_sink_packets: self.dropped_sink_packets,
         }
     }
 

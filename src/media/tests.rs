@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::MediaKind;
 
-use super::sim::{LinkConfig, SeenRtp, Sim, TEMPORAL_TAG_OFFSET};
+use super::sim::{LAYER_TAG_OFFSET, LinkConfig, SeenRtp, Sim, TEMPORAL_TAG_OFFSET};
 use super::*;
 
 const PUB: StreamKey = StreamKey(1);
@@ -553,6 +553,63 @@ fn publishers_are_told_not_to_send_a_layer_nobody_can_receive() {
     assert!(limit >= 10_000_000, "limit lifted: {limit}");
 }
 
+#[test]
+fn a_local_sink_gets_every_packet_of_its_layers_until_it_is_closed() {
+    const SINK: StreamKey = StreamKey(900);
+    let mut s = with_simulcast_publisher(23);
+    s.run_for(Duration::from_secs(1));
+    let tracks = s
+        .engine(|sfu, now| sfu.attach_sink(now, SINK, PUB, Selection::ALL))
+        .expect("attach");
+    // Audio first, then the high simulcast layer, with the negotiated codecs.
+    assert_eq!(tracks.len(), 2);
+    assert_eq!(
+        (tracks[0].kind, tracks[0].codec),
+        (TrackKind::Audio, Some(MediaCodec::Opus))
+    );
+    assert_eq!(
+        (tracks[1].kind, tracks[1].rid.as_deref(), tracks[1].codec),
+        (TrackKind::Video, Some("h"), Some(MediaCodec::Vp8))
+    );
+    assert_eq!(s.sfu.counts().sinks, 1);
+    // A key already in use is refused.
+    let again = s.engine(|sfu, now| sfu.attach_sink(now, SINK, PUB, Selection::ALL));
+    assert_eq!(again, Err(MediaError::StreamExists(SINK)));
+
+    let before = s.clients[0].keyframe_requests;
+    s.engine(|sfu, now| sfu.request_sink_keyframe(now, SINK));
+    s.run_for(Duration::from_secs(5));
+    assert!(
+        s.clients[0].keyframe_requests > before,
+        "the publisher was asked"
+    );
+    let got = std::mem::take(&mut s.sink_packets);
+    assert!(got.iter().all(|p| p.sink == SINK));
+    let of = |track: u8| got.iter().filter(move |p| p.track == track);
+    // Every packet of the two layers, in order, none lost on a clean link.
+    for track in [0u8, 1] {
+        let seqs: Vec<u64> = of(track).map(|p| p.seq).collect();
+        assert!(seqs.len() > 200, "track {track}: {} packets", seqs.len());
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "track {track}");
+    }
+    assert!(of(0).all(|p| p.codec == Some(MediaCodec::Opus) && p.clock_rate == 48_000));
+    assert!(of(1).all(|p| p.codec == Some(MediaCodec::Vp8) && p.clock_rate == 90_000));
+    // Only the high layer's packets (tag 1) reach the video track.
+    assert!(of(1).all(|p| p.payload.get(LAYER_TAG_OFFSET) == Some(&1)));
+    // The publisher's sender reports come along.
+    assert!(of(1).any(|p| p.sender_clock.is_some()));
+    // The recorder keeps the high layer wanted: no rate limit cuts it.
+    assert!(s.clients[0].remb.is_none_or(|limit| limit >= 10_000_000));
+
+    s.engine(|sfu, now| sfu.close_stream(now, SINK))
+        .expect("close");
+    s.run_for(Duration::from_secs(1));
+    assert!(s.sink_packets.is_empty());
+    assert_eq!(s.sfu.counts().sinks, 0);
+    let missing = s.engine(|sfu, now| sfu.update_sink(now, SINK, Selection::ALL));
+    assert_eq!(missing, Err(MediaError::UnknownStream(SINK)));
+}
+
 /// A received VP8 packet's TID, picture ID and TL0PICIDX (full descriptors only).
 fn vp8_ids(p: &SeenRtp) -> (u8, u16, u8) {
     let h = p.head;
@@ -744,4 +801,231 @@ fn a_receiver_negotiated_stream_takes_sources_without_offers() {
     s.run_for(Duration::from_secs(1));
     assert_eq!(s.engine(|sfu, _| sfu.is_connected(view)), Some(true));
     assert_eq!(s.sfu.counts().subscriptions, 0);
+}
+
+/// A publisher like Chromium's fake camera in the network test: simulcast `h` (tag 1, about
+/// 520 kb/s) and `l` (tag 2, about 150 kb/s) at 20 frames/s in three temporal layers, and Opus.
+fn with_chromium_like_publisher(seed: u64) -> Sim {
+    let mut s = with_publisher(seed, &["h", "l"]);
+    for source in &mut s.sources {
+        if source.kind == MediaKind::Video {
+            source.temporal_layers = true;
+            source.frame_interval = Duration::from_millis(50);
+            if source.rid.as_deref() == Some("l") {
+                source.packets_per_frame = 1;
+                source.payload_len = 900;
+            } else {
+                source.packets_per_frame = 3;
+                source.payload_len = 1060;
+            }
+        }
+    }
+    s
+}
+
+/// `client`'s video from `since` on, in bins of `bin`: per bin the layer tags, the temporal
+/// layers and the number of frames (packets with the marker bit) received.
+fn video_bins(
+    s: &Sim,
+    client: usize,
+    since: Instant,
+    bin: Duration,
+) -> Vec<(BTreeSet<u8>, BTreeSet<u8>, usize)> {
+    let mut bins = Vec::new();
+    let mut start = since;
+    while start + bin <= s.now {
+        let end = start + bin;
+        let video = s.clients[client]
+            .received
+            .iter()
+            .filter(|p| p.kind == MediaKind::Video && p.at >= start && p.at < end);
+        let mut tags = BTreeSet::new();
+        let mut tids = BTreeSet::new();
+        let mut frames = 0;
+        for p in video {
+            tags.insert(p.head[TEMPORAL_TAG_OFFSET]);
+            tids.insert(vp8_ids(p).0);
+            frames += usize::from(p.marker);
+        }
+        bins.push((tags, tids, frames));
+        start = end;
+    }
+    bins
+}
+
+/// The network test's `cap300` on the fake clock: a subscriber of the high layer whose downlink
+/// becomes `tbf rate 300kbit burst 16kb latency 300ms`. The low layer whole (150 kb/s, plus
+/// audio) fits; the queue the high layer built drains slowly after the step down, and the
+/// estimator's probes through the token bucket make its estimate swing. Neither may cost the
+/// subscriber its frame rate: it settles on the low layer with every temporal layer and stays
+/// there.
+/// A Chromium-like publisher, one subscriber of `key` on the high layer whose downlink is
+/// then capped like the network test's (`tbf rate 300kbit burst 16kb latency 300ms`), and one
+/// clean subscriber. Returns the sim, the two clients and when the cap began.
+fn capped_to_300k(seed: u64, key: StreamKey) -> (Sim, usize, usize, Instant) {
+    let mut s = with_chromium_like_publisher(seed);
+    let capped = s.add_client(addr(40, 6000), LinkConfig::CLEAN);
+    let clean = s.add_client(addr(41, 6000), LinkConfig::CLEAN);
+    s.subscribe(capped, key, PUB, Selection::ALL)
+        .expect("subscribe");
+    s.subscribe(clean, StreamKey(key.0 + 1), PUB, Selection::ALL)
+        .expect("subscribe");
+    // Past the estimate's start-up grace: both on the high layer.
+    s.run_for(Duration::from_secs(15));
+    let before = video_bins(
+        &s,
+        capped,
+        s.now - Duration::from_secs(2),
+        Duration::from_secs(2),
+    );
+    assert!(
+        before[0].0 == BTreeSet::from([1]),
+        "on h before the cap: {before:?}"
+    );
+    let capped_at = s.now;
+    s.clients[capped].link =
+        LinkConfig::token_bucket(300_000, 16 * 1024, Duration::from_millis(300));
+    (s, capped, clean, capped_at)
+}
+
+/// The video layer choice of down stream `key`.
+fn video_layer(s: &Sim, key: StreamKey) -> LayerStats {
+    s.sfu
+        .stream_stats(key)
+        .iter()
+        .find(|t| t.kind == TrackKind::Video)
+        .and_then(|t| t.layer)
+        .expect("layer stats")
+}
+
+/// Whether a bin of [`video_bins`] is the low layer (tag 2) whole: every temporal layer and
+/// most of its 20 frames/s (a frame the shaper holds back may land in the next bin).
+fn low_layer_whole(bin: &(BTreeSet<u8>, BTreeSet<u8>, usize), length: Duration) -> bool {
+    let (tags, tids, frames) = bin;
+    let expected = 20.0 * length.as_secs_f64();
+    *tags == BTreeSet::from([2]) && tids.contains(&2) && *frames as f64 >= 0.75 * expected
+}
+
+/// The network test's `cap300` on the fake clock: a subscriber of the high layer whose downlink
+/// becomes `tbf rate 300kbit burst 16kb latency 300ms`. The low layer whole (150 kb/s, plus
+/// audio) fits; the queue the high layer built drains slowly after the step down, and the
+/// estimator's probes through the token bucket make its estimate swing. Neither may cost the
+/// subscriber its frame rate: it settles on the low layer with every temporal layer and stays
+/// there.
+#[test]
+fn a_subscriber_capped_by_a_token_bucket_settles_on_the_whole_low_layer() {
+    let (mut s, capped, clean, capped_at) = capped_to_300k(41, StreamKey(400));
+    // Settled within 10 s: the low layer, every temporal layer.
+    s.run_for(Duration::from_secs(10));
+    let layer = video_layer(&s, StreamKey(400));
+    assert_eq!(
+        (layer.sid, layer.tid, layer.max_tid),
+        (0, 2, 2),
+        "10 s after the cap: {layer:?}, {:?}",
+        video_bins(&s, capped, capped_at, Duration::from_secs(1))
+    );
+    // And stays there: every 2 s of the next 30, the low layer at its full frame rate.
+    let settled = s.now;
+    s.run_for(Duration::from_secs(30));
+    let bin = Duration::from_secs(2);
+    let bins = video_bins(&s, capped, settled, bin);
+    assert!(
+        bins.len() == 15 && bins.iter().all(|b| low_layer_whole(b, bin)),
+        "the low layer whole all along: {bins:?} ({} datagrams dropped by the shaper)",
+        s.clients[capped].shaper_drops
+    );
+    let audio = audio_ratio_since(&s, capped, settled);
+    assert!(audio >= 0.99, "audio delivery on the capped link: {audio}");
+    let clean_bins = video_bins(&s, clean, settled, Duration::from_secs(2));
+    assert!(
+        clean_bins
+            .iter()
+            .all(|(tags, _, frames)| *tags == BTreeSet::from([1]) && *frames >= 30),
+        "the clean subscriber keeps the high layer: {clean_bins:?}"
+    );
+}
+
+/// An over-cut (receiver reports of heavy loss while the subscriber has room for the low layer
+/// whole: here injected) takes temporal layers away; once the reports are clean again, the
+/// subscriber gets them back after the hold and one trial, not only when the estimator, which
+/// reads little more than what is sent, happens to report room.
+#[test]
+fn an_over_cut_on_a_capped_link_recovers_once_the_reports_are_clean() {
+    let key = StreamKey(410);
+    let (mut s, capped, _, _) = capped_to_300k(42, key);
+    s.run_for(Duration::from_secs(12));
+    assert_eq!(
+        video_layer(&s, key).tid,
+        2,
+        "settled on the low layer whole"
+    );
+    let id = s.sfu.key_id(key).expect("the down stream");
+    let down = s.sfu.peer(id).and_then(|p| p.down()).expect("down state");
+    let mid = down
+        .tracks
+        .iter()
+        .find(|t| t.track.kind == MediaKind::Video)
+        .expect("video")
+        .mid;
+    // Two reports of 30 % loss in a row: congestion, capped at 85 % of what was carried.
+    for acked in [u64::MAX - 1, u64::MAX] {
+        s.engine(|sfu, now| sfu.on_receiver_report(now, id, (mid, acked), Some(0.3), None));
+    }
+    let cut_at = s.now;
+    s.run_for(Duration::from_millis(500));
+    let layer = video_layer(&s, key);
+    assert!(
+        layer.tid < 2,
+        "the over-cut took temporal layers away: {layer:?}"
+    );
+    // Back to the low layer whole within 10 s (2 s until the congestion lapses, a 4 s hold,
+    // a 2.5 s trial), and it stays.
+    s.run_for(Duration::from_secs(10));
+    let layer = video_layer(&s, key);
+    assert_eq!(
+        (layer.sid, layer.tid),
+        (0, 2),
+        "10 s after the over-cut: {layer:?}, {:?}",
+        video_bins(&s, capped, cut_at, Duration::from_secs(1))
+    );
+    let recovered = s.now;
+    s.run_for(Duration::from_secs(10));
+    let bin = Duration::from_secs(2);
+    let bins = video_bins(&s, capped, recovered, bin);
+    assert!(
+        bins.iter().all(|b| low_layer_whole(b, bin)),
+        "stays on the low layer whole: {bins:?}"
+    );
+}
+
+#[test]
+fn a_long_round_trip_is_congestion_only_when_it_lasts_and_grows() {
+    let mut s = with_simulcast_publisher(25);
+    let receiver = s.add_client(addr(36, 6000), LinkConfig::CLEAN);
+    s.subscribe(receiver, StreamKey(340), PUB, Selection::ALL)
+        .expect("subscribe");
+    s.run_for(Duration::from_secs(3));
+    let id = s.sfu.key_id(StreamKey(340)).expect("the down stream");
+    let cap = |s: &Sim| {
+        let down = s.sfu.peer(id).and_then(|p| p.down());
+        down.expect("down state").congestion_cap
+    };
+    let down = s.sfu.peer(id).and_then(|p| p.down()).expect("down state");
+    let mid = down.tracks.first().expect("a track").mid;
+    assert!(down.min_rtt.is_some_and(|m| m < Duration::from_millis(50)));
+    let now = s.now;
+    let report = |s: &mut Sim, acked: u64, rtt_ms: u64| {
+        let rtt = Some(Duration::from_millis(rtt_ms));
+        s.sfu
+            .on_receiver_report(now, id, (mid, acked), Some(0.0), rtt);
+    };
+    // A probe's padding fills the queue for a moment: one long round trip.
+    report(&mut s, 1, 400);
+    // The queue drains (after a step down): still long, but shorter.
+    report(&mut s, 2, 300);
+    report(&mut s, 3, 250);
+    assert_eq!(cap(&s), None);
+    // A queue building up: long and growing, two reports in a row.
+    report(&mut s, 4, 300);
+    assert!(cap(&s).is_some());
 }

@@ -4,9 +4,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use str0m::media::MediaKind;
 
+use super::codecs::MediaCodec;
 use super::ids::StreamKey;
 
 /// A datagram to send.
@@ -46,6 +49,61 @@ pub struct TrackInfo {
     pub mid: String,
     /// The simulcast rid, if the m-line is simulcast.
     pub rid: Option<String>,
+}
+
+/// One track of a local sink ([`Sfu::attach_sink`](super::Sfu::attach_sink)): which incoming
+/// layer feeds it and the codec negotiated for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkTrack {
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// The m-line's mid.
+    pub mid: String,
+    /// The simulcast rid of the layer, if any.
+    pub rid: Option<String>,
+    /// The first codec of the table negotiated on that m-line, if any ([`SinkPacket::codec`]
+    /// says what each packet really carries).
+    pub codec: Option<MediaCodec>,
+}
+
+/// The publisher's clock at one instant, from its last RTCP sender report: the wall-clock
+/// (NTP) time and the RTP timestamp of the same moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderClock {
+    /// The sender's wall-clock time.
+    pub ntp: SystemTime,
+    /// The RTP timestamp (low 32 bits) at that time.
+    pub rtp: u32,
+}
+
+/// One RTP packet of an up layer delivered to a local sink: what a recorder (or any
+/// in-process receiver without an `Rtc`) gets. The payload is the publisher's, shared.
+#[derive(Debug, Clone)]
+pub struct SinkPacket {
+    /// The sink.
+    pub sink: StreamKey,
+    /// The index of the sink's track (in the order [`Sfu::attach_sink`] returned them).
+    ///
+    /// [`Sfu::attach_sink`]: super::Sfu::attach_sink
+    pub track: u8,
+    /// The codec of the payload type, if the table knows it.
+    pub codec: Option<MediaCodec>,
+    /// The RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// Changes when the publisher restarts the layer (a new SSRC): numbering starts over.
+    pub epoch: u32,
+    /// Extended sequence number.
+    pub seq: u64,
+    /// Extended RTP timestamp.
+    pub time: u64,
+    /// The RTP marker bit.
+    pub marker: bool,
+    /// The payload (no RTP header).
+    pub payload: Arc<[u8]>,
+    /// When the datagram arrived.
+    pub arrival: Instant,
+    /// The publisher's clock from its last sender report on this layer, if one came.
+    pub sender_clock: Option<SenderClock>,
 }
 
 /// Statistics of one track of a stream, from str0m's once-a-second reports.
@@ -224,4 +282,8 @@ pub struct MediaCounts {
     pub queued_transmits: usize,
     /// Datagrams dropped because the queue was full.
     pub dropped_transmits: u64,
+    /// Local sinks.
+    pub sinks: usize,
+    /// Packets for local sinks dropped because their queue was full.
+    pub dropped_sink_packets: u64,
 }

@@ -20,12 +20,14 @@ use smol::stream::StreamExt;
 use smol::{Async, Timer};
 
 use super::admin;
+use super::files::DiskRecordings;
 use super::limits::ConnectionPermit;
 use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
 use crate::http::camus::{MAX_FORM_BODY, route as camus_route};
 use crate::http::path::parse_target;
+use crate::http::recordings::{self, FileRange};
 use crate::http::route::{Routed, Signalling, route};
 use crate::http::whip::{MAX_SDP_BODY, is_whip_path, route as whip_route};
 use crate::http::{HeadParse, Response, parse_head, upgrade_response};
@@ -341,25 +343,42 @@ where
         return None;
     }
     let freshness = shared.refresh_files(prefetch::for_request(&request)).await;
-    let routed = {
+    let (routed, delay) = {
         let _files = shared.files_for_input(freshness);
         let mut engine = shared.engine.borrow_mut();
         let now = Instant::now();
         let files = shared.files.as_ref();
-        whip_route(&request, body, files, &mut *engine, Some(peer), now)
-            .map(Routed::Response)
-            .or_else(|| {
-                camus_route(
-                    &request,
-                    body,
-                    shared.camus_client.as_ref(),
-                    &mut *engine,
-                    now,
-                )
-            })
-            .unwrap_or_else(|| route(&request, files, &mut *engine, now))
+        let store = DiskRecordings::new(&shared.recordings_dir);
+        if let Some(response) = whip_route(&request, body, files, &mut *engine, Some(peer), now) {
+            (Routed::Response(response), None)
+        } else if let Some(answer) =
+            recordings::route(&request, body, &store, &mut *engine, now, SystemTime::now())
+        {
+            (answer.routed, answer.delay)
+        } else {
+            let camus = shared.camus_client.as_ref();
+            let routed = camus_route(&request, body, camus, &mut *engine, now)
+                .unwrap_or_else(|| route(&request, files, &mut *engine, now));
+            (routed, None)
+        }
     };
+    // The engine may have run (a recorder's group looked up): send what it has.
+    shared.drain();
+    if let Some(delay) = delay {
+        Timer::after(delay).await;
+    }
     match routed {
+        Routed::File { response, file } => {
+            log::debug!(
+                "{peer}: {} {} -> {} ({} bytes)",
+                request.method,
+                request.target,
+                response.status,
+                file.len
+            );
+            send_recording(shared, &mut stream, &response, &file, request.is_head()).await;
+            None
+        }
         Routed::Response(response) => {
             if whip && response.status == 401 {
                 // As after a bad password on a WebSocket: guessing costs time.
@@ -415,6 +434,64 @@ async fn write_response<E, S>(
     response.encode(head_only, SystemTime::now(), &mut bytes);
     let _ = within(shared.limits.response_write, async {
         stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        stream.close().await
+    })
+    .await;
+}
+
+/// Bytes of a recording read at a time while sending it.
+const RECORDING_CHUNK: usize = 64 * 1024;
+
+/// Sends a recording: the head, then `file.len` bytes read from the file `RECORDING_CHUNK` at
+/// a time between writes (each write within the response time limit). A file that shrank
+/// meanwhile ends the connection early; the client sees a short body.
+async fn send_recording<E, S>(
+    shared: &Shared<E>,
+    stream: &mut S,
+    response: &Response,
+    file: &FileRange,
+    head_only: bool,
+) where
+    S: AsyncWrite + Unpin,
+{
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(512);
+    response.encode_head(file.len, SystemTime::now(), &mut head);
+    let limit = shared.limits.response_write;
+    if !matches!(within(limit, stream.write_all(&head)).await, Some(Ok(()))) {
+        return;
+    }
+    if !head_only && file.len > 0 {
+        let store = DiskRecordings::new(&shared.recordings_dir);
+        let mut source = match store.open(&file.path, file.start) {
+            Ok(source) => source,
+            Err(e) => {
+                log::warn!("recording {}: {e}", file.path);
+                return;
+            }
+        };
+        let mut left = file.len;
+        let mut chunk = vec![0u8; RECORDING_CHUNK];
+        while left > 0 {
+            let want = usize::try_from(left)
+                .unwrap_or(RECORDING_CHUNK)
+                .min(RECORDING_CHUNK);
+            // `want` is at most the chunk's length.
+            let got = match source.read(&mut chunk[..want]) {
+                Ok(0) | Err(_) => return,
+                Ok(got) => got,
+            };
+            if !matches!(
+                within(limit, stream.write_all(&chunk[..got])).await,
+                Some(Ok(()))
+            ) {
+                return;
+            }
+            left -= got as u64;
+        }
+    }
+    let _ = within(limit, async {
         stream.flush().await?;
         stream.close().await
     })

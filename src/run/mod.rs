@@ -59,6 +59,7 @@ mod conn;
 pub mod files;
 pub mod limits;
 mod prefetch;
+pub mod record;
 pub mod tls;
 pub mod udp;
 
@@ -84,6 +85,7 @@ use crate::http::camus::{CamusClient, CamusSource};
 use crate::http::files::{EmbeddedSite, FileSource};
 use crate::http::route::Signalling;
 use crate::media::Sfu;
+use crate::record::{RecordCommand, RecordReport, RecordingId};
 
 /// What the runtime needs from the sans-IO application. [`App`] implements it; the trait
 /// exists so the runtime can be exercised with a small fake.
@@ -144,6 +146,19 @@ pub trait Engine: CamusSource + crate::http::whip::WhipSource {
     fn file_cache(&self) -> Option<FileCache> {
         None
     }
+    /// The next command for the recording writer; drained after every input like
+    /// [`Engine::poll_output`]. None unless overridden.
+    fn poll_record_command(&mut self) -> Option<RecordCommand> {
+        None
+    }
+    /// The writer's queue refused a frame of `recording`.
+    fn handle_record_overflow(&mut self, now: Instant, recording: RecordingId) {
+        let _ = (now, recording);
+    }
+    /// The writer reports.
+    fn handle_record_report(&mut self, now: Instant, report: RecordReport) {
+        let _ = (now, report);
+    }
 }
 
 impl Engine for App {
@@ -199,6 +214,15 @@ impl Engine for App {
     }
     fn file_cache(&self) -> Option<FileCache> {
         self.core().file_cache()
+    }
+    fn poll_record_command(&mut self) -> Option<RecordCommand> {
+        App::poll_record_command(self)
+    }
+    fn handle_record_overflow(&mut self, now: Instant, recording: RecordingId) {
+        App::handle_record_overflow(self, now, recording)
+    }
+    fn handle_record_report(&mut self, now: Instant, report: RecordReport) {
+        App::handle_record_report(self, now, report)
     }
 }
 
@@ -279,6 +303,8 @@ pub struct Server<E: Engine> {
     limits: Limits,
     /// The media socket ([`udp`]), if it could be bound.
     media: Option<udp::MediaSocket>,
+    /// `-recordings`: where the recording writer writes and `/recordings/` reads.
+    recordings_dir: std::path::PathBuf,
 }
 
 impl<E: Engine + 'static> Server<E> {
@@ -323,6 +349,7 @@ impl<E: Engine + 'static> Server<E> {
             engine,
             limits: Limits::default(),
             media,
+            recordings_dir: options.recordings_dir.clone(),
         })
     }
 
@@ -378,10 +405,22 @@ impl<E: Engine + 'static> Server<E> {
                     None
                 }
             });
+        let (report_sender, reports) = smol::channel::unbounded();
+        let recorder = match record::RecordWriter::start(self.recordings_dir.clone(), report_sender)
+        {
+            Ok(writer) => Some(writer),
+            Err(e) => {
+                log::error!("no recording writer thread ({e}): recording is disabled");
+                None
+            }
+        };
         let shared = Rc::new(Shared {
             file_cache,
             file_worker,
             admin,
+            recorder: RefCell::new(recorder),
+            dropped_recordings: RefCell::new(std::collections::HashSet::new()),
+            recordings_dir: self.recordings_dir,
             engine: RefCell::new(self.engine),
             conns: RefCell::new(HashMap::new()),
             timer_kick: kick_sender,
@@ -398,6 +437,9 @@ impl<E: Engine + 'static> Server<E> {
             executor
                 .spawn(timer_task(Rc::clone(&shared), kick_receiver))
                 .detach();
+            executor
+                .spawn(record_reports(Rc::clone(&shared), reports))
+                .detach();
             if let Some(media) = &shared.media {
                 executor
                     .spawn(udp::receive_task(Rc::clone(&shared), Rc::clone(media)))
@@ -407,6 +449,11 @@ impl<E: Engine + 'static> Server<E> {
             smol::future::or(accept, stop).await;
             shared.shutdown().await;
         }));
+        // The recordings the shutdown closed are finished on the writer thread; a file it
+        // cannot finish in time still plays (its sizes are "unknown", not wrong).
+        if let Some(mut writer) = shared.recorder.borrow_mut().take() {
+            writer.finish(Instant::now() + RECORDING_SHUTDOWN_GRACE);
+        }
         log::info!("Server stopped");
         Ok(())
     }
@@ -522,6 +569,16 @@ impl FileWorker {
     }
 }
 
+/// How long the server waits, when stopping, for the recording writer to finish its files.
+const RECORDING_SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Hands the recording writer's reports to the engine.
+async fn record_reports<E: Engine>(shared: Rc<Shared<E>>, reports: Receiver<RecordReport>) {
+    while let Ok(report) = reports.recv().await {
+        shared.with_engine(|engine| engine.handle_record_report(Instant::now(), report));
+    }
+}
+
 /// State shared by every task on the executor.
 struct Shared<E> {
     /// The engine's configuration files, refreshed off the executor thread before the inputs
@@ -531,6 +588,13 @@ struct Shared<E> {
     file_worker: Option<FileWorker>,
     /// The thread that answers the admin API (`/galene-api/`).
     admin: Option<admin::AdminWorker>,
+    /// The recording writer thread (taken when the server stops).
+    recorder: RefCell<Option<record::RecordWriter>>,
+    /// Recordings whose frames the writer's queue refused: their later frames are dropped
+    /// too (a file with a hole would not decode) until their `Close` goes through.
+    dropped_recordings: RefCell<std::collections::HashSet<RecordingId>>,
+    /// `-recordings`.
+    recordings_dir: std::path::PathBuf,
     /// The engine; see the module docs: never borrowed across an `.await`.
     engine: RefCell<E>,
     /// Open WebSocket connections. Whoever removes an entry calls `handle_disconnect`.
@@ -554,6 +618,25 @@ impl<E: Engine> Shared<E> {
     /// Moves every pending output of the engine to the connection queues, disconnects
     /// clients whose queue overflowed, and wakes the timer task. Synchronous by design.
     fn drain(&self) {
+        self.drain_outputs();
+        // A recording the writer refuses produces warnings (outputs) and a `Close`.
+        while self.drain_recording() {
+            self.drain_outputs();
+        }
+        if let Some(media) = &self.media {
+            let mut engine = self.engine.borrow_mut();
+            if let Some(sfu) = engine.media_engine() {
+                while let Some(transmit) = sfu.poll_transmit() {
+                    media.send(transmit);
+                }
+            }
+            media.flush();
+        }
+        self.kick_timer_if_sooner();
+    }
+
+    /// Moves the engine's outputs to the connection queues (see [`Shared::drain`]).
+    fn drain_outputs(&self) {
         let mut overflowed = Vec::new();
         loop {
             let next = self.engine.borrow_mut().poll_output();
@@ -594,16 +677,39 @@ impl<E: Engine> Shared<E> {
                 Err(TrySendError::Closed(_)) => {}
             }
         }
-        if let Some(media) = &self.media {
-            let mut engine = self.engine.borrow_mut();
-            if let Some(sfu) = engine.media_engine() {
-                while let Some(transmit) = sfu.poll_transmit() {
-                    media.send(transmit);
+    }
+
+    /// Moves the engine's recording commands to the writer. A frame the writer's queue
+    /// refuses stops its recording (the engine hears of it, and closes it). Returns whether
+    /// that happened.
+    fn drain_recording(&self) -> bool {
+        let mut refused = false;
+        loop {
+            let next = self.engine.borrow_mut().poll_record_command();
+            let Some(command) = next else {
+                return refused;
+            };
+            let recording = command.recording();
+            let closing = matches!(command, RecordCommand::Close { .. });
+            if self.dropped_recordings.borrow().contains(&recording) {
+                if !closing {
+                    continue;
                 }
+                self.dropped_recordings.borrow_mut().remove(&recording);
             }
-            media.flush();
+            let submitted = match self.recorder.borrow().as_ref() {
+                Some(writer) => writer.submit(command),
+                None => Err(record::QueueFull),
+            };
+            if submitted.is_err() && !closing {
+                log::warn!("recording {}: the writer's queue is full", recording.0);
+                refused = true;
+                self.dropped_recordings.borrow_mut().insert(recording);
+                self.engine
+                    .borrow_mut()
+                    .handle_record_overflow(Instant::now(), recording);
+            }
         }
-        self.kick_timer_if_sooner();
     }
 
     /// Wakes the timer task when the engine's next deadline moved before the one it sleeps

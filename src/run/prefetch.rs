@@ -8,6 +8,7 @@
 //!   `.status`: the group and its parents; WHIP and WHEP requests: the group and its
 //!   parents, `ice-servers.json` and the tokens; `/public-groups.json`: the walk of the groups
 //!   directory and every group file; Camus pages, upgrades and `/public`: `camus-rooms.json`;
+//!   `/recordings/<group>/…`: the group;
 //! - a Galène `join`: the group and its parents, `config.json`, `ice-servers.json` and the
 //!   tokens; an `offer`: the joined group (its codecs); a token group action: the tokens;
 //! - a Camus `get-ice-servers`: `ice-servers.json`.
@@ -41,6 +42,15 @@ pub(super) fn for_request(request: &Request) -> Vec<FileNeed> {
         needs.extend(group_of_path(path).map(FileNeed::Group));
     } else if path == "/public" || path.starts_with("/chat/") || path.starts_with("/room/") {
         needs.push(FileNeed::CamusRooms);
+    } else if let Some(rest) = path.strip_prefix("/recordings/") {
+        // `<group>/` or `<group>/<file>`: the group whose credentials are checked.
+        let group = match rest.rsplit_once('/') {
+            Some((group, _)) => group,
+            None => rest,
+        };
+        if !group.is_empty() {
+            needs.push(FileNeed::Group(group.to_owned()));
+        }
     }
     needs
 }

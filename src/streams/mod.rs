@@ -41,6 +41,12 @@
 //! instead ([`Streams::follow`], in `follow.rs`): one down stream answers its offer and is fed
 //! the newest stream that matches what it asked for.
 //!
+//! A client that receives in process ([`Streams::receive_locally`]: the recorder) gets the
+//! same streams by the same rules, but each through a local sink of the engine
+//! ([`Sfu::attach_sink`]) instead of an `Rtc`: it is told with [`StreamNotice::Local`] (the
+//! sink's key and tracks) rather than offered, and its packets come out of
+//! [`Sfu::poll_sink_packet`].
+//!
 //! When the engine reports that a down stream's video is reduced by its receiver's network
 //! (or is back), the receiver is told ([`StreamNotice::LayerReduced`]), once per change and
 //! only while it has that stream.
@@ -48,15 +54,15 @@
 //! Without an engine ([`Streams::enable`] not called: no media socket), offers are refused
 //! with `Abort` and an error.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::config::Permission;
 use crate::conn::{ConnId, Deadlines};
 use crate::core::{Core, TrackSelection};
 use crate::media::{
-    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Sfu, SfuConfig, StreamKey, TrackInfo,
-    TrackKind, TrackStats,
+    LinkKey, MediaCodec, MediaCounts, MediaError, MediaEvent, Selection, Sfu, SfuConfig, SinkTrack,
+    StreamKey, TrackInfo, TrackKind, TrackStats,
 };
 
 mod follow;
@@ -94,6 +100,29 @@ pub struct DownOffer {
     pub sdp: String,
 }
 
+/// A stream delivered to a client that receives in process ([`Streams::receive_locally`]):
+/// the engine's local sink that carries it and what the stream is. Its packets come out of
+/// [`Sfu::poll_sink_packet`] under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalStream {
+    /// The stream id (the publisher's up-stream id).
+    pub id: String,
+    /// The engine's key of the sink.
+    pub key: StreamKey,
+    /// The publisher's stream label.
+    pub label: String,
+    /// The publisher's client id.
+    pub source: String,
+    /// The publisher's username.
+    pub username: Option<String>,
+    /// The sink's tracks, in the order of [`crate::media::SinkPacket::track`].
+    pub tracks: Vec<SinkTrack>,
+    /// Every layer the publisher sends (the sink takes one audio and one video of them).
+    pub published: Vec<TrackInfo>,
+    /// The stream this one replaces for the client, if any (it is gone without a `Close`).
+    pub replace: Option<String>,
+}
+
 /// Something one client must be told about its streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamNotice {
@@ -106,6 +135,9 @@ pub enum StreamNotice {
     },
     /// A down stream offer (new stream or renegotiation).
     Offer(Box<DownOffer>),
+    /// For a client that receives in process: a stream now reaches it through a local sink,
+    /// or the tracks of one it has changed (same id and key, new tracks).
+    Local(Box<LocalStream>),
     /// Down stream `id` is gone.
     Close {
         /// The stream id.
@@ -184,6 +216,8 @@ struct DownStream {
     requested: Option<TrackSelection>,
     /// Whether the client was last told its video is reduced by its network.
     reduced: bool,
+    /// Delivered to a local sink rather than to an `Rtc`.
+    local: bool,
 }
 
 /// Which streams one client has.
@@ -212,6 +246,8 @@ pub struct Streams {
     follower_keys: HashMap<StreamKey, ConnId>,
     /// Followers whose stream ended during the current input: they look for another one.
     orphans: Vec<ConnId>,
+    /// Clients that receive through local sinks ([`Streams::receive_locally`]).
+    local_receivers: HashSet<ConnId>,
 }
 
 /// Table sizes, for tests: everything must be empty once every client left.
@@ -273,6 +309,14 @@ impl Streams {
     pub fn enable(&mut self, config: SfuConfig) -> Result<(), MediaError> {
         self.sfu = Some(Sfu::new(config)?);
         Ok(())
+    }
+
+    /// `conn` receives in process: the streams pushed to it go to local sinks of the engine
+    /// ([`Sfu::attach_sink`]) instead of `Rtc`s, and it is told with
+    /// [`StreamNotice::Local`] rather than offered. For the recorder; lasts until
+    /// [`Streams::remove_client`].
+    pub fn receive_locally(&mut self, conn: ConnId) {
+        self.local_receivers.insert(conn);
     }
 
     /// Whether an engine runs.
@@ -676,6 +720,7 @@ impl Streams {
     /// `tell_self` the client itself is told too (it left but stays connected).
     pub fn remove_client(&mut self, now: Instant, core: &mut Core, conn: ConnId, tell_self: bool) {
         self.end_follower(now, conn, tell_self);
+        self.local_receivers.remove(&conn);
         let Some(streams) = self.clients.get(&conn) else {
             self.process_events(now, core);
             return;
@@ -910,6 +955,10 @@ impl Streams {
                 self.close_down(now, down_key, true);
                 return;
             }
+            if self.downs.get(&down_key).is_some_and(|d| d.local) {
+                self.update_local(now, core, key, down_key, selection);
+                return;
+            }
             let Some(sfu) = self.sfu.as_mut() else {
                 return;
             };
@@ -940,6 +989,10 @@ impl Streams {
             return;
         }
         let down_key = self.new_key();
+        if self.local_receivers.contains(&receiver) {
+            self.push_local(now, core, key, receiver, down_key, selection, replaced);
+            return;
+        }
         let Some(sfu) = self.sfu.as_mut() else {
             return;
         };
@@ -953,6 +1006,7 @@ impl Streams {
                         source: key,
                         requested: None,
                         reduced: false,
+                        local: false,
                     },
                 );
                 self.down_ids.insert(name, down_key);
@@ -980,6 +1034,115 @@ impl Streams {
                 }
             }
         }
+    }
+
+    /// Starts delivering up stream `key` to the local receiver `receiver` through a new sink
+    /// `down_key`; `replaced` is its copy of the stream this one replaces, if any.
+    #[allow(clippy::too_many_arguments)]
+    fn push_local(
+        &mut self,
+        now: Instant,
+        core: &Core,
+        key: StreamKey,
+        receiver: ConnId,
+        down_key: StreamKey,
+        selection: Selection,
+        replaced: Option<StreamKey>,
+    ) {
+        let Some(sfu) = self.sfu.as_mut() else {
+            return;
+        };
+        let tracks = match sfu.attach_sink(now, down_key, key, selection) {
+            Ok(tracks) => tracks,
+            Err(e) => {
+                log::debug!("{receiver:?}: cannot deliver stream {}: {e}", key.0);
+                if let Some(old) = replaced {
+                    self.close_down(now, old, true);
+                }
+                return;
+            }
+        };
+        let Some(up) = self.ups.get_mut(&key) else {
+            return;
+        };
+        up.downs.push(down_key);
+        let id = up.id.clone();
+        self.downs.insert(
+            down_key,
+            DownStream {
+                receiver,
+                id: id.clone(),
+                source: key,
+                requested: None,
+                reduced: false,
+                local: true,
+            },
+        );
+        self.down_ids.insert((receiver, id), down_key);
+        self.clients
+            .entry(receiver)
+            .or_default()
+            .downs
+            .push(down_key);
+        let replace = replaced
+            .and_then(|old| self.downs.get(&old))
+            .map(|d| d.id.clone());
+        self.send_local(core, down_key, tracks, replace);
+        if let Some(old) = replaced {
+            self.close_down(now, old, false);
+        }
+    }
+
+    /// Applies a new selection to the local sink `down_key` of up stream `key`; the receiver
+    /// hears of it only if the tracks changed.
+    fn update_local(
+        &mut self,
+        now: Instant,
+        core: &Core,
+        key: StreamKey,
+        down_key: StreamKey,
+        selection: Selection,
+    ) {
+        let Some(sfu) = self.sfu.as_mut() else {
+            return;
+        };
+        match sfu.update_sink(now, down_key, selection) {
+            Ok(Some(tracks)) => self.send_local(core, down_key, tracks, None),
+            Ok(None) => {}
+            Err(e) => {
+                log::debug!("local sink {} of stream {}: {e}", down_key.0, key.0);
+                self.close_down(now, down_key, true);
+            }
+        }
+    }
+
+    /// Queues [`StreamNotice::Local`] about sink `down_key` for its receiver.
+    fn send_local(
+        &mut self,
+        core: &Core,
+        down_key: StreamKey,
+        tracks: Vec<SinkTrack>,
+        replace: Option<String>,
+    ) {
+        let Some(down) = self.downs.get(&down_key) else {
+            return;
+        };
+        let Some(up) = self.ups.get(&down.source) else {
+            return;
+        };
+        let publisher = core.client(up.owner);
+        let local = LocalStream {
+            id: down.id.clone(),
+            key: down_key,
+            label: up.label.clone(),
+            source: publisher.map(|c| c.id().to_owned()).unwrap_or_default(),
+            username: publisher.and_then(|c| c.username()).map(str::to_owned),
+            tracks,
+            published: up.tracks.clone(),
+            replace,
+        };
+        self.notices
+            .push_back((down.receiver, StreamNotice::Local(Box::new(local))));
     }
 
     /// Acts on everything the engine reported.
@@ -1099,4 +1262,4 @@ fn group_codecs(core: &mut Core, conn: ConnId) -> Vec<MediaCodec> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

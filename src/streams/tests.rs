@@ -18,19 +18,23 @@ use crate::testing::{PeerConfig, PeerOutput, TestPeer};
 
 const SERVER: &str = "192.0.2.1:8443";
 
-struct World {
-    app: App,
-    now: Instant,
-    peers: Vec<TestPeer>,
-    received: Vec<(ConnId, Value)>,
+/// The whole application with its media engine and str0m test peers in memory, on a fake
+/// clock (also used by the recorder's tests).
+pub(crate) struct World {
+    pub(crate) app: App,
+    pub(crate) now: Instant,
+    pub(crate) peers: Vec<TestPeer>,
+    pub(crate) received: Vec<(ConnId, Value)>,
+    /// Keyframe requests (PLI/FIR) each peer received.
+    pub(crate) keyframe_requests: Vec<usize>,
 }
 
 impl World {
-    fn new() -> World {
+    pub(crate) fn new() -> World {
         World::with_group(r#"{"wildcard-user": {"password": "pw", "permissions": "present"}}"#)
     }
 
-    fn with_group(group: &str) -> World {
+    pub(crate) fn with_group(group: &str) -> World {
         let now = Instant::now();
         let mut dir = MemoryDirectory::default();
         dir.set_group_json("g", group).unwrap();
@@ -42,15 +46,16 @@ impl World {
             now,
             peers: Vec::new(),
             received: Vec::new(),
+            keyframe_requests: Vec::new(),
         }
     }
 
-    fn send(&mut self, conn: ConnId, value: Value) {
+    pub(crate) fn send(&mut self, conn: ConnId, value: Value) {
         self.app.handle_text(self.now, conn, &value.to_string());
         self.collect();
     }
 
-    fn collect(&mut self) {
+    pub(crate) fn collect(&mut self) {
         while let Some((conn, output)) = self.app.poll_output() {
             if let ConnOutput::Text(text) = output {
                 self.received
@@ -59,7 +64,7 @@ impl World {
         }
     }
 
-    fn client(&mut self, id: &str) -> ConnId {
+    pub(crate) fn client(&mut self, id: &str) -> ConnId {
         let conn = self.app.galene_connect(self.now, None);
         self.send(
             conn,
@@ -73,7 +78,7 @@ impl World {
     }
 
     /// The first message of `kind` for `conn`, taken out of what was received.
-    fn take(&mut self, conn: ConnId, kind: &str) -> Option<Value> {
+    pub(crate) fn take(&mut self, conn: ConnId, kind: &str) -> Option<Value> {
         let i = self
             .received
             .iter()
@@ -81,28 +86,35 @@ impl World {
         Some(self.received.remove(i).1)
     }
 
-    fn peer(&mut self, port: u16) -> usize {
+    pub(crate) fn peer(&mut self, port: u16) -> usize {
         let addr: SocketAddr = format!("198.51.100.1:{port}").parse().unwrap();
         let peer = TestPeer::new(addr, self.now, &PeerConfig::new()).expect("test peer");
         self.peers.push(peer);
+        self.keyframe_requests.push(0);
         self.peers.len() - 1
     }
 
-    fn drain_peer(&mut self, i: usize) {
+    pub(crate) fn drain_peer(&mut self, i: usize) {
         while let Some(output) = self.peers[i].poll() {
-            if let PeerOutput::Transmit(t) = output {
-                let data: Vec<u8> = t.contents.into();
-                self.app
-                    .handle_datagram(self.now, t.source, t.destination, &data);
-                self.collect();
-                self.deliver();
+            match output {
+                PeerOutput::Transmit(t) => {
+                    let data: Vec<u8> = t.contents.into();
+                    self.app
+                        .handle_datagram(self.now, t.source, t.destination, &data);
+                    self.collect();
+                    self.deliver();
+                }
+                PeerOutput::Event(str0m::Event::KeyframeRequest(_)) => {
+                    self.keyframe_requests[i] += 1;
+                }
+                _ => {}
             }
         }
         assert_eq!(self.peers[i].failed, None);
     }
 
     /// Hands the server's datagrams to the peers.
-    fn deliver(&mut self) {
+    pub(crate) fn deliver(&mut self) {
         let mut out = Vec::new();
         while let Some(t) = self.app.poll_transmit() {
             out.push(t);
@@ -116,7 +128,7 @@ impl World {
         }
     }
 
-    fn run(&mut self, d: Duration) {
+    pub(crate) fn run(&mut self, d: Duration) {
         let until = self.now + d;
         while self.now < until {
             self.now += Duration::from_millis(5);
@@ -133,7 +145,7 @@ impl World {
         }
     }
 
-    fn publish(&mut self, conn: ConnId, peer: usize, id: &str) -> String {
+    pub(crate) fn publish(&mut self, conn: ConnId, peer: usize, id: &str) -> String {
         let offer = self.peers[peer].publish_offer(true, true, &[]).unwrap();
         self.send(
             conn,
@@ -146,12 +158,12 @@ impl World {
         sdp
     }
 
-    fn receive(&mut self, conn: ConnId, peer: usize, id: &str) {
+    pub(crate) fn receive(&mut self, conn: ConnId, peer: usize, id: &str) {
         let offer = self.take(conn, "offer").expect("no offer");
         self.answer(conn, peer, id, offer);
     }
 
-    fn answer(&mut self, conn: ConnId, peer: usize, id: &str, offer: Value) {
+    pub(crate) fn answer(&mut self, conn: ConnId, peer: usize, id: &str, offer: Value) {
         assert_eq!(offer["id"], id);
         let answer = self.peers[peer]
             .answer_offer(offer["sdp"].as_str().unwrap())

@@ -1,5 +1,5 @@
-// The browser suites' one harness (tests/web, tests/admin, tests/camus, tests/gst, tests/media-browser,
-// tests/network): Debian's Chromium through playwright-core with fake camera and microphone
+// The browser suites' one harness (tests/web, tests/admin, tests/camus, tests/gst, tests/whip,
+// tests/recording, tests/media-browser, tests/network): Debian's Chromium through playwright-core with fake camera and microphone
 // and a fresh profile, console capture, polling with timeouts, free ports, starting sfubox
 // and an artifacts directory per suite. Each suite keeps its own pages and assertions.
 // The node modules are tests/browser's (installed by lib.sh's browser_setup).

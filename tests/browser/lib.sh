@@ -1,5 +1,6 @@
 # The browser suites' shared shell helpers (tests/web, tests/admin, tests/camus, tests/gst,
-# tests/whip, tests/media-browser, tests/network). Source it from the repository's root:
+# tests/whip, tests/recording, tests/media-browser, tests/network). Source it from the
+# repository's root:
 #
 #   cd "$(dirname "$0")/../.."
 #   . tests/browser/lib.sh

@@ -51,7 +51,7 @@ impl Caller {
 }
 
 /// Go's `Request.BasicAuth`.
-fn basic_credentials(value: &str) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(value: &str) -> Option<(String, String)> {
     let value = value.trim();
     let prefix = value.get(..6)?;
     if !prefix.eq_ignore_ascii_case("basic ") {

@@ -21,7 +21,7 @@
 //! need `writableGroups`. Files are rewritten whole (Galène's normal form, see
 //! [`crate::config::edit`]).
 
-mod auth;
+pub(crate) mod auth;
 mod groups;
 pub mod memory;
 pub mod passwords;
