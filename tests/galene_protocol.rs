@@ -265,3 +265,21 @@ fn seed_dialect_and_version_2_in_one_group() {
     v2.send_json(json!({"type": "ping"}));
     assert_eq!(v2.recv_json(), json!({"type": "pong"}));
 }
+
+#[test]
+fn a_chat_message_larger_than_the_tls_send_buffer_arrives_whole_over_tls() {
+    // rustls holds at most 16 KiB of outgoing TLS per connection; a 600 KiB frame goes out in
+    // pieces as the client reads.
+    let server = server(Setup::tls());
+    let mut sender = client(&server, "a");
+    assert_eq!(join(&mut sender, "alice", "pw")["kind"], "join");
+    let mut receiver = client(&server, "b");
+    assert_eq!(join(&mut receiver, "bob", "pw")["kind"], "join");
+    let text: String = (0..600 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    sender.send_json(json!({"type": "chat", "source": "a", "username": "alice", "value": text}));
+    let chat = receiver.recv_type("chat");
+    assert_eq!(chat["value"].as_str().map(str::len), Some(text.len()));
+    assert_eq!(chat["value"], text.as_str());
+}

@@ -8,11 +8,19 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Setup, TestServer, WsClient};
 use serde_json::{Value, json};
+use sfubox::app::{App, ConnId, ConnOutput, GroupLookup, GroupStatus};
+use sfubox::config::{ConfigError, FileCache, FileNeed, GlobalConfig};
+use sfubox::http::camus::CamusSource;
+use sfubox::http::route::GroupSource;
+use sfubox::media::{Sfu, SfuConfig};
+use sfubox::run::Engine;
 use sfubox::testing::{PeerConfig, PeerOutput, TestPeer, write_vp8_start};
 use str0m::Event;
 use str0m::format::Codec;
@@ -762,4 +770,143 @@ fn stats_need_the_global_admin_and_show_streams_and_bitrates() {
             .any(|t| t["bitrate"].as_u64().unwrap() > 100_000),
         "{down}"
     );
+}
+
+// ---------------------------------------------------------------------------- a panic on the datagram path
+
+/// The application with a fault injected on the datagram path: while `armed` is above zero,
+/// [`Engine::handle_media_events`] (which the runtime calls only from its media receive
+/// loop, when the engine reports events for the signalling side) panics before doing
+/// anything, once per count. Test code only: nothing in sfubox can reach it.
+struct PanicOnMediaEvents {
+    app: App,
+    armed: Arc<AtomicUsize>,
+}
+
+impl GroupSource for PanicOnMediaEvents {
+    fn group_status(&mut self, now: Instant, name: &str) -> GroupLookup {
+        self.app.group_status(now, name)
+    }
+    fn public_groups(&mut self, now: Instant) -> Vec<GroupStatus> {
+        self.app.public_groups(now)
+    }
+    fn global_config(&mut self) -> Result<Arc<GlobalConfig>, ConfigError> {
+        self.app.global_config()
+    }
+}
+
+impl CamusSource for PanicOnMediaEvents {}
+
+// WHIP is not used here: the trait's defaults (no media for WHIP) do.
+impl sfubox::http::whip::WhipSource for PanicOnMediaEvents {}
+
+impl Engine for PanicOnMediaEvents {
+    fn enable_media(&mut self, config: SfuConfig) -> Result<(), String> {
+        Engine::enable_media(&mut self.app, config)
+    }
+    fn media_engine(&mut self) -> Option<&mut Sfu> {
+        self.app.media_engine()
+    }
+    fn handle_media_events(&mut self, now: Instant) {
+        let fire = self
+            .armed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fire {
+            panic!("injected panic on the datagram path");
+        }
+        self.app.handle_media_events(now)
+    }
+    fn connect(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
+        self.app.galene_connect(now, remote)
+    }
+    fn connect_gst(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId {
+        self.app.gst_connect(now, remote)
+    }
+    fn connect_camus(
+        &mut self,
+        now: Instant,
+        remote: Option<SocketAddr>,
+        admission: sfubox::camus::Admission,
+    ) -> ConnId {
+        self.app.camus_connect(now, remote, admission)
+    }
+    fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+        self.app.handle_text(now, conn, text)
+    }
+    fn handle_binary(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.app.handle_binary(now, conn, data)
+    }
+    fn handle_pong(&mut self, now: Instant, conn: ConnId) {
+        self.app.handle_pong(now, conn)
+    }
+    fn handle_disconnect(&mut self, now: Instant, conn: ConnId) {
+        self.app.handle_disconnect(now, conn)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.app.handle_timeout(now)
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.app.poll_timeout()
+    }
+    fn poll_output(&mut self) -> Option<(ConnId, ConnOutput)> {
+        self.app.poll_output()
+    }
+    fn shutdown(&mut self, now: Instant, message: &str) {
+        self.app.shutdown(now, message)
+    }
+    fn files_for_timeout(&self, now: Instant) -> Vec<FileNeed> {
+        self.app.files_for_timeout(now)
+    }
+    fn file_cache(&self) -> Option<FileCache> {
+        self.app.core().file_cache()
+    }
+}
+
+#[test]
+fn a_panic_on_the_datagram_path_does_not_stop_forwarding() {
+    let armed = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let armed = Arc::clone(&armed);
+        TestServer::start_with(Setup::insecure().group("g", GROUP), move |app| {
+            PanicOnMediaEvents { app, armed }
+        })
+    };
+    let mut world = World::new();
+    let mut s1 = client(&server, "s1", false);
+    s1.send_json(json!({"type": "request", "request": {"": ["audio", "video"]}}));
+    let first = world.add_peer();
+    let mut p = client(&server, "p", false);
+    let publisher = world.add_peer();
+    let mids = publish(&mut world, &mut p, publisher, "up1", true, &[], json!({}));
+    world
+        .sources
+        .push(Source::new(publisher, mids[1], None, MediaKind::Video, 2));
+    let offer = expect_offer(&mut s1, "up1");
+    answer(&mut world, &mut s1, first, &offer);
+    world.run_until(Duration::from_secs(10), |w| {
+        w.peers[first].distinct(MediaKind::Video, 2).len() > 30
+    });
+
+    // Two panics on the datagram path, within the budget: a second subscriber's arrival
+    // makes the engine report events, and their handling panics twice before it goes through.
+    armed.store(2, Ordering::SeqCst);
+    let mut s2 = client(&server, "s2", false);
+    s2.send_json(json!({"type": "request", "request": {"": ["audio", "video"]}}));
+    let second = world.add_peer();
+    let offer = expect_offer(&mut s2, "up1");
+    answer(&mut world, &mut s2, second, &offer);
+    world.run_until(Duration::from_secs(10), |_| {
+        armed.load(Ordering::SeqCst) == 0
+    });
+    let before = world.peers[first].distinct(MediaKind::Video, 2).len();
+
+    // Forwarding goes on for the first subscriber, and the second one gets media too.
+    world.run_until(Duration::from_secs(10), |w| {
+        w.peers[first].distinct(MediaKind::Video, 2).len() > before + 150
+            && w.peers[second].distinct(MediaKind::Video, 2).len() > 30
+    });
+    // Signalling still works as well.
+    s1.send_json(json!({"type": "chat", "source": "s1", "username": "s1", "value": "hi"}));
+    assert_eq!(p.recv_type("chat")["value"], "hi");
 }

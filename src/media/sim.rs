@@ -240,13 +240,15 @@ impl Rng {
     }
 }
 
-/// What a simulated publisher's offer contained.
-#[derive(Debug, Clone, Copy)]
+/// What a simulated publisher's offer contained, and the server's answer.
+#[derive(Debug, Clone)]
 pub struct Published {
     /// The audio m-line, if any.
     pub audio: Option<Mid>,
     /// The video m-line, if any.
     pub video: Option<Mid>,
+    /// The engine's answer (its ICE credentials, for tests that write their own STUN).
+    pub answer: String,
 }
 
 /// The server, its clients, the links between them and the clock.
@@ -364,6 +366,7 @@ impl Sim {
         Ok(Published {
             audio: offer.audio,
             video: offer.video,
+            answer,
         })
     }
 
@@ -404,6 +407,7 @@ impl Sim {
         Ok(Published {
             audio: offer.audio,
             video: offer.video,
+            answer,
         })
     }
 
@@ -600,6 +604,33 @@ impl Sim {
             to,
             data,
         });
+    }
+
+    /// Client `client` writes one RTP packet now (see [`TestPeer::write_rtp`]) and sends
+    /// what that produces; says whether it was written (false before negotiation).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_rtp(
+        &mut self,
+        client: usize,
+        codec: Codec,
+        mid: Mid,
+        rid: Option<Rid>,
+        seq: u64,
+        ts: u32,
+        marker: bool,
+        payload: Vec<u8>,
+    ) -> bool {
+        let now = self.now;
+        let Some(c) = self.clients.get_mut(client) else {
+            return false;
+        };
+        let written = c
+            .peer
+            .write_rtp(codec, mid, rid, seq, ts, now, marker, payload);
+        if written {
+            self.drain_client(client);
+        }
+        written
     }
 
     /// Injects a raw datagram to the server, arriving after `delay`.

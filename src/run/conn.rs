@@ -1,5 +1,8 @@
 //! One TCP connection: TLS handshake, request head (bounded in size and time), then either
-//! one HTTP response or a WebSocket session pumped into the engine.
+//! one HTTP response or a WebSocket session pumped into the engine. Until its request head is
+//! complete a connection is *opening*: the connection table may evict it to make room
+//! ([`super::limits`]). The opening ([`open`]) and the session ([`session`]) are two futures,
+//! so that a long session does not keep the memory of the handshake and the request.
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
@@ -18,6 +21,7 @@ use smol::{Async, Timer};
 
 use super::admin;
 use super::files::DiskRecordings;
+use super::limits::ConnectionPermit;
 use super::prefetch::{self, FrameNeeds};
 use super::{Engine, Shared};
 use crate::conn::ConnOutput;
@@ -45,9 +49,15 @@ const READ_CHUNK: usize = 4096;
 /// grows to a frame's announced length.
 const WEBSOCKET_READ_BUFFER: usize = 4096;
 
+/// Bytes of outgoing TLS that rustls holds per connection before a write waits for the socket
+/// (its default is 64 KiB). Frames are written one at a time within
+/// [`super::Limits::frame_write`], so this bounds what a client that does not read makes the
+/// server hold in TLS buffers; larger frames still go out, in pieces.
+const TLS_SEND_BUFFER: usize = 16 * 1024;
+
 /// Reads what `stream` has (at most [`READ_CHUNK`] bytes) onto the end of `buffer`; `None` when
-/// `deadline` passed first. The bytes go straight into `buffer`: a chunk array in `serve` would
-/// stay in the connection's future for the whole WebSocket session.
+/// `deadline` passed first. The bytes go straight into `buffer`: a chunk array in `read_request`
+/// would make every opening connection's future 4 KiB larger.
 async fn read_more<S: AsyncRead + Unpin>(
     stream: &mut S,
     buffer: &mut Vec<u8>,
@@ -79,30 +89,119 @@ async fn read_more<S: AsyncRead + Unpin>(
     read
 }
 
-/// Serves one accepted connection to completion.
-pub(super) async fn connection<E: Engine>(
-    shared: Rc<Shared<E>>,
+/// A connection upgraded to a WebSocket, ready for its session.
+// Moved once, into the session's boxed future: boxing the larger variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Session {
+    /// Over plain TCP (`-insecure`).
+    Plain(WebSocketStream<Async<TcpStream>>, Signalling),
+    /// Over TLS.
+    Tls(
+        WebSocketStream<futures_rustls::server::TlsStream<Async<TcpStream>>>,
+        Signalling,
+    ),
+}
+
+/// Serves one accepted connection up to its WebSocket session: TLS handshake, request head,
+/// then an HTTP response (`None`) or the upgrade. Until its request head is complete the
+/// connection is *opening* and ends as soon as the connection table evicts it (`permit`).
+///
+/// The session is a separate future ([`session`]) so that the runtime can free this one,
+/// sized for TLS handshakes, request parsing and responses, before a session that may last
+/// for hours.
+pub(super) async fn open<E: Engine>(
+    shared: &Rc<Shared<E>>,
     stream: Async<TcpStream>,
     peer: SocketAddr,
-) {
+    permit: &ConnectionPermit,
+) -> Option<Session> {
     // Nagle would delay small WebSocket frames; failure only costs latency.
     let _ = stream.get_ref().set_nodelay(true);
     match shared.tls.clone() {
-        None => serve(&shared, stream, peer, false).await,
+        None => {
+            let mut stream = stream;
+            let request =
+                until_evicted(permit, peer, read_request(shared, &mut stream, peer, false)).await?;
+            permit.established();
+            let (socket, signalling) = respond(shared, stream, peer, request).await?;
+            Some(Session::Plain(socket, signalling))
+        }
         Some(acceptor) => {
-            match within(shared.limits.tls_handshake, acceptor.accept(stream)).await {
-                Some(Ok(tls)) => serve(&shared, tls, peer, true).await,
-                Some(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
-                None => log::info!(
-                    "{peer}: TLS handshake not done in {:?}, closing",
-                    shared.limits.tls_handshake
-                ),
-            }
+            let opening = async {
+                let mut tls =
+                    match within(shared.limits.tls_handshake, acceptor.accept(stream)).await {
+                        Some(Ok(mut tls)) => {
+                            tls.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
+                            tls
+                        }
+                        Some(Err(e)) => {
+                            log::debug!("{peer}: TLS handshake failed: {e}");
+                            return None;
+                        }
+                        None => {
+                            log::info!(
+                                "{peer}: TLS handshake not done in {:?}, closing",
+                                shared.limits.tls_handshake
+                            );
+                            return None;
+                        }
+                    };
+                let request = read_request(shared, &mut tls, peer, true).await?;
+                Some((tls, request))
+            };
+            let (tls, request) = until_evicted(permit, peer, opening).await?;
+            permit.established();
+            let (socket, signalling) = respond(shared, tls, peer, request).await?;
+            Some(Session::Tls(socket, signalling))
         }
     }
 }
 
-async fn serve<E, S>(shared: &Rc<Shared<E>>, mut stream: S, peer: SocketAddr, tls: bool)
+/// Runs an upgraded connection's WebSocket session to its end.
+pub(super) async fn session<E: Engine>(shared: &Rc<Shared<E>>, session: Session, peer: SocketAddr) {
+    match session {
+        Session::Plain(socket, signalling) => websocket(shared, socket, peer, signalling).await,
+        Session::Tls(socket, signalling) => websocket(shared, socket, peer, signalling).await,
+    }
+}
+
+/// Runs `opening` (the TLS handshake and request head) unless the connection table evicts
+/// the connection first (`None` then).
+async fn until_evicted<T>(
+    permit: &ConnectionPermit,
+    peer: SocketAddr,
+    opening: impl Future<Output = Option<T>>,
+) -> Option<T> {
+    let evicted = async {
+        permit.evicted().await;
+        log::debug!("{peer}: evicted before its request head was complete");
+        None
+    };
+    smol::future::or(opening, evicted).await
+}
+
+/// A complete request: its head, and the bytes read so far (the head, the body, and for a
+/// WebSocket upgrade perhaps the first frames).
+struct ReadRequest {
+    request: crate::http::Request,
+    buffer: Vec<u8>,
+    head_len: usize,
+    body_len: usize,
+    /// For the admin API ([`admin::wants`]).
+    admin_api: bool,
+    /// For a WHIP endpoint.
+    whip: bool,
+}
+
+/// Reads a request head (and its body, see below) within [`super::Limits::request_head`]; answers
+/// a malformed, oversized or late one itself and returns `None`.
+async fn read_request<E, S>(
+    shared: &Rc<Shared<E>>,
+    stream: &mut S,
+    peer: SocketAddr,
+    tls: bool,
+) -> Option<ReadRequest>
 where
     E: Engine,
     S: AsyncRead + AsyncWrite + Unpin,
@@ -122,12 +221,12 @@ where
                         response.status
                     );
                 }
-                write_response(shared, &mut stream, &response, false).await;
-                return;
+                write_response(shared, stream, &response, false).await;
+                return None;
             }
             HeadParse::Partial => {}
         }
-        match read_more(&mut stream, &mut buffer, deadline).await {
+        match read_more(stream, &mut buffer, deadline).await {
             None => {
                 log::info!(
                     "{peer}: request head not complete in {:?}, closing",
@@ -135,11 +234,11 @@ where
                 );
                 if !buffer.is_empty() {
                     let response = Response::text(408, "Request Timeout");
-                    write_response(shared, &mut stream, &response, false).await;
+                    write_response(shared, stream, &response, false).await;
                 }
-                return;
+                return None;
             }
-            Some(Ok(0)) | Some(Err(_)) => return,
+            Some(Ok(0)) | Some(Err(_)) => return None,
             Some(Ok(_)) => {}
         }
     };
@@ -159,8 +258,8 @@ where
         Some(_) if (admin_api || whip) && request.header("transfer-encoding").is_some() => {
             // A chunked body is not read: without this it would look like an empty one.
             let response = Response::text(411, "Length Required");
-            write_response(shared, &mut stream, &response, false).await;
-            return;
+            write_response(shared, stream, &response, false).await;
+            return None;
         }
         Some(limit) => match request
             .header("content-length")
@@ -170,13 +269,13 @@ where
             Some(Ok(len)) if len <= limit => len,
             Some(Ok(_)) => {
                 let response = Response::text(413, "Request body too large");
-                write_response(shared, &mut stream, &response, false).await;
-                return;
+                write_response(shared, stream, &response, false).await;
+                return None;
             }
             Some(Err(_)) => {
                 let response = Response::text(400, "Bad Request");
-                write_response(shared, &mut stream, &response, false).await;
-                return;
+                write_response(shared, stream, &response, false).await;
+                return None;
             }
         },
     };
@@ -191,18 +290,47 @@ where
         })
         .await;
         if !matches!(written, Some(Ok(()))) {
-            return;
+            return None;
         }
     }
     while buffer.len() < head_len + body_len {
-        match read_more(&mut stream, &mut buffer, deadline).await {
+        match read_more(stream, &mut buffer, deadline).await {
             Some(Ok(n)) if n > 0 => {}
             _ => {
                 log::debug!("{peer}: request body not complete in time");
-                return;
+                return None;
             }
         }
     }
+    Some(ReadRequest {
+        request,
+        buffer,
+        head_len,
+        body_len,
+        admin_api,
+        whip,
+    })
+}
+
+/// Routes a complete request and writes the response, or upgrades to a WebSocket session.
+async fn respond<E, S>(
+    shared: &Rc<Shared<E>>,
+    mut stream: S,
+    peer: SocketAddr,
+    read: ReadRequest,
+) -> Option<(WebSocketStream<S>, Signalling)>
+where
+    E: Engine,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let ReadRequest {
+        request,
+        buffer,
+        head_len,
+        body_len,
+        admin_api,
+        whip,
+    } = read;
     let body = buffer
         .get(head_len..head_len + body_len)
         .unwrap_or_default();
@@ -212,7 +340,7 @@ where
         let response = admin::serve(shared, request, body, peer).await;
         log::debug!("{peer}: {method} {target} -> {}", response.status);
         write_response(shared, &mut stream, &response, method == "HEAD").await;
-        return;
+        return None;
     }
     let freshness = shared.refresh_files(prefetch::for_request(&request)).await;
     let (routed, delay) = {
@@ -249,6 +377,7 @@ where
                 file.len
             );
             send_recording(shared, &mut stream, &response, &file, request.is_head()).await;
+            None
         }
         Routed::Response(response) => {
             if whip && response.status == 401 {
@@ -262,6 +391,7 @@ where
                 response.status
             );
             write_response(shared, &mut stream, &response, request.is_head()).await;
+            None
         }
         Routed::Upgrade {
             accept_key,
@@ -274,7 +404,7 @@ where
             })
             .await;
             if !matches!(written, Some(Ok(()))) {
-                return;
+                return None;
             }
             let leftover = buffer.get(head_len..).unwrap_or_default().to_vec();
             // The session lasts as long as the connection: keep nothing of the request.
@@ -287,7 +417,7 @@ where
             let socket =
                 WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
                     .await;
-            websocket(shared, socket, peer, signalling).await;
+            Some((socket, signalling))
         }
     }
 }

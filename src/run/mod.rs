@@ -43,11 +43,14 @@
 //!
 //! Every accepted connection takes a slot in a [`limits::ConnectionTable`]
 //! ([`Limits::max_connections`] in total, [`Limits::max_connections_per_ip`] per address);
-//! without one it is closed at once. A panic while serving one connection (in the engine
-//! or in the connection's own code) unwinds to that connection's task only: the task logs
-//! it, the engine is told the connection is gone, and every other meeting goes on. More
-//! than [`limits::PanicBudget::MAX_PANICS`] panics a minute end the process (exit code 70)
-//! for the service manager to restart it, since the shared state is then suspect.
+//! when the table is full the oldest connection that has not completed its request head is
+//! evicted for it, and without a slot it is closed at once. A panic while serving one
+//! connection (in the engine or in the connection's own code) unwinds to that connection's
+//! task only: the task logs it, the engine is told the connection is gone, and every other
+//! meeting goes on. A panic while handling a media datagram is caught the same way for that
+//! datagram, and one in the timers for that round of timers. Every caught panic counts: more
+//! than [`limits::PanicBudget::MAX_PANICS`] a minute end the process (exit code 70) for the
+//! service manager to restart it, since the shared state is then suspect.
 
 mod admin;
 mod admin_files;
@@ -246,6 +249,10 @@ pub struct Limits {
     pub tls_handshake: Duration,
     /// Time for a client to send a complete request head (answered with 408 after it).
     pub request_head: Duration,
+    /// While at least half of [`Limits::max_connections`] are open, a connection that has
+    /// not completed its TLS handshake and request head this long after it was accepted is
+    /// closed as soon as another connection arrives.
+    pub opening_under_pressure: Duration,
     /// Time to write one HTTP response.
     pub response_write: Duration,
     /// Time to write one WebSocket frame; a slower client is disconnected.
@@ -258,10 +265,12 @@ pub struct Limits {
     /// How long shutdown waits for connections to close, and how long a connection waits
     /// for the client's answer to our close frame.
     pub shutdown_grace: Duration,
-    /// Open TCP connections (HTTP and WebSocket together); one more is refused.
+    /// Open TCP connections (HTTP and WebSocket together). One more evicts the oldest
+    /// connection that has not completed its request head, or is refused if there is none.
     pub max_connections: usize,
-    /// Open TCP connections from one IPv4 address or IPv6 /64; loopback is exempt (a
-    /// reverse proxy on the same machine brings every client from there).
+    /// Open TCP connections from one IPv4 address or IPv6 /64, enforced the same way within
+    /// the address; loopback is exempt (a reverse proxy on the same machine brings every
+    /// client from there).
     pub max_connections_per_ip: usize,
 }
 
@@ -270,6 +279,7 @@ impl Default for Limits {
         Limits {
             tls_handshake: Duration::from_secs(30),
             request_head: Duration::from_secs(30),
+            opening_under_pressure: Duration::from_secs(5),
             response_write: Duration::from_secs(60),
             frame_write: Duration::from_millis(500),
             // Above max_connections: joining a group sends one "user" message per member at once.
@@ -432,7 +442,7 @@ impl<E: Engine + 'static> Server<E> {
                 .detach();
             if let Some(media) = &shared.media {
                 executor
-                    .spawn(udp::receive_loop(Rc::clone(&shared), Rc::clone(media)))
+                    .spawn(udp::receive_task(Rc::clone(&shared), Rc::clone(media)))
                     .detach();
             }
             let accept = accept_loop(&listener, &executor, &shared);
@@ -486,6 +496,19 @@ fn bind_media<E: Engine>(
 }
 
 fn bind_listener(options: &Options) -> io::Result<TcpListener> {
+    let listener = bind_listener_address(options)?;
+    // The standard library listens with a queue of 128; a burst of connections (a flood the
+    // connection table copes with, or a meeting's browsers reconnecting together) would
+    // overflow it and each dropped SYN costs its client a second. Listening again only
+    // changes the queue size, up to the system's `somaxconn`.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::socket::listen(&listener, nix::sys::socket::Backlog::MAXCONN) {
+        log::warn!("cannot enlarge the listen queue: {e}");
+    }
+    Ok(listener)
+}
+
+fn bind_listener_address(options: &Options) -> io::Result<TcpListener> {
     let port = options.http.port;
     match &options.http.host {
         // All interfaces: the IPv6 wildcard is dual-stack on most systems; fall back to IPv4.
@@ -737,6 +760,8 @@ impl<E: Engine> Shared<E> {
 
     /// A connection ended: tell the engine, unless the overflow path already did.
     fn close(&self, id: ConnId) {
+        #[cfg(feature = "leak-injection")]
+        inject_leak();
         let removed = self.conns.borrow_mut().remove(&id);
         if removed.is_some() {
             self.engine
@@ -796,6 +821,18 @@ impl<E: Engine> Shared<E> {
     }
 }
 
+/// Leaks `SFUBOX_INJECTED_LEAK_KIB` KiB (default 64), written so that it is resident, each
+/// time a WebSocket connection ends. Only in builds with the `leak-injection` feature, which
+/// exists to prove that the soak test (`tests/soak/run.sh`) fails on a leak.
+#[cfg(feature = "leak-injection")]
+fn inject_leak() {
+    let kib = std::env::var("SFUBOX_INJECTED_LEAK_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(64);
+    std::mem::forget(vec![0xa5u8; kib * 1024]);
+}
+
 async fn accept_loop<E: Engine + 'static>(
     listener: &Async<TcpListener>,
     executor: &LocalExecutor<'_>,
@@ -804,17 +841,23 @@ async fn accept_loop<E: Engine + 'static>(
     let table = Rc::new(RefCell::new(limits::ConnectionTable::new(
         shared.limits.max_connections,
         shared.limits.max_connections_per_ip,
+        shared.limits.opening_under_pressure,
     )));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let permit = match limits::ConnectionPermit::acquire(&table, peer.ip()) {
-                    Ok(permit) => permit,
+                let now = Instant::now();
+                let permit = match limits::ConnectionPermit::acquire(&table, now, peer.ip()) {
+                    Ok((permit, evicted)) => {
+                        if evicted > 0
+                            && let Some(line) = table.borrow_mut().eviction_log_line(now, peer)
+                        {
+                            log::warn!("{line}");
+                        }
+                        permit
+                    }
                     Err(refusal) => {
-                        if let Some(line) =
-                            table
-                                .borrow_mut()
-                                .refusal_log_line(Instant::now(), peer, refusal)
+                        if let Some(line) = table.borrow_mut().refusal_log_line(now, peer, refusal)
                         {
                             log::warn!("{line}");
                         }
@@ -827,20 +870,32 @@ async fn accept_loop<E: Engine + 'static>(
                         continue;
                     }
                 };
-                // Boxed: a future that an async block owns and then awaits is stored twice in
-                // the task (rust-lang/rust#62958), 12 kB more per connection.
-                let serve = std::panic::AssertUnwindSafe(Box::pin(conn::connection(
-                    Rc::clone(shared),
-                    stream,
-                    peer,
-                )));
                 let shared = Rc::clone(shared);
                 executor
                     .spawn(async move {
                         use futures_util::FutureExt as _;
-                        if let Err(payload) = serve.catch_unwind().await {
-                            let what = format!("serving {peer} (only that connection was dropped)");
-                            shared.caught_panic(&what, payload.as_ref());
+                        // Each stage is boxed and freed when it ends: the task itself stays a
+                        // few pointers, and a WebSocket session (which may last for hours)
+                        // does not keep the memory of the TLS handshake, the request and the
+                        // response futures (6 kB of the 9 kB they took together).
+                        let opening = std::panic::AssertUnwindSafe(Box::pin(conn::open(
+                            &shared, stream, peer, &permit,
+                        )));
+                        let what = || format!("serving {peer} (only that connection was dropped)");
+                        let session = match opening.catch_unwind().await {
+                            Ok(session) => session,
+                            Err(payload) => {
+                                shared.caught_panic(&what(), payload.as_ref());
+                                None
+                            }
+                        };
+                        if let Some(session) = session {
+                            let running = std::panic::AssertUnwindSafe(Box::pin(conn::session(
+                                &shared, session, peer,
+                            )));
+                            if let Err(payload) = running.catch_unwind().await {
+                                shared.caught_panic(&what(), payload.as_ref());
+                            }
                         }
                         drop(permit);
                     })

@@ -426,9 +426,29 @@ fn unmapped(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Runs [`receive_loop`] for as long as the server runs. A panic on the datagram path (in
+/// the media engine outside str0m's own guard, in the signalling side's handling of media
+/// events, or in this module) is caught per datagram: it is logged and counted against the
+/// panic budget like a connection's, and forwarding goes on with the next datagram. A panic
+/// anywhere else in the loop restarts it.
+pub(super) async fn receive_task<E: Engine>(shared: Rc<Shared<E>>, socket: Rc<MediaSocket>) {
+    use futures_util::FutureExt as _;
+    loop {
+        let run = std::panic::AssertUnwindSafe(receive_loop(&shared, &socket));
+        match run.catch_unwind().await {
+            Ok(()) => return,
+            Err(payload) => shared.caught_panic(
+                "receiving media datagrams (the receive loop restarts)",
+                payload.as_ref(),
+            ),
+        }
+    }
+}
+
 /// Feeds every datagram of the media socket to the engine, one at a time; each engine call
-/// is followed by the drain that sends what it produced.
-pub(super) async fn receive_loop<E: Engine>(shared: Rc<Shared<E>>, socket: Rc<MediaSocket>) {
+/// is followed by the drain that sends what it produced. Returns only if the engine has no
+/// media side.
+async fn receive_loop<E: Engine>(shared: &Rc<Shared<E>>, socket: &Rc<MediaSocket>) {
     let mut buffer = vec![0u8; RECEIVE_BUFFER];
     let mut handled = 0usize;
     loop {
@@ -455,27 +475,16 @@ pub(super) async fn receive_loop<E: Engine>(shared: Rc<Shared<E>>, socket: Rc<Me
         let stride = meta.stride.max(1);
         let data = buffer.get(..meta.len).unwrap_or_default();
         for datagram in data.chunks(stride) {
-            let now = Instant::now();
-            // The datagram goes to the media engine and its transmits straight out; the
-            // signalling side runs only when the engine has events for it.
-            let has_events = {
-                let mut engine = shared.engine.borrow_mut();
-                let Some(sfu) = engine.media_engine() else {
-                    break;
-                };
-                if let Err(e) = sfu.handle_receive(now, source, destination, datagram) {
-                    log::trace!("datagram from {source}: {e}");
+            let handle = std::panic::AssertUnwindSafe(|| {
+                handle_datagram(shared, socket, source, destination, datagram)
+            });
+            match std::panic::catch_unwind(handle) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(payload) => {
+                    let what = format!("handling a media datagram from {source}");
+                    shared.caught_panic(&what, payload.as_ref());
                 }
-                while let Some(transmit) = sfu.poll_transmit() {
-                    socket.send(transmit);
-                }
-                sfu.has_events()
-            };
-            if has_events {
-                shared.with_engine(|engine| engine.handle_media_events(now));
-            } else {
-                socket.flush();
-                shared.kick_timer_if_sooner();
             }
             handled += 1;
         }
@@ -484,6 +493,39 @@ pub(super) async fn receive_loop<E: Engine>(shared: Rc<Shared<E>>, socket: Rc<Me
             smol::future::yield_now().await;
         }
     }
+}
+
+/// Gives one datagram to the media engine and sends its transmits straight out; the
+/// signalling side runs only when the engine has events for it. `false` when there is no
+/// media engine.
+fn handle_datagram<E: Engine>(
+    shared: &Shared<E>,
+    socket: &MediaSocket,
+    source: SocketAddr,
+    destination: SocketAddr,
+    datagram: &[u8],
+) -> bool {
+    let now = Instant::now();
+    let has_events = {
+        let mut engine = shared.engine.borrow_mut();
+        let Some(sfu) = engine.media_engine() else {
+            return false;
+        };
+        if let Err(e) = sfu.handle_receive(now, source, destination, datagram) {
+            log::trace!("datagram from {source}: {e}");
+        }
+        while let Some(transmit) = sfu.poll_transmit() {
+            socket.send(transmit);
+        }
+        sfu.has_events()
+    };
+    if has_events {
+        shared.with_engine(|engine| engine.handle_media_events(now));
+    } else {
+        socket.flush();
+        shared.kick_timer_if_sooner();
+    }
+    true
 }
 
 #[cfg(test)]

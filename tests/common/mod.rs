@@ -36,8 +36,9 @@ use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::Value;
+use sfubox::app::App;
 use sfubox::cli::Options;
-use sfubox::run::{Limits, Server};
+use sfubox::run::{Engine, Limits, Server};
 use smol::Async;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::stream::StreamExt;
@@ -193,6 +194,27 @@ impl TestServer {
 
     /// Starts a server, or returns why `Server::bind` refused to.
     pub fn try_start(setup: Setup) -> Result<TestServer, String> {
+        TestServer::try_start_with(setup, |app| app)
+    }
+
+    /// Starts a server whose runtime drives `wrap(app)` instead of the application itself
+    /// (a test's wrapper around it); panics if it cannot start.
+    pub fn start_with<E, W>(setup: Setup, wrap: W) -> TestServer
+    where
+        E: Engine + 'static,
+        W: FnOnce(App) -> E + Send + 'static,
+    {
+        match TestServer::try_start_with(setup, wrap) {
+            Ok(server) => server,
+            Err(error) => panic!("test server did not start: {error}"),
+        }
+    }
+
+    fn try_start_with<E, W>(setup: Setup, wrap: W) -> Result<TestServer, String>
+    where
+        E: Engine + 'static,
+        W: FnOnce(App) -> E + Send + 'static,
+    {
         let _ = env_logger::builder().is_test(true).try_init();
         let root = fresh_dir("server");
         if setup.create_groups_dir {
@@ -227,7 +249,7 @@ impl TestServer {
             .spawn(move || {
                 let (app, _) = sfubox::run::app_for(&options);
                 let file_cache = app.core().file_cache();
-                let server = match Server::bind(&options, app) {
+                let server = match Server::bind(&options, wrap(app)) {
                     Ok(server) => server.with_limits(limits),
                     Err(error) => {
                         let _ = address_sender.send(Err(error.to_string()));

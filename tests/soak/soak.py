@@ -413,7 +413,7 @@ def main():
               file=sys.stderr)
     if not ok_errors:
         print(f"FAIL: client errors: {errors}", file=sys.stderr)
-
+    return 0 if summary["ok"] else 1
 
 
 if __name__ == "__main__":

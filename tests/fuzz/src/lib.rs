@@ -1,11 +1,14 @@
 //! Helpers shared by the fuzz targets: an application over an in-memory configuration, a
-//! fake clock, and the input format of the session targets.
+//! fake clock, and the input format of the session targets; [`media`] holds the media input
+//! target's established streams and input format.
 //!
 //! Session targets read their input as lines; each line is one WebSocket text frame, and its
 //! first byte says which of the target's [`CLIENTS`] connections sends it (`b'0' + n`, any
 //! other byte means client 0 and is part of the frame). Every frame advances the clock by
 //! 50 ms; at the end the clock jumps one minute, so every timer fires, and every connection
 //! disconnects. Outputs are drained after every input, as the runtime does.
+
+pub mod media;
 
 use std::time::{Duration, Instant, SystemTime};
 
