@@ -5,6 +5,9 @@
 //! links are cut on the receiving side (their datagrams are counted, not decrypted) and only the
 //! time spent inside the engine is measured with `Instant`, together with the heap allocations
 //! the engine makes. Nothing is asserted: run `cargo bench --bench forward` and read the table.
+//! `FORWARD_SUBS=50` runs one size only: under `valgrind --tool=callgrind` that gives the
+//! engine's instructions per forwarded datagram at fan-outs a real-time run under callgrind
+//! cannot keep up with (see docs/benchmarks.md).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -148,8 +151,14 @@ fn main() {
         "{:>5} {:>10} {:>12} {:>14} {:>14} {:>12} {:>14}",
         "subs", "pkts in", "dgrams out", "in pkts/s", "out dgrams/s", "allocs/out", "kB/down"
     );
+    // `FORWARD_SUBS=50,100` runs only those sizes (e.g. under callgrind, where the simulated
+    // clock makes any fan-out affordable).
+    let sizes: Vec<usize> = std::env::var("FORWARD_SUBS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 10, 50]);
     let baseline = run(0).engine_heap;
-    for n in [1, 10, 50] {
+    for n in sizes {
         let r = run(n);
         let heap_per_down = (r.engine_heap - baseline) / n as i64;
         let secs = r.engine.as_secs_f64().max(1e-9);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The SFU benchmark (issue 8): sfubox, Janus 1.1 (Debian, VideoRoom, event_loops = 1) and our
-# null SFU under the same synthetic WebRTC load from benches/loadgen, interleaved, median of 3.
+# The SFU benchmark (issues 8, 17): sfubox, Janus 1.1 (Debian, VideoRoom, event_loops = 1), our
+# null SFU (str0m per packet) and raw relay (no WebRTC stack per packet: the floor), and Galène
+# when given, under the same synthetic WebRTC load from benches/loadgen, interleaved, median of 3.
 #
 #   benches/run.sh            full run (≈ 30–60 min on 2 cores): results in benches/results/
 #   benches/run.sh --quick    smoke test (a few minutes; .ci/run uses it): results in
@@ -18,6 +19,10 @@
 #                             scenario with 12 participants on sfubox, and on sfubox recording
 #                             every stream (target `sfubox-rec`); results in
 #                             benches/results/recording/ (docs/recording.md)
+#
+#   benches/run.sh --galene BIN
+#                             adds Galène (a binary you built from its sources; it takes the
+#                             same flags as sfubox) as a target, and its column to the tables
 #
 # Other flags: --no-janus, --no-callgrind, --out DIR; anything else is passed to `loadgen suite`
 # ahead of this script's own defaults, so it wins (e.g. --fanout 1,10,50 --reps 1 --window 10,
@@ -39,6 +44,7 @@ recording=0
 janus=1
 callgrind=1
 out=""
+galene=""
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -48,6 +54,7 @@ while [ $# -gt 0 ]; do
     --no-janus) janus=0 ;;
     --no-callgrind) callgrind=0 ;;
     --out) out="$2"; shift ;;
+    --galene) galene="$2"; shift ;;
     *) extra+=("$1") ;;
   esac
   shift
@@ -79,7 +86,13 @@ sfubox="$(cd "$target_dir/release" && pwd)/sfubox"
 root=0
 [ "$(id -u)" = 0 ] && root=1
 
-targets="sfubox,null"
+galene_args=()
+if [ -n "$galene" ]; then
+  [ -x "$galene" ] || { echo "--galene $galene: not an executable" >&2; exit 1; }
+  galene_args=(--galene "$(cd "$(dirname "$galene")" && pwd)/$(basename "$galene")")
+fi
+targets="sfubox,null,raw"
+[ -n "$galene" ] && targets="sfubox,galene,null,raw"
 [ "$estimation" = 1 ] && targets="sfubox,sfubox-noest"
 [ "$recording" = 1 ] && targets="sfubox,sfubox-rec"
 janus_args=()
@@ -121,10 +134,11 @@ if [ "$janus" = 1 ]; then
     mv "$cfg/janus.jcfg.new" "$cfg/janus.jcfg"
     sed -i 's|^\(\s*\)#\?ip = "192.168.0.1".*|\1ip = "127.0.0.1"|' "$cfg/janus.transport.http.jcfg"
     sed -i 's|^\(\s*\)#\?ws_ip = .*|\1ws_ip = "127.0.0.1"|' "$cfg/janus.transport.websockets.jcfg"
-    targets="sfubox,janus,null"
+    targets="sfubox,janus,null,raw"
+    [ -n "$galene" ] && targets="sfubox,galene,janus,null,raw"
     janus_args=(--janus-config "$cfg" --janus-ip 127.0.0.2)
   else
-    echo "== Janus not available (needs root and the Debian package): sfubox and the null SFU only"
+    echo "== Janus not available (needs root and the Debian package): no Janus column"
   fi
 fi
 
@@ -153,11 +167,12 @@ run_suite() {
 echo "== load: targets $targets (results in $out)"
 # The generator takes the first of a repeated flag: the caller's extra flags come first.
 run_suite ${extra[@]+"${extra[@]}"} --out "$out" --targets "$targets" --sfubox "$sfubox" \
-  ${janus_args[@]+"${janus_args[@]}"} ${quick_args[@]+"${quick_args[@]}"}
+  ${galene_args[@]+"${galene_args[@]}"} ${janus_args[@]+"${janus_args[@]}"} \
+  ${quick_args[@]+"${quick_args[@]}"}
 
 if [ "$callgrind" = 1 ] && [ "$quick" = 0 ] && command -v valgrind >/dev/null 2>&1; then
-  echo "== instructions per forwarded packet under callgrind (sfubox and the null SFU, fan-out 10)"
-  run_suite --out "$out/callgrind" --targets sfubox,null --sfubox "$sfubox" --callgrind \
+  echo "== instructions per forwarded packet under callgrind (sfubox, null SFU, raw relay, fan-out 10)"
+  run_suite --out "$out/callgrind" --targets sfubox,null,raw --sfubox "$sfubox" --callgrind \
     --scenarios fanout --fanout 10 --reps 1 --warmup 3 --window 10 || true
 fi
 

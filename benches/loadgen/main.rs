@@ -7,12 +7,14 @@
 //! one command) and `docs/benchmarks.md` (method and results).
 //!
 //! ```text
-//! loadgen suite --out DIR [--quick] [--targets sfubox,sfubox-noest,janus,null] [--sfubox BIN]
+//! loadgen suite --out DIR [--quick] [--targets sfubox,sfubox-noest,janus,null,raw,galene]
+//!               [--sfubox BIN] [--galene BIN]
 //!               [--janus-config DIR] [--janus-ip 127.0.0.2] [--reps 3] [--target-cpu 1]
 //!               [--generator-cpu 0] [--callgrind] [--append]
 //!               [--scenarios fanout,meeting,storm,loss,capped] [--capped N]
 //!               [--cap-kbps 300] [--cap-queue-ms 300] [--cap-loss 0.02]
 //! loadgen null-sfu --http 127.0.0.1:PORT --udp 127.0.0.1:PORT
+//! loadgen raw-relay --http 127.0.0.1:PORT --udp 127.0.0.1:PORT   (the floor: no str0m per packet)
 //! loadgen report DIR          (rewrites results.md and plot.svg from results.json)
 //! ```
 
@@ -20,6 +22,7 @@ mod null_sfu;
 mod options;
 mod peer;
 mod procstat;
+mod raw_srtp;
 mod report;
 mod scenario;
 mod signal;
@@ -33,13 +36,14 @@ use target::TargetKind;
 
 fn usage() {
     eprintln!(
-        "usage: loadgen suite --out DIR [--quick] [--targets sfubox,sfubox-noest,janus,null]\n\
-         \x20                   [--sfubox BIN] [--janus-config DIR] [--janus-ip IP] [--reps N]\n\
+        "usage: loadgen suite --out DIR [--quick] [--targets sfubox,sfubox-noest,janus,null,raw,galene]\n\
+         \x20                   [--sfubox BIN] [--galene BIN] [--janus-config DIR] [--janus-ip IP] [--reps N]\n\
          \x20                   [--target-cpu N] [--generator-cpu N]\n\
          \x20                   [--scenarios fanout,meeting,storm,loss,capped]\n\
          \x20                   [--fanout 1,10,50] [--capped N] [--cap-kbps K] [--cap-queue-ms MS]\n\
          \x20                   [--cap-loss F] [--window S] [--warmup S] [--callgrind] [--append]\n\
          \x20      loadgen null-sfu --http ADDR --udp ADDR\n\
+         \x20      loadgen raw-relay --http ADDR --udp ADDR\n\
          \x20      loadgen report DIR\n\
          Run through benches/run.sh."
     );
@@ -52,7 +56,8 @@ fn main() {
         .collect();
     let result = match args.first().map(String::as_str) {
         Some("suite") => suite(&args[1..]),
-        Some("null-sfu") => null_sfu_main(&args[1..]),
+        Some("null-sfu") => null_sfu_main(&args[1..], false),
+        Some("raw-relay") => null_sfu_main(&args[1..], true),
         Some("report") => match args.get(1) {
             Some(dir) => report::rewrite(&PathBuf::from(dir)),
             None => Err("report DIR".into()),
@@ -74,12 +79,13 @@ fn value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.get(i + 1).map(String::as_str)
 }
 
-fn null_sfu_main(args: &[String]) -> Result<(), String> {
+fn null_sfu_main(args: &[String], raw: bool) -> Result<(), String> {
     let http = value(args, "--http").ok_or("--http ADDR")?;
     let udp = value(args, "--udp").ok_or("--udp ADDR")?;
     null_sfu::serve(
         http.parse().map_err(|e| format!("--http: {e}"))?,
         udp.parse().map_err(|e| format!("--udp: {e}"))?,
+        raw,
     )
 }
 
@@ -146,6 +152,7 @@ fn suite(args: &[String]) -> Result<(), String> {
         warmup: parse_secs("--warmup", if quick { 2.0 } else { 5.0 })?,
         window: parse_secs("--window", if quick { 4.0 } else { 15.0 })?,
         sfubox: PathBuf::from(value(args, "--sfubox").unwrap_or("target/release/sfubox")),
+        galene: value(args, "--galene").map(PathBuf::from),
         janus_config: value(args, "--janus-config").map(PathBuf::from),
         janus_ip: value(args, "--janus-ip")
             .unwrap_or("127.0.0.2")

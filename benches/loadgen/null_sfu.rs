@@ -6,10 +6,18 @@
 //! re-encrypted and sent once per subscriber of that stream. No keyframe logic, no rate
 //! control, no statistics, no permissions; NACKs are answered by str0m's own send buffers.
 //! str0m is configured as sfubox configures it (ICE-lite, shared certificate, same send rings).
+//!
+//! In raw mode (`loadgen raw-relay`, the benchmark's `raw` target) the same server has no
+//! WebRTC stack on the packet path: str0m still does ICE-lite, DTLS and RTCP, but once a
+//! peer's DTLS handshake has exported its SRTP keys ([`crate::raw_srtp`]), each RTP packet is
+//! decrypted once with aws-lc-rs, its header rewritten (the receiver's SSRC and payload type, a
+//! mid extension) and sealed once per receiver into one buffer that goes out in `sendmmsg`
+//! batches of 32. No NACK history, no RTCP for what it forwards: the floor of the machine.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +30,8 @@ use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::raw_srtp::{self, KeySlot, SrtpRx, SrtpTx};
 
 /// What a peer is for.
 enum Role {
@@ -41,6 +51,36 @@ struct NullPeer {
     role: Role,
     /// In `dirty`.
     dirty: bool,
+    /// Raw mode: where the DTLS session leaves its SRTP keys.
+    keys: Option<Arc<KeySlot>>,
+    /// Raw mode: the SRTP contexts once keyed.
+    srtp: RawSrtp,
+    /// The remote address (learned from its first datagram).
+    remote: Option<SocketAddr>,
+    /// Raw mode, up peers: payload type → audio or not.
+    pt_audio: Vec<(u8, bool)>,
+    /// Raw mode, down peers: (SSRC, payload type, mid, rollover base) for audio and video.
+    raw_out: [Option<RawOut>; 2],
+}
+
+/// A peer's SRTP, in raw mode.
+enum RawSrtp {
+    /// Not keyed yet (or not raw mode).
+    Pending,
+    /// Keyed: RTP bypasses str0m.
+    Ready(Box<(SrtpRx, SrtpTx)>),
+    /// A profile the raw path does not implement: str0m keeps the packets.
+    Unsupported,
+}
+
+/// How a down track's packets are written in raw mode.
+#[derive(Clone)]
+struct RawOut {
+    ssrc: u32,
+    pt: u8,
+    mid: heapless::Vec<u8, 16>,
+    /// The incoming rollover counter at the first packet (receivers start at 0).
+    roc_base: Option<u32>,
 }
 
 struct Stream {
@@ -78,10 +118,20 @@ struct NullSfu {
     /// Datagrams to send, handed to the kernel together (`sendmmsg`, as sfubox does).
     outbox: Vec<(SocketAddr, Vec<u8>)>,
     send_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    /// Raw mode.
+    raw: bool,
+    /// Raw mode: sealed packets back to back, and where each goes.
+    raw_bytes: Vec<u8>,
+    raw_out: Vec<(SocketAddr, Range<usize>)>,
 }
 
+/// Datagrams per `sendmmsg`.
+const SEND_BATCH: usize = 32;
+/// The mid header extension's id in sfubox's sending extension map.
+const MID_EXTENSION_ID: u8 = 4;
+
 /// Serves Galène's `/ws` on `http` and media on `udp` until killed.
-pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
+pub fn serve(http: SocketAddr, udp: SocketAddr, raw: bool) -> Result<(), String> {
     let listener = TcpListener::bind(http).map_err(|e| format!("{http}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let socket = UdpSocket::bind(udp).map_err(|e| format!("{udp}: {e}"))?;
@@ -102,7 +152,11 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
             )
             .map_err(|e| e.to_string())?;
     }
-    let crypto = Arc::new(str0m::crypto::from_feature_flags());
+    let crypto = Arc::new(if raw {
+        raw_srtp::tapping_provider()
+    } else {
+        str0m::crypto::from_feature_flags()
+    });
     let dtls_cert = crypto
         .dtls_provider
         .generate_certificate()
@@ -121,9 +175,13 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
         scratch: Vec::new(),
         dirty: Vec::new(),
         outbox: Vec::new(),
-        send_headers: nix::sys::socket::MultiHeaders::preallocate(32, None),
+        send_headers: nix::sys::socket::MultiHeaders::preallocate(SEND_BATCH, None),
+        raw,
+        raw_bytes: Vec::with_capacity(SEND_BATCH * 1300),
+        raw_out: Vec::with_capacity(SEND_BATCH),
     };
-    eprintln!("null-sfu: http {http}, media {local}");
+    let mode = if raw { "raw-relay" } else { "null-sfu" };
+    eprintln!("{mode}: http {http}, media {local}");
     let mut buf = vec![0u8; 2048];
     let mut events = Events::new();
     let mut ready = Vec::new();
@@ -133,7 +191,7 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
         loop {
             match sfu.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
-                    if let Some(data) = buf.get(..n) {
+                    if let Some(data) = buf.get_mut(..n) {
                         sfu.receive(from, data);
                     }
                 }
@@ -142,6 +200,7 @@ pub fn serve(http: SocketAddr, udp: SocketAddr) -> Result<(), String> {
             }
         }
         sfu.flush();
+        sfu.send_raw();
         let now = Instant::now();
         if now >= next_timers {
             next_timers = now + Duration::from_millis(5);
@@ -172,7 +231,14 @@ const LISTENER_KEY: usize = 1;
 const FIRST_CONN_KEY: usize = 2;
 
 impl NullSfu {
-    fn receive(&mut self, from: SocketAddr, data: &[u8]) {
+    fn receive(&mut self, from: SocketAddr, data: &mut [u8]) {
+        if self.raw
+            && let Some(&index) = self.by_addr.get(&from)
+            && is_rtp(data)
+            && self.raw_forward(index, data)
+        {
+            return;
+        }
         let Ok(receive) = Receive::new(Protocol::Udp, from, self.local, data) else {
             return;
         };
@@ -184,6 +250,7 @@ impl NullSfu {
                     return;
                 };
                 self.by_addr.insert(from, i);
+                self.peers[i].remote = Some(from); // i comes from position(): in range
                 i
             }
         };
@@ -304,6 +371,143 @@ impl NullSfu {
                 self.dirty.push(d);
             }
         }
+    }
+
+    /// Raw mode: decrypts an up peer's RTP packet and seals a copy for each receiver of its
+    /// stream. `false` when the packet is not for the raw path (not keyed yet, a down peer).
+    fn raw_forward(&mut self, up: usize, data: &mut [u8]) -> bool {
+        let Some(peer) = self.peers.get_mut(up) else {
+            return false;
+        };
+        let Role::Up(stream) = peer.role else {
+            return false;
+        };
+        if !raw_ready(peer) {
+            return false;
+        }
+        let RawSrtp::Ready(ctx) = &mut peer.srtp else {
+            return false;
+        };
+        let Some(opened) = ctx.0.open(data) else {
+            return true; // not valid SRTP: dropped, as a stack would
+        };
+        let pt = data[1] & 0x7f; // open() checked the header is there
+        let audio = match peer.pt_audio.iter().find(|(p, _)| *p == pt) {
+            Some(&(_, audio)) => audio,
+            None => {
+                let Some(codec) = peer
+                    .rtc
+                    .codec_config()
+                    .find(|p| *p.pt() == pt)
+                    .map(|p| p.spec().codec)
+                else {
+                    return true;
+                };
+                let audio = codec == Codec::Opus;
+                peer.pt_audio.push((pt, audio));
+                audio
+            }
+        };
+        let marker = data[1] & 0x80;
+        let seq = [data[2], data[3]];
+        let ts = [data[4], data[5], data[6], data[7]];
+        let Some(payload) = data.get(opened.header_len..opened.payload_end) else {
+            return true;
+        };
+        let receivers = self.streams.get(stream).map_or(0, |s| s.downs.len());
+        for di in 0..receivers {
+            let d = self.streams[stream].downs[di]; // di < len; nothing removes receivers
+            let Some(peer) = self.peers.get_mut(d) else {
+                continue;
+            };
+            let Some(remote) = peer.remote else {
+                continue;
+            };
+            if !raw_ready(peer) {
+                continue;
+            }
+            if raw_out(peer, audio).is_none() {
+                continue;
+            }
+            let (Some(out), RawSrtp::Ready(ctx)) =
+                (&mut peer.raw_out[usize::from(!audio)], &peer.srtp)
+            else {
+                continue;
+            };
+            let roc = opened
+                .roc
+                .wrapping_sub(*out.roc_base.get_or_insert(opened.roc));
+            let start = self.raw_bytes.len();
+            // The fixed header with one one-byte extension: the mid (RFC 8285).
+            let ext_words = (1 + out.mid.len()).div_ceil(4);
+            self.raw_bytes
+                .extend_from_slice(&[0x90, marker | out.pt, seq[0], seq[1]]);
+            self.raw_bytes.extend_from_slice(&ts);
+            self.raw_bytes.extend_from_slice(&out.ssrc.to_be_bytes());
+            self.raw_bytes
+                .extend_from_slice(&[0xbe, 0xde, 0, ext_words as u8]);
+            let ext_start = self.raw_bytes.len();
+            self.raw_bytes
+                .push((MID_EXTENSION_ID << 4) | (out.mid.len() as u8 - 1));
+            self.raw_bytes.extend_from_slice(&out.mid);
+            self.raw_bytes.resize(ext_start + 4 * ext_words, 0);
+            let header_len = self.raw_bytes.len() - start;
+            self.raw_bytes.extend_from_slice(payload);
+            if ctx
+                .1
+                .seal(&mut self.raw_bytes, start, header_len, roc)
+                .is_none()
+            {
+                self.raw_bytes.truncate(start);
+                continue;
+            }
+            self.raw_out.push((remote, start..self.raw_bytes.len()));
+            if self.raw_out.len() >= SEND_BATCH {
+                self.send_raw();
+            }
+        }
+        true
+    }
+
+    /// Raw mode: sends the sealed packets, `SEND_BATCH` per `sendmmsg`; drops what would block.
+    fn send_raw(&mut self) {
+        use nix::sys::socket::{MsgFlags, SockaddrStorage, sendmmsg};
+        use std::os::fd::AsRawFd;
+        if self.raw_out.is_empty() {
+            return;
+        }
+        let fd = self.socket.as_raw_fd();
+        let addresses: heapless::Vec<Option<SockaddrStorage>, SEND_BATCH> = self
+            .raw_out
+            .iter()
+            .map(|(to, _)| Some(SockaddrStorage::from(*to)))
+            .collect();
+        let payloads: heapless::Vec<[std::io::IoSlice<'_>; 1], SEND_BATCH> = self
+            .raw_out
+            .iter()
+            .map(|(_, r)| [std::io::IoSlice::new(&self.raw_bytes[r.clone()])]) // ranges we wrote
+            .collect();
+        let mut next = 0;
+        while next < payloads.len() {
+            match sendmmsg(
+                fd,
+                &mut self.send_headers,
+                &payloads[next..],
+                &addresses[next..],
+                [],
+                MsgFlags::empty(),
+            ) {
+                Ok(results) => match results.count() {
+                    0 => break,
+                    sent => next += sent,
+                },
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(_) => next += 1,
+            }
+        }
+        drop(payloads);
+        self.raw_out.clear();
+        self.raw_bytes.clear();
     }
 
     /// Sends every datagram in the outbox, 32 per `sendmmsg`; drops what would block.
@@ -477,7 +681,7 @@ impl NullSfu {
         }
     }
 
-    fn new_rtc(&self, sending: bool) -> Rtc {
+    fn new_rtc(&self, sending: bool) -> (Rtc, Option<Arc<KeySlot>>) {
         // sfubox's own str0m settings (ICE-lite, RTP mode, send rings, header extensions) and
         // its default NACK history, with one shared certificate: only the SFU logic differs.
         let direction = if sending {
@@ -493,14 +697,16 @@ impl NullSfu {
         if let Ok(c) = Candidate::host(self.local, "udp") {
             rtc.add_local_candidate(c);
         }
-        rtc
+        // The DTLS session str0m just made for this `Rtc` (raw mode only).
+        let keys = raw_srtp::take_last_slot();
+        (rtc, keys)
     }
 
     fn publish(&mut self, c: usize, id: &str, sdp: &str) {
         let Ok(offer) = SdpOffer::from_sdp_string(sdp) else {
             return;
         };
-        let mut rtc = self.new_rtc(false);
+        let (mut rtc, keys) = self.new_rtc(false);
         let Ok(answer) = rtc.sdp_api().accept_offer(offer) else {
             return;
         };
@@ -515,6 +721,11 @@ impl NullSfu {
             deadline: Instant::now(),
             role: Role::Up(stream),
             dirty: false,
+            keys,
+            srtp: RawSrtp::Pending,
+            remote: None,
+            pt_audio: Vec::new(),
+            raw_out: [None, None],
         });
         let p = self.peers.len() - 1;
         self.conns[c].peers.insert(id.to_owned(), p);
@@ -531,7 +742,7 @@ impl NullSfu {
     }
 
     fn offer_down(&mut self, stream: usize, c: usize) {
-        let mut rtc = self.new_rtc(true);
+        let (mut rtc, keys) = self.new_rtc(true);
         let mut api = rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
@@ -549,6 +760,11 @@ impl NullSfu {
                 pending: Some(pending),
             },
             dirty: false,
+            keys,
+            srtp: RawSrtp::Pending,
+            remote: None,
+            pt_audio: Vec::new(),
+            raw_out: [None, None],
         });
         let p = self.peers.len() - 1;
         self.streams[stream].downs.push(p);
@@ -560,4 +776,63 @@ impl NullSfu {
         );
         self.drain(p);
     }
+}
+
+/// RTP rather than RTCP (RFC 5761 §4: RTCP packet types 192–223 sit where RTP payload types
+/// 64–95 would).
+fn is_rtp(data: &[u8]) -> bool {
+    matches!(data.first(), Some(128..=191))
+        && data.get(1).is_some_and(|b| !(64..96).contains(&(b & 0x7f)))
+}
+
+/// Whether the peer's raw SRTP is keyed, keying it if its handshake has exported keys.
+fn raw_ready(peer: &mut NullPeer) -> bool {
+    if let RawSrtp::Pending = peer.srtp
+        && let Some(slot) = &peer.keys
+        && let Some(contexts) = slot.contexts()
+    {
+        peer.srtp = match contexts {
+            Ok(c) => RawSrtp::Ready(Box::new(c)),
+            Err(profile) => {
+                eprintln!("raw-relay: SRTP profile {profile:?} is not implemented; str0m keeps it");
+                RawSrtp::Unsupported
+            }
+        };
+    }
+    matches!(peer.srtp, RawSrtp::Ready(_))
+}
+
+/// A down peer's raw output for audio or video, found once from its `Rtc`.
+fn raw_out(peer: &mut NullPeer, audio: bool) -> Option<&mut RawOut> {
+    let k = usize::from(!audio);
+    if peer.raw_out[k].is_none() {
+        let Role::Down {
+            audio: a, video: v, ..
+        } = &peer.role
+        else {
+            return None;
+        };
+        let (mid, codec) = if audio {
+            (a.0, Codec::Opus)
+        } else {
+            (v.0, Codec::Vp8)
+        };
+        let pt = peer
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| *p.pt())?;
+        let ssrc = *peer.rtc.direct_api().stream_tx_by_mid(mid, None)?.ssrc();
+        let mid = heapless::Vec::from_slice(mid.as_bytes()).ok()?;
+        if mid.is_empty() {
+            return None;
+        }
+        peer.raw_out[k] = Some(RawOut {
+            ssrc,
+            pt,
+            mid,
+            roc_base: None,
+        });
+    }
+    peer.raw_out[k].as_mut()
 }

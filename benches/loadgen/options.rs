@@ -89,6 +89,8 @@ pub struct SuiteOptions {
     pub window: f64,
     /// sfubox binary.
     pub sfubox: PathBuf,
+    /// Galène binary (the `galene` target).
+    pub galene: Option<PathBuf>,
     /// Janus config directory.
     pub janus_config: Option<PathBuf>,
     /// Janus's ICE address.

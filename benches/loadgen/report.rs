@@ -244,7 +244,15 @@ fn write(dir: &Path, doc: &Value) -> Result<(), String> {
 
 fn keys(rows: &[Value]) -> Vec<(String, u64, String)> {
     let order = ["fanout", "meeting", "storm", "loss", "capped"];
-    let torder = ["sfubox", "sfubox-noest", "sfubox-rec", "janus", "null"];
+    let torder = [
+        "sfubox",
+        "sfubox-noest",
+        "sfubox-rec",
+        "galene",
+        "janus",
+        "null",
+        "raw",
+    ];
     let mut k: Vec<(String, u64, String)> = rows
         .iter()
         .filter_map(|r| {
@@ -302,7 +310,7 @@ fn markdown(meta: &Value, rows: &[Value]) -> String {
         MAX_P99_MS
     );
     let all = keys(rows);
-    for t in ["sfubox", "sfubox-noest", "janus", "null"] {
+    for t in ["sfubox", "sfubox-noest", "galene", "janus", "null", "raw"] {
         let ns: Vec<u64> = all
             .iter()
             .filter(|(sc, _, tt)| sc == "fanout" && tt == t)
@@ -327,8 +335,11 @@ fn markdown(meta: &Value, rows: &[Value]) -> String {
         s,
         "\n**Ratios of CPU per forwarded packet** (fan-out, medians; > 1 means sfubox is cheaper):\n"
     );
-    let _ = writeln!(s, "| N | Janus ÷ sfubox | null SFU ÷ sfubox |");
-    let _ = writeln!(s, "|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| N | Galène ÷ sfubox | Janus ÷ sfubox | null SFU ÷ sfubox | raw relay ÷ sfubox |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
     let mut fan: Vec<u64> = all
         .iter()
         .filter(|(sc, _, _)| sc == "fanout")
@@ -345,9 +356,11 @@ fn markdown(meta: &Value, rows: &[Value]) -> String {
         let ours = us("sfubox");
         let _ = writeln!(
             s,
-            "| {n} | {} | {} |",
+            "| {n} | {} | {} | {} | {} |",
+            fmt(us("galene") / ours, 2),
             fmt(us("janus") / ours, 2),
-            fmt(us("null") / ours, 2)
+            fmt(us("null") / ours, 2),
+            fmt(us("raw") / ours, 2)
         );
     }
     estimation_tables(&mut s, meta, rows, &all);
@@ -539,6 +552,8 @@ fn svg(rows: &[Value]) -> String {
         ("sfubox-noest", "#9467bd"),
         ("janus", "#d62728"),
         ("null", "#2ca02c"),
+        ("raw", "#7f7f7f"),
+        ("galene", "#ff7f0e"),
     ];
     let all = keys(rows);
     let mut ns: Vec<u64> = all

@@ -37,6 +37,7 @@ pub fn run_suite(o: &SuiteOptions) -> Result<(), String> {
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let launch = Launch {
         sfubox: &o.sfubox,
+        galene: o.galene.as_deref(),
         janus_config: o.janus_config.as_deref(),
         janus_ip: o.janus_ip,
         cpu: o.target_cpu,
@@ -205,6 +206,10 @@ fn run_step(
     }
     world.meter.window_start = vec![0; 2 * publishers];
     world.meter.low_window_start = vec![0; 2 * publishers];
+    if kind.needs_camera_settle() {
+        // Galène offers a track to subscribers only once its first packets arrived.
+        world.run_for(Duration::from_secs(1))?;
+    }
 
     // Subscribers.
     let first_sub = world.clients.len();

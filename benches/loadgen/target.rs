@@ -1,4 +1,4 @@
-//! The three servers under test, each started fresh for one step, pinned to one core.
+//! The servers under test, each started fresh for one step, pinned to one core.
 
 use std::fmt;
 use std::fs;
@@ -21,8 +21,13 @@ pub enum TargetKind {
     SfuboxRec,
     /// Janus 1.1 from Debian, VideoRoom, `event_loops = 1`.
     Janus,
-    /// Our null SFU (decrypt → re-encrypt per subscriber → send).
+    /// Our null SFU (decrypt → re-encrypt per subscriber → send, through str0m).
     Null,
+    /// The raw relay: the null SFU with no WebRTC stack on the packet path (the floor).
+    Raw,
+    /// Galène, from a binary the user built (`--galene BIN`); launched with sfubox's flags,
+    /// which are Galène's.
+    Galene,
 }
 
 impl FromStr for TargetKind {
@@ -34,8 +39,10 @@ impl FromStr for TargetKind {
             "sfubox-rec" => Ok(TargetKind::SfuboxRec),
             "janus" => Ok(TargetKind::Janus),
             "null" => Ok(TargetKind::Null),
+            "raw" => Ok(TargetKind::Raw),
+            "galene" => Ok(TargetKind::Galene),
             _ => Err(format!(
-                "unknown target {s:?} (sfubox, sfubox-noest, sfubox-rec, janus, null)"
+                "unknown target {s:?} (sfubox, sfubox-noest, sfubox-rec, janus, null, raw, galene)"
             )),
         }
     }
@@ -49,6 +56,13 @@ impl TargetKind {
             TargetKind::Sfubox | TargetKind::SfuboxNoEst | TargetKind::SfuboxRec
         )
     }
+
+    /// Whether cameras must send for a moment before anyone subscribes: Galène creates an up
+    /// track on its first RTP packet and offers it (debounced) only to the members present
+    /// when the offer arrived, so a `request` landing before the first packets gets `close`.
+    pub fn needs_camera_settle(self) -> bool {
+        self == TargetKind::Galene
+    }
 }
 
 impl fmt::Display for TargetKind {
@@ -59,6 +73,8 @@ impl fmt::Display for TargetKind {
             TargetKind::SfuboxRec => "sfubox-rec",
             TargetKind::Janus => "janus",
             TargetKind::Null => "null",
+            TargetKind::Raw => "raw",
+            TargetKind::Galene => "galene",
         })
     }
 }
@@ -67,6 +83,8 @@ impl fmt::Display for TargetKind {
 pub struct Launch<'a> {
     /// The sfubox binary.
     pub sfubox: &'a Path,
+    /// The Galène binary, if given.
+    pub galene: Option<&'a Path>,
     /// Janus's private configuration directory (made by run.sh).
     pub janus_config: Option<&'a Path>,
     /// The address Janus gathers on (spec B3: not a loopback-flagged interface).
@@ -111,7 +129,10 @@ impl Target {
                 .arg(format!("--callgrind-out-file={}", out.display()));
         }
         let (ws_url, peer_ip, probe) = match kind {
-            TargetKind::Sfubox | TargetKind::SfuboxNoEst | TargetKind::SfuboxRec => {
+            TargetKind::Sfubox
+            | TargetKind::SfuboxNoEst
+            | TargetKind::SfuboxRec
+            | TargetKind::Galene => {
                 let groups = launch.dir.join("groups");
                 let data = launch.dir.join("data");
                 fs::create_dir_all(&groups).map_err(|e| e.to_string())?;
@@ -126,7 +147,14 @@ impl Target {
                 .map_err(|e| e.to_string())?;
                 let recordings = launch.dir.join("recordings");
                 let _ = fs::remove_dir_all(&recordings);
-                cmd.arg(launch.sfubox)
+                let binary = if kind == TargetKind::Galene {
+                    launch
+                        .galene
+                        .ok_or("the galene target needs --galene BIN")?
+                } else {
+                    launch.sfubox
+                };
+                cmd.arg(binary)
                     .args(["-insecure", "-http", &format!("127.0.0.1:{port}")])
                     .args(["-udp-range", &(port + 1).to_string()])
                     .arg("-groups")
@@ -137,12 +165,21 @@ impl Target {
                     cmd.arg("-downlink-estimation=false");
                 }
                 cmd.arg("-recordings").arg(&recordings);
+                if kind == TargetKind::Galene {
+                    // No built-in TURN server (Galène starts one by default).
+                    cmd.args(["-turn", ""]);
+                }
                 (format!("ws://127.0.0.1:{port}/ws"), LOCALHOST, port)
             }
-            TargetKind::Null => {
+            TargetKind::Null | TargetKind::Raw => {
                 let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+                let mode = if kind == TargetKind::Raw {
+                    "raw-relay"
+                } else {
+                    "null-sfu"
+                };
                 cmd.arg(exe)
-                    .args(["null-sfu", "--http", &format!("127.0.0.1:{port}")])
+                    .args([mode, "--http", &format!("127.0.0.1:{port}")])
                     .args(["--udp", &format!("127.0.0.1:{}", port + 1)]);
                 (format!("ws://127.0.0.1:{port}/ws"), LOCALHOST, port)
             }
