@@ -8,10 +8,8 @@
 //! tracks; further m-lines are answered but carry nothing. Packets take the same path as on
 //! any down stream: the payload types are the receiver's, found per packet by codec.
 
-use std::borrow::Cow;
 use std::time::Instant;
 
-use str0m::change::SdpOffer;
 use str0m::media::{Direction, MediaKind};
 
 use super::Sfu;
@@ -22,7 +20,7 @@ use super::forward::{DownTrack, Selection, VideoChoice};
 use super::guard::guarded;
 use super::ids::{LinkKey, PeerId, StreamKey};
 use super::peer::{DownSlot, DownState, Peer, Role};
-use super::types::MediaError;
+use super::types::{MediaError, parse_one_way_offer};
 
 impl Sfu {
     /// Answers a receiver's offer with the down stream `key`, sending on the offer's first
@@ -41,13 +39,7 @@ impl Sfu {
         codecs: &[MediaCodec],
     ) -> Result<String, MediaError> {
         // We only ever send on these streams: answer a sendrecv m-line as sendonly.
-        let offer = if offer.contains("a=sendrecv") {
-            Cow::Owned(offer.replace("a=sendrecv", "a=recvonly"))
-        } else {
-            Cow::Borrowed(offer)
-        };
-        let offer =
-            SdpOffer::from_sdp_string(&offer).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let offer = parse_one_way_offer(offer, "a=recvonly")?;
         let (id, created) = match self.keys.get(&key) {
             Some(&id) => {
                 if !self

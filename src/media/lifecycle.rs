@@ -3,11 +3,10 @@
 //! [`Sfu::set_selection`], [`Sfu::replace_source`], [`Sfu::restart_ice`]), trickled candidates
 //! and closing a stream; and the bookkeeping of an up stream's layers and codecs they need.
 
-use std::borrow::Cow;
 use std::time::Instant;
 
 use str0m::Candidate;
-use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind, Mid, Rid, Rids};
 
 use super::Sfu;
@@ -19,7 +18,7 @@ use super::ids::{LinkKey, PeerId, StreamKey};
 use super::peer::{
     DownState, MAX_BUFFERED_CANDIDATES, MAX_UP_LAYERS, Peer, Role, UpLayer, UpState,
 };
-use super::types::{MediaError, MediaEvent, TrackInfo, track_kind};
+use super::types::{MediaError, MediaEvent, TrackInfo, parse_one_way_offer, track_kind};
 
 impl Sfu {
     /// Answers a publisher's offer: creates the up stream `key`, or renegotiates it if it
@@ -32,13 +31,7 @@ impl Sfu {
         codecs: &[MediaCodec],
     ) -> Result<String, MediaError> {
         // We only ever receive on up streams: answer a sendrecv m-line as recvonly.
-        let offer = if offer.contains("a=sendrecv") {
-            Cow::Owned(offer.replace("a=sendrecv", "a=sendonly"))
-        } else {
-            Cow::Borrowed(offer)
-        };
-        let offer =
-            SdpOffer::from_sdp_string(&offer).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let offer = parse_one_way_offer(offer, "a=sendonly")?;
         let (id, created) = match self.keys.get(&key) {
             Some(&id) => {
                 if self.peer(id).and_then(|p| p.up()).is_none() {

@@ -2,11 +2,13 @@
 //! refuses something ([`MediaError`]), and what it reports ([`TrackStats`], [`LayerStats`],
 //! [`MediaCounts`]).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use str0m::change::SdpOffer;
 use str0m::media::MediaKind;
 
 use super::codecs::MediaCodec;
@@ -30,6 +32,17 @@ pub enum TrackKind {
     Audio,
     /// Video.
     Video,
+}
+
+/// Parses a peer's offer for a stream that carries media one way only: a `sendrecv` m-line
+/// is read as `peer_side` (`a=sendonly` for a publisher, `a=recvonly` for a viewer).
+pub(crate) fn parse_one_way_offer(offer: &str, peer_side: &str) -> Result<SdpOffer, MediaError> {
+    let offer = if offer.contains("a=sendrecv") {
+        Cow::Owned(offer.replace("a=sendrecv", peer_side))
+    } else {
+        Cow::Borrowed(offer)
+    };
+    SdpOffer::from_sdp_string(&offer).map_err(|e| MediaError::BadSdp(e.to_string()))
 }
 
 /// The public name of a str0m media kind.
