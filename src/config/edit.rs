@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::fields::{Fields, Unknown, invalid};
+use super::fields::{Fields, Unknown, invalid, ordered_object};
 use super::global::CONFIG_FIELDS;
 use super::group::{DESCRIPTION_FIELDS, first_json_value};
 use super::{ConfigError, Description, GlobalConfig, Password, PermissionsSpec};
@@ -403,21 +403,10 @@ fn upgrade_patterns(
 
 /// Compact JSON of `fields` in Galène's order, leaving out `except`, and a newline.
 fn ordered_json(fields: &BTreeMap<&'static str, Value>, except: &[&str]) -> String {
-    let mut text = String::from("{");
-    for name in GROUP_FIELD_ORDER {
-        if except.contains(&name) {
-            continue;
-        }
-        if let Some(value) = fields.get(name) {
-            if text.len() > 1 {
-                text.push(',');
-            }
-            text.push_str(&Value::String(name.to_owned()).to_string());
-            text.push(':');
-            text.push_str(&value.to_string());
-        }
-    }
-    text.push_str("}\n");
+    let mut text = ordered_object(&GROUP_FIELD_ORDER, |name| {
+        fields.get(name).filter(|_| !except.contains(&name))
+    });
+    text.push('\n');
     text
 }
 

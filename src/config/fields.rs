@@ -4,6 +4,9 @@
 //! fields case-insensitively (an exact match wins) and, for group files and `config.json`,
 //! rejects keys that match no field. [`Fields`] reproduces both rules; `null` values are
 //! treated as absent, as Go leaves the field at its zero value.
+//!
+//! The way back, [`ordered_object`], writes an object with its keys in the order Galène's
+//! structs declare them, as Go's encoder does.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -179,6 +182,27 @@ pub fn format_time(time: SystemTime) -> String {
         body
     };
     format!("{body}Z")
+}
+
+/// Compact JSON of an object whose keys are written in `order` (those `value_of` returns);
+/// keys outside `order` are left out.
+pub(crate) fn ordered_object<'a>(
+    order: &[&str],
+    mut value_of: impl FnMut(&str) -> Option<&'a Value>,
+) -> String {
+    let mut text = String::from("{");
+    for &key in order {
+        if let Some(value) = value_of(key) {
+            if text.len() > 1 {
+                text.push(',');
+            }
+            text.push_str(&Value::String(key.to_owned()).to_string());
+            text.push(':');
+            text.push_str(&value.to_string());
+        }
+    }
+    text.push('}');
+    text
 }
 
 #[cfg(test)]

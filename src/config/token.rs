@@ -21,9 +21,22 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 
 use super::cache::FileCache;
-use super::fields::{Fields, Unknown, format_time, invalid};
+use super::fields::{Fields, Unknown, format_time, invalid, ordered_object};
 use super::stamp::FileStamp;
 use super::{ConfigError, Permissions, StatefulToken};
+
+/// The fields of a stateful token in the order Galène writes them.
+const TOKEN_FIELD_ORDER: [&str; 9] = [
+    "token",
+    "group",
+    "includeSubgroups",
+    "username",
+    "permissions",
+    "expires",
+    "not-before",
+    "issuedAt",
+    "issuedBy",
+];
 
 /// Tokens that expired longer ago than this are purged by [`TokenFile::expire`].
 pub const TOKEN_PURGE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -120,33 +133,20 @@ impl StatefulToken {
 
     /// One line of `tokens.jsonl` (without the newline), keys in Galène's order.
     pub fn to_json_line(&self) -> String {
-        let Value::Object(mut map) = self.to_json() else {
+        let Value::Object(map) = self.to_json() else {
             return String::new();
         };
-        let order = [
-            "token",
-            "group",
-            "includeSubgroups",
-            "username",
-            "permissions",
-            "expires",
-            "not-before",
-            "issuedAt",
-            "issuedBy",
-        ];
-        let mut line = String::from("{");
-        for key in order {
-            if let Some(value) = map.remove(key) {
-                if line.len() > 1 {
-                    line.push(',');
-                }
-                line.push_str(&Value::String(key.to_owned()).to_string());
-                line.push(':');
-                line.push_str(&value.to_string());
-            }
-        }
-        line.push('}');
-        line
+        ordered_object(&TOKEN_FIELD_ORDER, |key| map.get(key))
+    }
+
+    /// The token as the admin API shows it: its file form without `token` and `group`.
+    pub fn to_shown_json(&self) -> String {
+        let Value::Object(map) = self.to_json() else {
+            return "{}".into();
+        };
+        ordered_object(&TOKEN_FIELD_ORDER, |key| {
+            map.get(key).filter(|_| key != "token" && key != "group")
+        })
     }
 
     /// Whether the token applies to `group`: the same group; or, with `includeSubgroups`,

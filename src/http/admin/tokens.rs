@@ -23,35 +23,6 @@ fn new_token_name() -> Option<String> {
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// A token as the API shows it: its file form without `token` and `group`, keys in
-/// Galène's order.
-fn shown(token: &StatefulToken) -> String {
-    let Value::Object(map) = token.to_json() else {
-        return "{}".into();
-    };
-    let mut text = String::from("{");
-    for key in [
-        "includeSubgroups",
-        "username",
-        "permissions",
-        "expires",
-        "not-before",
-        "issuedAt",
-        "issuedBy",
-    ] {
-        if let Some(value) = map.get(key) {
-            if text.len() > 1 {
-                text.push(',');
-            }
-            text.push_str(&Value::String(key.to_owned()).to_string());
-            text.push(':');
-            text.push_str(&value.to_string());
-        }
-    }
-    text.push('}');
-    text
-}
-
 /// Parses a token sent to the API; it must not name itself nor its group (400
 /// `overspecified token`).
 fn template(body: Value) -> Result<StatefulToken, String> {
@@ -162,7 +133,7 @@ impl Call<'_, '_> {
                 if let Some(answer) = self.preconditions(&etag) {
                     return answer;
                 }
-                self.json(200, shown(&token), Some(&etag))
+                self.json(200, token.to_shown_json(), Some(&etag))
             }
             "PUT" => {
                 if existing.as_ref().is_some_and(|t| t.group != group) {
