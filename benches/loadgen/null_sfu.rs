@@ -471,7 +471,7 @@ impl NullSfu {
 
     /// Raw mode: sends the sealed packets, `SEND_BATCH` per `sendmmsg`; drops what would block.
     fn send_raw(&mut self) {
-        use nix::sys::socket::{MsgFlags, SockaddrStorage, sendmmsg};
+        use nix::sys::socket::SockaddrStorage;
         use std::os::fd::AsRawFd;
         if self.raw_out.is_empty() {
             return;
@@ -487,24 +487,7 @@ impl NullSfu {
             .iter()
             .map(|(_, r)| [std::io::IoSlice::new(&self.raw_bytes[r.clone()])]) // ranges we wrote
             .collect();
-        let mut next = 0;
-        while next < payloads.len() {
-            match sendmmsg(
-                fd,
-                &mut self.send_headers,
-                &payloads[next..],
-                &addresses[next..],
-                [],
-                MsgFlags::empty(),
-            ) {
-                Ok(results) => match results.count() {
-                    0 => break,
-                    sent => next += sent,
-                },
-                Err(nix::errno::Errno::EAGAIN) => break,
-                Err(_) => next += 1,
-            }
-        }
+        send_batch(fd, &mut self.send_headers, &payloads, &addresses);
         drop(payloads);
         self.raw_out.clear();
         self.raw_bytes.clear();
@@ -512,7 +495,7 @@ impl NullSfu {
 
     /// Sends every datagram in the outbox, 32 per `sendmmsg`; drops what would block.
     fn send_outbox(&mut self) {
-        use nix::sys::socket::{MsgFlags, SockaddrStorage, sendmmsg};
+        use nix::sys::socket::SockaddrStorage;
         use std::os::fd::AsRawFd;
         let fd = self.socket.as_raw_fd();
         for batch in self.outbox.chunks(32) {
@@ -524,24 +507,7 @@ impl NullSfu {
                 .iter()
                 .map(|(_, data)| [std::io::IoSlice::new(data)])
                 .collect();
-            let mut next = 0;
-            while next < batch.len() {
-                match sendmmsg(
-                    fd,
-                    &mut self.send_headers,
-                    &payloads[next..],
-                    &addresses[next..],
-                    [],
-                    MsgFlags::empty(),
-                ) {
-                    Ok(results) => match results.count() {
-                        0 => break,
-                        sent => next += sent,
-                    },
-                    Err(nix::errno::Errno::EAGAIN) => break,
-                    Err(_) => next += 1,
-                }
-            }
+            send_batch(fd, &mut self.send_headers, &payloads, &addresses);
         }
         self.outbox.clear();
     }
@@ -835,4 +801,33 @@ fn raw_out(peer: &mut NullPeer, audio: bool) -> Option<&mut RawOut> {
         });
     }
     peer.raw_out[k].as_mut()
+}
+
+/// Sends `payloads[i]` to `addresses[i]` with `sendmmsg`, resuming after a partial send and
+/// skipping a datagram the kernel refuses; stops where the socket would block.
+fn send_batch(
+    fd: std::os::fd::RawFd,
+    headers: &mut nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    payloads: &[[std::io::IoSlice<'_>; 1]],
+    addresses: &[Option<nix::sys::socket::SockaddrStorage>],
+) {
+    use nix::sys::socket::{MsgFlags, sendmmsg};
+    let mut next = 0;
+    while next < payloads.len() {
+        match sendmmsg(
+            fd,
+            headers,
+            &payloads[next..],
+            &addresses[next..],
+            [],
+            MsgFlags::empty(),
+        ) {
+            Ok(results) => match results.count() {
+                0 => break,
+                sent => next += sent,
+            },
+            Err(nix::errno::Errno::EAGAIN) => break,
+            Err(_) => next += 1,
+        }
+    }
 }
