@@ -97,6 +97,17 @@ const KEEP_SLACK: f64 = 0.8;
 const POOR_FPS: f64 = 12.0;
 /// The estimator is asked for this much more than the best layers cost.
 const DESIRED_HEADROOM: f64 = 1.2;
+/// While a subscriber's tracks are held below their best for lack of budget (and no hold,
+/// trial or congestion is in force), the estimator is asked to probe this often. Without it
+/// the estimate of a link that got its capacity back can stay where the reduced layers put
+/// it: str0m's estimator reads little more than what is sent, and probes on its own only when
+/// the sending is application-limited or the estimate has not moved for 15 s (measured with
+/// Chromium after a 300 kb/s cap was lifted: 20 to 33 s without a probe on the low layer).
+const RECOVERY_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long the desired rate stays lowered before it is raised again, which is what asks
+/// str0m for a probe (`Bwe::set_bitrate`: a rise above the estimate probes); str0m's
+/// estimator looks at the desired rate every 25 ms.
+const RECOVERY_PROBE_DIP: Duration = Duration::from_millis(100);
 
 /// The video layers of one m-line of an up stream, lowest first, by Galène's convention: rid
 /// `l` is the lowest and `h` the highest, others rank by the order the publisher listed them,
@@ -512,8 +523,9 @@ impl Sfu {
             allocate::allocate(now, budgets, audio, congested, &mut inputs)
         };
         let video_budget = budget.map(|b| b.saturating_sub(audio));
-        // Per down stream: the rate its best layers cost, and the padding floor of a trial.
-        let mut desired: Vec<(PeerId, u64, u64)> = Vec::new();
+        // Per down stream: the rate its best layers cost, the padding floor of a trial, and
+        // whether a track is held below its best for lack of budget, free to go up (no hold).
+        let mut desired: Vec<(PeerId, u64, u64, bool)> = Vec::new();
         for (g, a) in gathered.into_iter().zip(allocations) {
             log::trace!(
                 "link {}: budget {budget:?} congestion {congestion:?} audio {audio}: track {}/{} \
@@ -531,12 +543,14 @@ impl Sfu {
             );
             let top_rate = g.options.last().map_or(0, |o| o.rate);
             let probe = a.probe.unwrap_or(0);
-            match desired.iter_mut().find(|(d, _, _)| *d == g.down) {
-                Some((_, rate, floor)) => {
+            let held_below = a.reduced && g.policy.may_upgrade(now);
+            match desired.iter_mut().find(|(d, _, _, _)| *d == g.down) {
+                Some((_, rate, floor, below)) => {
                     *rate += top_rate;
                     *floor = (*floor).max(probe);
+                    *below |= held_below;
                 }
-                None => desired.push((g.down, top_rate, probe)),
+                None => desired.push((g.down, top_rate, probe, held_below)),
             }
             let Some(option) = a.chosen.and_then(|c| g.options.get(c)).copied() else {
                 continue;
@@ -561,11 +575,60 @@ impl Sfu {
             );
         }
         if self.config.downlink_estimation {
-            for (id, video, probe) in desired {
+            let calm = congestion.is_none() && !trial_failed;
+            for (id, video, probe, held_below) in desired {
                 let floor = if probe > 0 { probe + audio } else { 0 };
+                let looking = calm && held_below && probe == 0;
+                if self.recovery_probe(now, id, looking) {
+                    continue;
+                }
                 self.set_desired(now, id, video + audio, floor);
             }
         }
+    }
+
+    /// Asks the estimator of down stream `id` for a probe every [`RECOVERY_PROBE_INTERVAL`]
+    /// while `looking` (its tracks are held below their best for lack of budget, and nothing
+    /// forbids an upgrade): lowers its desired rate for [`RECOVERY_PROBE_DIP`], and the next
+    /// [`Self::set_desired`] raises it back, which str0m answers with a probe. What the probe
+    /// finds goes through a trial before any layer changes (see [`allocate`]). Returns whether
+    /// the desired rate is lowered now (it is left so).
+    fn recovery_probe(&mut self, now: Instant, id: PeerId, looking: bool) -> bool {
+        let Some(peer) = self.peer_mut(id) else {
+            return false;
+        };
+        let Peer { rtc, role, .. } = peer;
+        let Role::Down(down) = role else {
+            return false;
+        };
+        if let Some(until) = down.recovery_dip_until {
+            if now < until {
+                return true;
+            }
+            down.recovery_dip_until = None;
+        }
+        if !looking {
+            down.next_recovery_probe = None;
+            return false;
+        }
+        match down.next_recovery_probe {
+            // Held below just now: the first probe waits a whole interval.
+            None => {
+                down.next_recovery_probe = Some(now + RECOVERY_PROBE_INTERVAL);
+                return false;
+            }
+            Some(at) if now < at => return false,
+            Some(_) => {}
+        }
+        down.next_recovery_probe = Some(now + RECOVERY_PROBE_INTERVAL);
+        down.recovery_dip_until = Some(now + RECOVERY_PROBE_DIP);
+        down.desired /= 2;
+        down.probing = 0;
+        log::trace!("down {id:?}: recovery probe");
+        rtc.bwe()
+            .set_bitrate(Bitrate::ZERO, Bitrate::bps(down.desired.max(1)));
+        self.drain(now, id);
+        true
     }
 
     /// Points one down track at `target` with `choice`'s temporal layers, and records the

@@ -102,6 +102,13 @@ pub(crate) struct TrackPolicy {
     trial_until: Option<Instant>,
 }
 
+impl TrackPolicy {
+    /// Whether no hold forbids an upgrade at `now`.
+    pub(crate) fn may_upgrade(&self, now: Instant) -> bool {
+        self.hold_until.is_none_or(|h| now >= h)
+    }
+}
+
 /// The outcome of one run for one track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Allocation {
@@ -240,7 +247,7 @@ pub(crate) fn allocate(
         let total = cost(&chosen, tracks);
         let candidate = (0..count)
             .filter(|&i| !stepped_down[i] && probes[i].is_none())
-            .filter(|&i| tracks[i].policy.hold_until.is_none_or(|h| now >= h))
+            .filter(|&i| tracks[i].policy.may_upgrade(now))
             .filter_map(|i| {
                 let c = chosen[i]?;
                 let options = tracks[i].options;

@@ -167,6 +167,11 @@ pub(crate) struct DownState {
     pub congestion_cap: Option<(Instant, u64)>,
     /// The padding floor last given to the estimator (an upgrade on trial).
     pub probing: u64,
+    /// When the estimator is next asked for a probe, while the tracks are held below their
+    /// best (see [`super::adapt`]'s `RECOVERY_PROBE_INTERVAL`).
+    pub next_recovery_probe: Option<Instant>,
+    /// The desired rate is lowered until then, to ask for that probe when it rises again.
+    pub recovery_dip_until: Option<Instant>,
     /// Per m-line, the last fresh receiver report.
     pub reports: heapless::Vec<LastReport, 4>,
     /// Whether the last fresh receiver report showed loss above the congestion threshold.
@@ -213,6 +218,8 @@ impl DownState {
             carried_peak: 0,
             carried_peak_at: None,
             probing: 0,
+            next_recovery_probe: None,
+            recovery_dip_until: None,
             reports: heapless::Vec::new(),
             last_report_lossy: false,
             source,

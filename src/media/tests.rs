@@ -1029,3 +1029,45 @@ fn a_long_round_trip_is_congestion_only_when_it_lasts_and_grows() {
     report(&mut s, 4, 300);
     assert!(cap(&s).is_some());
 }
+
+/// A subscriber held below its best layer keeps asking its estimator for probes (every
+/// `RECOVERY_PROBE_INTERVAL`, by lowering the desired rate for a moment: str0m probes when it
+/// rises again), so a link that gets its capacity back is found even when the reduced layers
+/// leave the estimator nothing to learn from; none while it receives its best layer.
+#[test]
+fn a_subscriber_held_below_its_best_keeps_probing_for_room() {
+    let key = StreamKey(420);
+    let (mut s, _, _, _) = capped_to_300k(43, key);
+    s.run_for(Duration::from_secs(10));
+    assert_eq!(video_layer(&s, key).sid, 0, "on the low layer");
+    let id = s.sfu.key_id(key).expect("the down stream");
+    let clean = s
+        .sfu
+        .key_id(StreamKey(key.0 + 1))
+        .expect("the clean down stream");
+    let desired = |s: &Sim, id| {
+        s.sfu
+            .peer(id)
+            .and_then(|p| p.down())
+            .map_or(0, |d| d.desired)
+    };
+    // Sample the desired rate every 50 ms for 20 s and count the dips.
+    let (mut dips, mut clean_dips) = (0, 0);
+    let (mut last, mut clean_last) = (desired(&s, id), desired(&s, clean));
+    for _ in 0..400 {
+        s.run_for(Duration::from_millis(50));
+        let (now, clean_now) = (desired(&s, id), desired(&s, clean));
+        dips += usize::from(now < last / 3 * 2);
+        clean_dips += usize::from(clean_now < clean_last / 3 * 2);
+        (last, clean_last) = (now, clean_now);
+    }
+    let layer = video_layer(&s, key);
+    assert!(
+        layer.sid == 0 && (2..=5).contains(&dips),
+        "held on the low layer, a probe every 5 s at most (trials reset the interval): {dips} dips, {layer:?}"
+    );
+    assert_eq!(
+        clean_dips, 0,
+        "the clean subscriber on its best layer never probes"
+    );
+}
