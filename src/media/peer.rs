@@ -172,6 +172,8 @@ pub(crate) struct DownState {
     pub next_recovery_probe: Option<Instant>,
     /// The desired rate is lowered until then, to ask for that probe when it rises again.
     pub recovery_dip_until: Option<Instant>,
+    /// The estimate when the last of those probes was asked for, bits per second.
+    pub recovery_probe_base: u64,
     /// Per m-line, the last fresh receiver report.
     pub reports: heapless::Vec<LastReport, 4>,
     /// Whether the last fresh receiver report showed loss above the congestion threshold.
@@ -220,6 +222,7 @@ impl DownState {
             probing: 0,
             next_recovery_probe: None,
             recovery_dip_until: None,
+            recovery_probe_base: 0,
             reports: heapless::Vec::new(),
             last_report_lossy: false,
             source,
