@@ -17,7 +17,7 @@ use super::peer::{Role, scheduled};
 use super::types::{GoneReason, MediaEvent};
 
 /// Due timeouts one drain hands to an `Rtc` before leaving the rest to the timer heap (str0m
-/// asks for at most one after a write; the bound only guards against a deadline that never
+/// rarely asks for one during a drain; the bound only guards against a deadline that never
 /// moves).
 const MAX_IMMEDIATE_TIMEOUTS: u32 = 4;
 
@@ -84,10 +84,11 @@ impl Sfu {
 
     /// Polls `id`'s `Rtc` until it returns a timeout, dispatching everything it outputs.
     ///
-    /// str0m releases media written with `write_rtp` only on its next timeout input, and asks
-    /// for one at once (a deadline that is already due). That timeout is given here, followed
-    /// by its own drain, rather than through the timer heap and another turn of the caller's
-    /// loop: a forwarded packet leaves in the same call that received it.
+    /// Media written with `write_rtp` comes out of the next `poll_output` (our str0m patch,
+    /// vendor/str0m/PATCHES.md). A deadline that is already due (a new stream's first timeout,
+    /// a pacer's next send) is given here, followed by its own drain, rather than through the
+    /// timer heap and another turn of the caller's loop: a forwarded packet leaves in the same
+    /// call that received it.
     pub(super) fn drain(&mut self, now: Instant, id: PeerId) {
         let mut immediate_timeouts = 0;
         loop {

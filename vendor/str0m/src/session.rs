@@ -1229,6 +1229,16 @@ impl Session {
     }
 
     fn poll_packet(&mut self, now: Instant) -> Option<DatagramSend> {
+        self.srtp_tx.as_ref()?;
+
+        // Media written since the last timeout is released at the session's current time,
+        // without waiting for a timeout round: it is stamped as a timeout would stamp it and
+        // the pacer is given the new queue state.
+        if self.streams.stamp_written(now) {
+            let probe_media = self.streams.probe_media();
+            self.update_queue_state(now, probe_media);
+        }
+
         let srtp_tx = self.srtp_tx.as_mut()?;
 
         // Figure out which, if any, queue to poll

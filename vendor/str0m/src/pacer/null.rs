@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::time::Instant;
 
 use super::Pacer;
@@ -11,7 +10,9 @@ use crate::rtp_::{Bitrate, DataSize, MidRid, TwccClusterId};
 /// A null pacer that doesn't pace.
 #[derive(Debug, Default)]
 pub struct NullPacer {
-    last_sends: HashMap<MidRid, Instant>,
+    /// When each queue last sent. A session has a handful of queues: a list searched in order
+    /// costs less per packet than hashing the key.
+    last_sends: Vec<(MidRid, Instant)>,
     /// Snapshots from the last `handle_timeout`. `poll_queue` counts off
     /// each packet it hands out.
     queue_states: Vec<QueueState>,
@@ -49,11 +50,18 @@ impl Pacer for NullPacer {
 
     fn poll_queue(&mut self) -> Option<(MidRid, Option<TwccClusterId>)> {
         // Pick a queue using round robin, prioritize the least recently sent on queue.
+        let last_sends = &self.last_sends;
+        let last_send = |midrid: MidRid| {
+            last_sends
+                .iter()
+                .find(|(m, _)| *m == midrid)
+                .map(|(_, at)| *at)
+        };
         let queue = self
             .queue_states
             .iter_mut()
             .filter(|q| q.snapshot.packet_count > 0)
-            .min_by_key(|q| self.last_sends.get(&q.midrid))?;
+            .min_by_key(|q| last_send(q.midrid))?;
 
         queue.snapshot.packet_count -= 1;
         self.unsent_since = Some(queue.snapshot.created_at);
@@ -63,8 +71,10 @@ impl Pacer for NullPacer {
 
     fn register_send(&mut self, now: Instant, _packet_size: DataSize, from: MidRid) {
         self.unsent_since = None;
-        let e = self.last_sends.entry(from).or_insert(now);
-        *e = now;
+        match self.last_sends.iter_mut().find(|(m, _)| *m == from) {
+            Some((_, at)) => *at = now,
+            None => self.last_sends.push((from, now)),
+        }
     }
 }
 

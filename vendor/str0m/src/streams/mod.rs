@@ -418,6 +418,21 @@ impl Streams {
         }
     }
 
+    /// Stamps media written since the last timeout with `now` (see [`StreamTx::stamp_written`]).
+    /// Says whether any stream had some.
+    pub(crate) fn stamp_written(&mut self, now: Instant) -> bool {
+        let mut stamped = false;
+        for stream in self.streams_tx.values_mut() {
+            stamped |= stream.stamp_written(now);
+        }
+        stamped
+    }
+
+    /// The media the probe source is bound to, if any (see [`Self::set_probe_media`]).
+    pub(crate) fn probe_media(&self) -> Option<(Mid, Pt)> {
+        self.probe_media
+    }
+
     pub(crate) fn pending_request(&self) -> Option<Instant> {
         if self.streams_rx.values().any(|s| s.has_pending_request()) {
             Some(already_happened())

@@ -1278,6 +1278,16 @@ impl StreamTx {
         self.send_queue.need_timeout()
     }
 
+    /// Stamps media written since the last timeout with `now`, as a timeout would, if this
+    /// stream has had its first timeout (which sets it up). Says whether it stamped any.
+    pub(crate) fn stamp_written(&mut self, now: Instant) -> bool {
+        if self.kind.is_none() || !self.send_queue.need_timeout() {
+            return false;
+        }
+        self.send_queue.handle_timeout(now);
+        true
+    }
+
     pub(crate) fn handle_timeout<'a>(
         &mut self,
         now: Instant,
