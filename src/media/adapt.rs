@@ -102,7 +102,7 @@ const DESIRED_HEADROOM: f64 = 1.2;
 /// the estimate of a link that got its capacity back can stay where the reduced layers put
 /// it: str0m's estimator reads little more than what is sent, and probes on its own only when
 /// the sending is application-limited or the estimate has not moved for 15 s (measured with
-/// Chromium after a 300 kb/s cap was lifted: 20 to 33 s without a probe on the low layer).
+/// Chromium after a 300 kb/s cap was lifted: over 20 s without a probe on the low layer).
 const RECOVERY_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// A probe that raised the estimate by this factor or more is followed by the next one after
 /// [`RECOVERY_PROBE_FOLLOW_UP`] rather than a whole interval: str0m's allocation probe goes up
