@@ -48,7 +48,7 @@ pub const REBUILD_AFTER: u64 = 20_000;
 
 /// Datagrams the engine may send in a world's life before it is rebuilt. An established world
 /// sends a few a simulated second; one where the fuzzer's publisher has pushed megabits with
-/// little time passing sends tens of thousands a second (the down streams probe with padding
+/// little time passing sends tens of thousands a second (apparently the down streams probing
 /// towards the publisher's measured rate), and every simulated millisecond of it
 /// costs a hundred times more to run.
 pub const DATAGRAM_BUDGET: u64 = 50_000;
