@@ -5,9 +5,16 @@
 //! subscribers, one receiving everything at the high layer, one audio and the low layer. Their
 //! ICE, DTLS and SRTP are up before the first input, which takes a real handshake (tens of
 //! milliseconds): the world is therefore built once and kept from input to input (like a
-//! long-running server), and rebuilt when a stream has died or after [`REBUILD_AFTER`] inputs,
-//! so that a run does not drift far from the established state. A crash found this way may
-//! depend on the inputs before it; the crashing input is replayed on a fresh world first.
+//! long-running server), and rebuilt when a stream has died, after [`REBUILD_AFTER`] inputs or
+//! once the engine has sent [`DATAGRAM_BUDGET`] datagrams, so that a run does not drift far
+//! from the established state. A crash found this way may depend on the inputs before it; the
+//! crashing input is replayed on a fresh world first.
+//!
+//! Simulated time is what costs: the engine's down streams pace and probe, so the engine and
+//! its peers wake every few milliseconds (about 3 µs of work per simulated millisecond,
+//! instrumented). Time therefore passes event by event for at most 254 ms per operation, and
+//! longer gaps are jumps; the world's clock keeps running from input to input, so its
+//! long timers (reports, keep-alives, keyframe requests) still fire.
 //!
 //! # Input format
 //!
@@ -25,7 +32,7 @@
 //! | 7 | an unauthenticated RTP-looking datagram (payload type and marker from byte 0) |
 //! | 8 | an unauthenticated RTCP-looking datagram (packet type 200–206 from byte 0) |
 //! | 9 | a valid SRTP packet from the publisher: m-line and layer from byte 0, sequence number and timestamp steps from bytes 1–3, the rest as the payload (VP8 descriptors, Opus) |
-//! | 10 | time passes: 0–2.55 s (byte 0 × 10 ms) |
+//! | 10 | time passes: byte 0 below 128, 0–254 ms (× 2 ms) with every event on the way handled; otherwise the clock jumps 0–2.54 s (low 7 bits × 20 ms) at once, as on a stalled host, and what is due then fires |
 //! | 11 | subscriber 1 switches layer or stops video (byte 0) |
 
 use std::net::SocketAddr;
@@ -38,6 +45,13 @@ use str0m::media::{Mid, Rid};
 
 /// Inputs a world serves before it is rebuilt.
 pub const REBUILD_AFTER: u64 = 20_000;
+
+/// Datagrams the engine may send in a world's life before it is rebuilt. An established world
+/// sends a few a simulated second; one where the fuzzer's publisher has pushed megabits with
+/// little time passing sends tens of thousands a second (apparently the down streams probing
+/// towards the publisher's measured rate), and every simulated millisecond of it
+/// costs a hundred times more to run.
+pub const DATAGRAM_BUDGET: u64 = 50_000;
 
 const SERVER: ([u8; 4], u16) = ([10, 0, 0, 1], 8443);
 const PUBLISHER: ([u8; 4], u16) = ([10, 0, 0, 2], 5000);
@@ -132,6 +146,11 @@ impl World {
         None
     }
 
+    /// The world has sent its [`DATAGRAM_BUDGET`].
+    fn spent(&self) -> bool {
+        self.sim.server_datagrams >= DATAGRAM_BUDGET
+    }
+
     /// Every stream's client is connected and none has failed.
     fn healthy(&self) -> bool {
         self.sim
@@ -192,8 +211,15 @@ impl World {
             }
             9 => self.rtp(arg),
             10 => {
-                let ms = u64::from(byte(0)) * 10;
-                self.sim.run_for(Duration::from_millis(ms));
+                let steps = u64::from(byte(0) & 0x7f);
+                if byte(0) & 0x80 == 0 {
+                    // Every event on the way is handled, as in a real run.
+                    self.sim.run_for(Duration::from_millis(2 * steps));
+                } else {
+                    // A stalled host: the clock jumps, then everything due fires once.
+                    self.sim.now += Duration::from_millis(20 * steps);
+                    self.sim.run_for(Duration::ZERO);
+                }
             }
             _ => {
                 let video = match byte(0) % 3 {
@@ -369,7 +395,7 @@ pub fn run(data: &[u8]) {
         let mut slot = cell.borrow_mut();
         let stale = slot
             .as_ref()
-            .is_none_or(|w| w.inputs >= REBUILD_AFTER || !w.healthy());
+            .is_none_or(|w| w.inputs >= REBUILD_AFTER || w.spent() || !w.healthy());
         if stale {
             // Building cannot fail with a working crypto provider; if it does, the target
             // is broken, not the engine.
@@ -381,6 +407,10 @@ pub fn run(data: &[u8]) {
         world.inputs += 1;
         let mut rest = data;
         while let [opcode, len, tail @ ..] = rest {
+            if world.spent() {
+                // The rest of the input would only flood; the next input gets a new world.
+                break;
+            }
             let n = usize::from(*len).min(tail.len());
             let (arg, after) = tail.split_at(n);
             world.apply(*opcode, arg);
