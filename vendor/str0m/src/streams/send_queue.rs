@@ -62,20 +62,16 @@ impl SendQueue {
 
     pub fn pop(&mut self, now: Instant) -> Option<RtpPacket> {
         // Don't release packets without a timestamp.
-        self.peek()?;
-
-        // Unwrap is OK, because peek() above must have returned a value
-        // for us to be here.
-        let packet = self.queue.pop_front().unwrap();
-
-        // Must be timestamped
-        assert!(packet.timestamp != not_happening());
+        let packet = self.peek()?;
 
         let queue_time = now - packet.timestamp;
-        self.total.decrease(now, packet.payload.len(), queue_time);
+        let size = packet.payload.len();
+        self.total.decrease(now, size, queue_time);
         self.last_emitted = Some(now);
 
-        Some(packet)
+        // Returned straight from the queue: the packet is moved once, not into a local and
+        // then into the return value.
+        self.queue.pop_front()
     }
 
     pub fn is_empty(&self) -> bool {
