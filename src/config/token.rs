@@ -65,22 +65,7 @@ impl std::fmt::Display for TokenRejection {
 impl StatefulToken {
     /// Parses one token object (keys case-insensitive, unknown keys ignored, as in Galène).
     pub fn from_json(value: Value) -> Result<StatefulToken, ConfigError> {
-        let mut f = Fields::new(
-            value,
-            &[
-                "token",
-                "group",
-                "includeSubgroups",
-                "username",
-                "permissions",
-                "expires",
-                "not-before",
-                "issuedAt",
-                "issuedBy",
-            ],
-            Unknown::Ignore,
-            "token",
-        )?;
+        let mut f = Fields::new(value, &TOKEN_FIELD_ORDER, Unknown::Ignore, "token")?;
         let permissions = match f.take("permissions") {
             Some(p) => Some(Permissions::from_json(&p)?),
             None => None,
