@@ -2,6 +2,9 @@
 
 use std::process::Command;
 
+mod binary;
+use binary::spawn_sfubox;
+
 fn sfubox(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_sfubox"))
         .args(args)
@@ -77,8 +80,6 @@ fn downlink_estimation_is_a_boolean_flag_on_by_default() {
 /// Starts the server on loopback with `extra` flags, returns its log up to the "Listening"
 /// line (at most 10 s), and kills it.
 fn started_server_log(extra: &[&str]) -> String {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     use std::time::Duration;
 
     let dir = std::env::temp_dir().join(format!(
@@ -88,28 +89,9 @@ fn started_server_log(extra: &[&str]) -> String {
     ));
     std::fs::create_dir_all(dir.join("groups")).expect("temporary groups directory");
     std::fs::create_dir_all(dir.join("data")).expect("temporary data directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sfubox"))
-        .args(["-insecure", "-http", "127.0.0.1:0", "-udp-range", ""])
-        .arg("-groups")
-        .arg(dir.join("groups"))
-        .arg("-data")
-        .arg(dir.join("data"))
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the sfubox binary");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut args = vec!["-udp-range", ""];
+    args.extend_from_slice(extra);
+    let (mut child, received) = spawn_sfubox(&dir, &args);
     let mut log = String::new();
     while let Ok(line) = received.recv_timeout(Duration::from_secs(10)) {
         log.push_str(&line);

@@ -5,10 +5,10 @@
 //! that never answers its close frame is what holds it that long), and every client that
 //! reads gets a close frame saying the server is shutting down.
 
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -20,6 +20,9 @@ use nix::unistd::Pid;
 use serde_json::{Value, json};
 use sfubox::testing::{PeerConfig, PeerOutput, TestPeer, write_vp8_start};
 use str0m::format::Codec;
+
+mod binary;
+use binary::spawn_sfubox;
 
 const GROUP: &str = r#"{"wildcard-user": {"password": "", "permissions": "present"}}"#;
 
@@ -38,27 +41,7 @@ impl Running {
         std::fs::create_dir_all(dir.join("groups")).expect("groups directory");
         std::fs::create_dir_all(dir.join("data")).expect("data directory");
         std::fs::write(dir.join("groups/g.json"), GROUP).expect("group file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfubox"))
-            .args(["-insecure", "-http", "127.0.0.1:0"])
-            .arg("-groups")
-            .arg(dir.join("groups"))
-            .arg("-data")
-            .arg(dir.join("data"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the sfubox binary");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (lines, log) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, log) = spawn_sfubox(&dir, &[]);
         let addr = loop {
             let line = log
                 .recv_timeout(Duration::from_secs(30))
