@@ -32,7 +32,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Milliseconds: media traces (RUST_LOG=sfubox::media=trace) are read against RTCP timing.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     if options.turn != "auto" && !options.turn.is_empty() {
         log::warn!("-turn: the built-in TURN server is not implemented yet; ignoring it");
     }

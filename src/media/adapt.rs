@@ -272,6 +272,9 @@ impl Sfu {
         let Some(down) = peer.down_mut() else {
             return;
         };
+        log::trace!(
+            "down {id:?}: report on {mid}: acked {acked} loss {loss:?} rtt {rtt:?} carried {carried}"
+        );
         let fresh = LastReport { mid, acked, rtt };
         let previous_rtt = match down.reports.iter_mut().find(|r| r.mid == mid) {
             Some(last) if last.acked == acked => return, // the same report again
@@ -471,6 +474,7 @@ impl Sfu {
             source: PeerId,
             options: Options,
             policy: allocate::TrackPolicy,
+            previous: Option<Choice>,
         }
         let mut gathered: Vec<Gathered> = Vec::new();
         let mut audio = 0u64;
@@ -508,6 +512,7 @@ impl Sfu {
                     source,
                     options: track_options(now, &up.layers, wanted, down.selection.video, young),
                     policy: slot.policy.clone(),
+                    previous: slot.choice,
                 });
             }
         }
@@ -564,6 +569,14 @@ impl Sfu {
                 continue;
             };
             let ceiling = g.options.get(a.ceiling).map(|o| o.layer);
+            // A step down for lack of budget leaves the old layer at once (see
+            // DownTrack::leave_current_now); one by the receiver's choice waits for the keyframe.
+            let previous = g.previous.and_then(|p| {
+                g.options
+                    .iter()
+                    .position(|o| o.layer == p.layer && o.max_tid == p.max_tid)
+            });
+            let forced_down = a.reduced && previous.zip(a.chosen).is_some_and(|(p, c)| p > c);
             let target = SourceRef {
                 up: g.source,
                 layer: option.layer,
@@ -580,6 +593,7 @@ impl Sfu {
                 a.reduced && option.available,
                 video_budget,
                 ceiling,
+                forced_down,
             );
         }
         if self.config.downlink_estimation {
@@ -663,13 +677,20 @@ impl Sfu {
         reduced: bool,
         max_bitrate: Option<u64>,
         ceiling: Option<usize>,
+        forced_down: bool,
     ) {
         let Some(peer) = self.peer_mut(id) else {
             return;
         };
-        let connected = peer.connected;
-        let key = peer.key;
-        let Some(down) = peer.down_mut() else {
+        let Peer {
+            rtc,
+            role,
+            connected,
+            key,
+            ..
+        } = peer;
+        let (connected, key) = (*connected, *key);
+        let Role::Down(down) = role else {
             return;
         };
         let was_reduced = down.tracks.iter().any(|t| t.reduced);
@@ -689,6 +710,19 @@ impl Sfu {
         } else {
             slot.track.select(Some(target))
         };
+        if !already && forced_down {
+            slot.track.leave_current_now();
+            // What the pacer still holds of the old layer would reach the receiver after it
+            // left, late, ahead of the new layer's keyframe.
+            let mid = slot.mid;
+            if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+                let dropped = tx.drop_unsent();
+                log::debug!(
+                    "stream {}: track {track} left its layer, {dropped} unsent dropped",
+                    key.0
+                );
+            }
+        }
         let is_reduced = down.tracks.iter().any(|t| t.reduced);
         if !already {
             let sub = Subscriber { down: id, track };

@@ -167,6 +167,13 @@ impl Sfu {
                     ids,
                 } => {
                     if let Some(old) = left {
+                        log::debug!(
+                            "down {:?}: track {} switched from layer {} to {}",
+                            sub.down,
+                            sub.track,
+                            old.layer,
+                            meta.source.layer
+                        );
                         self.deferred.push_back(Deferred::Unsubscribe(old, sub));
                     }
                     (seq, ts, marker, ids)

@@ -150,6 +150,9 @@ pub(crate) struct DownTrack {
     pub current: Option<SourceRef>,
     /// The source to switch to at its next keyframe.
     pub pending: Option<SourceRef>,
+    /// `current` is left at once rather than at `pending`'s keyframe: the link cannot carry it
+    /// (see [`DownTrack::leave_current_now`]).
+    leaving_now: bool,
     /// The `epoch` of `current` the rewriter is based on.
     synced_epoch: Option<u32>,
     rewriter: Rewriter,
@@ -166,6 +169,7 @@ impl DownTrack {
             kind,
             current: source,
             pending: None,
+            leaving_now: false,
             synced_epoch: None,
             rewriter: Rewriter::default(),
             filter: TemporalFilter::new(),
@@ -192,6 +196,7 @@ impl DownTrack {
     /// Switching happens at the next keyframe of `source`; until then `current` keeps flowing.
     pub(crate) fn select(&mut self, source: Option<SourceRef>) -> heapless::Vec<SourceRef, 2> {
         let mut dropped = heapless::Vec::new();
+        self.leaving_now = false;
         if source == self.current {
             if let Some(p) = self.pending.take() {
                 // capacity 2, at most two pushes in this function
@@ -219,15 +224,26 @@ impl DownTrack {
         dropped
     }
 
+    /// Stops forwarding `current` now instead of at the keyframe of the pending source: for a
+    /// step down on a link that cannot carry `current`, where every packet more of it only
+    /// deepens the queue the pending source's keyframe must then cross. The receiver's picture
+    /// stands still until that keyframe (it was losing packets anyway). Numbering stays
+    /// continuous. No effect without a pending source.
+    pub(crate) fn leave_current_now(&mut self) {
+        self.leaving_now = self.pending.is_some();
+    }
+
     /// Forgets every source of `up` (it went away). Returns whether anything changed.
     pub(crate) fn forget_up(&mut self, up: PeerId) -> bool {
         let mut changed = false;
         if self.pending.is_some_and(|p| p.up == up) {
             self.pending = None;
+            self.leaving_now = false;
             changed = true;
         }
         if self.current.is_some_and(|c| c.up == up) {
             self.current = self.pending.take();
+            self.leaving_now = false;
             self.synced_epoch = None;
             changed = true;
         }
@@ -248,9 +264,14 @@ impl DownTrack {
             }
             left = self.current.replace(p.source);
             self.pending = None;
+            self.leaving_now = false;
             self.synced_epoch = None;
         }
         if self.current != Some(p.source) {
+            return Decision::Drop;
+        }
+        if self.leaving_now {
+            self.rewriter.drop(p);
             return Decision::Drop;
         }
         if self.synced_epoch != Some(p.epoch) {
@@ -453,6 +474,51 @@ mod tests {
             t.on_packet(&meta(1, 5, 90_000, later, false)),
             Decision::Drop
         );
+    }
+
+    #[test]
+    fn a_forced_step_down_leaves_the_old_layer_at_once_and_numbers_on_without_a_gap() {
+        let t0 = Instant::now();
+        let mut t = DownTrack::new(MediaKind::Video, Some(src(0)));
+        assert_eq!(fwd(t.on_packet(&meta(0, 100, 1000, t0, true))), (100, 1000));
+        assert_eq!(
+            fwd(t.on_packet(&meta(0, 101, 4000, t0, false))),
+            (101, 4000)
+        );
+        // Without a pending source there is nothing to leave for.
+        t.leave_current_now();
+        assert_eq!(
+            fwd(t.on_packet(&meta(0, 102, 7000, t0, false))),
+            (102, 7000)
+        );
+        // Down to layer 1, at once: layer 0 stops before layer 1's keyframe.
+        assert!(t.select(Some(src(1))).is_empty());
+        t.leave_current_now();
+        assert_eq!(
+            t.on_packet(&meta(0, 103, 10_000, t0, false)),
+            Decision::Drop
+        );
+        assert_eq!(
+            t.on_packet(&meta(1, 50, 90_000, t0, false)),
+            Decision::WaitKeyframe
+        );
+        assert_eq!(
+            t.on_packet(&meta(0, 104, 13_000, t0, false)),
+            Decision::Drop
+        );
+        // The keyframe continues the numbering from the last packet sent (the dropped ones
+        // leave no gap) and completes the switch.
+        match t.on_packet(&meta(1, 51, 90_000, t0 + Duration::from_millis(100), true)) {
+            Decision::Forward { seq, left, .. } => {
+                assert_eq!(seq, 103);
+                assert_eq!(left, Some(src(0)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fwd(t.on_packet(&meta(1, 52, 93_000, t0, false))).0, 104);
+        // A new selection clears the flag: going back up waits for the keyframe as usual.
+        assert!(t.select(Some(src(0))).is_empty());
+        assert_eq!(fwd(t.on_packet(&meta(1, 53, 96_000, t0, false))).0, 105);
     }
 
     #[test]

@@ -487,6 +487,22 @@ impl StreamTx {
         self.unpaced = Some(unpaced);
     }
 
+    /// Drop the media written to this stream that the pacer has not sent yet, and return how
+    /// many packets that was.
+    ///
+    /// For a forwarding server that switches the stream to a cheaper source because the path
+    /// is congested: what was queued for the old source would only reach the receiver after
+    /// the switch, late, and delay the new source's first frame. The dropped sequence numbers
+    /// are never sent; the receiver sees them as lost, and NACKs for them find nothing to
+    /// resend. Resends already queued are kept.
+    pub fn drop_unsent(&mut self) -> usize {
+        let dropped = self.send_queue.drop_unsent();
+        if dropped > 0 {
+            self.queue_info = None;
+        }
+        dropped
+    }
+
     /// Write RTP packet to a send stream.
     ///
     /// The write command carries the RTP payload and optional RTP metadata.

@@ -109,6 +109,14 @@ impl SendQueue {
         self.total.clear();
         self.last_emitted = None;
     }
+
+    /// Drops every packet not sent yet, keeping the time of the last send; returns how many.
+    pub(crate) fn drop_unsent(&mut self) -> usize {
+        let dropped = self.queue.len();
+        self.queue.clear();
+        self.total.clear();
+        dropped
+    }
 }
 
 // Total queue time in buffer. This lovely drawing explains how to add more time.
