@@ -17,10 +17,11 @@
 //! bucket let through as spare capacity. The receiver reports of each down stream
 //! ([`Sfu::on_receiver_report`]) catch what it misses: heavy loss, or a round trip well above
 //! its minimum and growing over two reports (a queue building up; not a queue draining after
-//! a step down, nor one probe's burst), cap the link at what it carried; a track that was once
-//! forced down only goes up again after a trial of padding that the reports found clean; and
-//! only reports of loss, not the estimate nor a queue alone, can cost a track its frame rate
-//! (see [`super::allocate`]).
+//! a step down, nor one probe's burst), cap the link at what it carried; while they are
+//! clean, the estimate alone does not take away what the link carries (`link_proven`); a track
+//! that was once forced down only goes up again after a trial of padding that the reports found
+//! clean; and only reports of loss, not the estimate nor a queue alone, can cost a track its
+//! frame rate (see [`super::allocate`]).
 //!
 //! [`DownState::desired`]: super::peer::DownState::desired
 
@@ -92,6 +93,13 @@ const PEAK_HOLD: Duration = Duration::from_secs(4);
 /// The estimate may fall this far below what the current layers cost before they are left
 /// (receiver reports of congestion act at once).
 const KEEP_SLACK: f64 = 0.8;
+/// How long a clean receiver report vouches for what its link carries (browsers report about
+/// once a second, and str0m hands the reports on with its once-a-second stats).
+const REPORT_FRESH: Duration = Duration::from_millis(2500);
+/// The most loss a report may show and still be clean.
+const CLEAN_LOSS: f32 = 0.02;
+/// How far above the lowest seen a report's round trip may be and still be clean (no queue).
+const CLEAN_RTT: Duration = Duration::from_millis(100);
 /// A higher layer at fewer frames per second than this, and under 60 % of the lower layer's
 /// rate, is worse than the lower one (a publisher short of uplink starves its high layer).
 const POOR_FPS: f64 = 12.0;
@@ -275,7 +283,13 @@ impl Sfu {
         log::trace!(
             "down {id:?}: report on {mid}: acked {acked} loss {loss:?} rtt {rtt:?} carried {carried}"
         );
-        let fresh = LastReport { mid, acked, rtt };
+        let fresh = LastReport {
+            mid,
+            acked,
+            rtt,
+            loss,
+            at: now,
+        };
         let previous_rtt = match down.reports.iter_mut().find(|r| r.mid == mid) {
             Some(last) if last.acked == acked => return, // the same report again
             Some(last) => std::mem::replace(last, fresh).rtt,
@@ -416,6 +430,45 @@ impl Sfu {
         total
     }
 
+    /// What `link` carries now (with a margin for the once-a-second measurement), when fresh
+    /// receiver reports vouch for it: at least one report younger than [`REPORT_FRESH`] and
+    /// every such report clean (loss up to [`CLEAN_LOSS`], a round trip within [`CLEAN_RTT`]
+    /// of the lowest seen). `None` when there is no such report or one is not clean.
+    ///
+    /// A link that carries its layers without loss or a queue carries at least that much,
+    /// whatever the estimate says: the estimator ramps up slowly after a stream starts on a
+    /// busy host (measured with Chromium under load: 458 kb/s at the end of
+    /// [`STARTUP_GRACE`] on an unshaped link carrying 640 kb/s cleanly).
+    fn link_proven(&self, now: Instant, link: LinkKey) -> Option<u64> {
+        let downs = self.links.get(&link)?;
+        let mut vouched = false;
+        let mut carried: u64 = 0;
+        for &id in downs {
+            let Some(peer) = self.peer(id) else {
+                continue;
+            };
+            let Some(down) = peer.down() else {
+                continue;
+            };
+            for report in &down.reports {
+                if now.saturating_duration_since(report.at) > REPORT_FRESH {
+                    continue;
+                }
+                let lossless = report.loss.is_none_or(|l| l <= CLEAN_LOSS);
+                let unqueued = report
+                    .rtt
+                    .zip(down.min_rtt)
+                    .is_none_or(|(rtt, min)| rtt <= min + CLEAN_RTT);
+                if !(lossless && unqueued) {
+                    return None;
+                }
+                vouched = true;
+            }
+            carried += peer.stats.iter().map(|s| s.stats.bitrate).sum::<u64>();
+        }
+        vouched.then_some(carried + carried / 10)
+    }
+
     /// The periodic part: measure the layers, revisit every link, and every
     /// [`REMB_INTERVAL`] tell publishers their limit.
     pub(crate) fn adapt_tick(&mut self, now: Instant) {
@@ -459,6 +512,14 @@ impl Sfu {
         // already show a clean link.
         let mut budget = estimate;
         let mut keep = estimate.map(|e| (e as f64 / KEEP_SLACK) as u64);
+        // Nor does the estimate alone take away what clean receiver reports show the link
+        // carrying: it may only be slow to find the path.
+        if congestion.is_none()
+            && !trial_failed
+            && let (Some(k), Some(proven)) = (keep, self.link_proven(now, link))
+        {
+            keep = Some(k.max(proven));
+        }
         if let Some((cap, _)) = congestion.filter(|&(c, _)| c > 0) {
             // The estimate missed it (a standing queue, loss): what got through is the limit.
             budget = Some(budget.map_or(cap, |b| b.min(cap)));

@@ -246,6 +246,10 @@ pub(crate) struct LastReport {
     pub acked: u64,
     /// Its round-trip time.
     pub rtt: Option<Duration>,
+    /// The fraction of packets it said were lost.
+    pub loss: Option<f32>,
+    /// When it came.
+    pub at: Instant,
 }
 
 /// One m-line of a down stream.

@@ -1030,6 +1030,58 @@ fn a_long_round_trip_is_congestion_only_when_it_lasts_and_grows() {
     assert!(cap(&s).is_some());
 }
 
+/// The estimate alone does not take away a layer that fresh, clean receiver reports show the
+/// link carrying (str0m's estimator ramps up slowly after a stream starts on a busy host); once
+/// a report shows loss or a queue, the same estimate does.
+#[test]
+fn a_low_estimate_alone_keeps_what_clean_reports_show_the_link_carrying() {
+    let key = StreamKey(440);
+    let mut s = with_simulcast_publisher(44);
+    let c = s.add_client(addr(44, 6000), LinkConfig::CLEAN);
+    s.subscribe(c, key, PUB, Selection::ALL).expect("subscribe");
+    s.run_for(Duration::from_secs(15));
+    assert_eq!(video_layer(&s, key).sid, 1, "on the high layer");
+    let id = s.sfu.key_id(key).expect("the down stream");
+    let (link, mid, min_rtt) = {
+        let down = s.sfu.peer(id).and_then(|p| p.down()).expect("down state");
+        let mid = down.tracks.first().expect("a track").mid;
+        (down.link, mid, down.min_rtt.expect("reports came"))
+    };
+    let carried: u64 = {
+        let peer = s.sfu.peer(id).expect("the peer");
+        peer.stats.iter().map(|t| t.stats.bitrate).sum()
+    };
+    assert!(carried > 300_000, "carries the high layer: {carried}");
+    // The estimate falls to 70 % of what the link carries; the last report is clean.
+    let slow_estimate = carried * 7 / 10;
+    let (layer, reduced) = s.engine(|sfu, now| {
+        sfu.on_receiver_report(now, id, (mid, 1 << 40), Some(0.0), Some(min_rtt));
+        sfu.on_estimate(id, slow_estimate, false);
+        sfu.adapt_link(now, link);
+        let layer = sfu.layer_stats(id, 1).or_else(|| sfu.layer_stats(id, 0));
+        (layer.map(|l| l.sid), layer.is_some_and(|l| l.reduced))
+    });
+    assert_eq!(
+        (layer, reduced),
+        (Some(1), false),
+        "kept: the reports vouch for it"
+    );
+    // A report of 5 % loss (below congestion, not clean): the estimate is believed.
+    let layer = s.engine(|sfu, now| {
+        sfu.on_receiver_report(now, id, (mid, (1 << 40) + 1), Some(0.05), Some(min_rtt));
+        sfu.on_estimate(id, slow_estimate, false);
+        sfu.adapt_link(now, link);
+        sfu.layer_stats(id, 1)
+            .or_else(|| sfu.layer_stats(id, 0))
+            .map(|l| l.sid)
+    });
+    assert_eq!(
+        layer,
+        Some(0),
+        "left for the low layer once a report is not clean"
+    );
+}
+
 /// A subscriber held below its best layer keeps asking its estimator for probes (every
 /// `RECOVERY_PROBE_INTERVAL`, by lowering the desired rate for a moment: str0m probes when it
 /// rises again), so a link that gets its capacity back is found even when the reduced layers
