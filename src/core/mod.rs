@@ -254,6 +254,7 @@ impl Core {
             self.authenticate(&entry, &request, wall, config.as_deref())?;
 
         // 3. Recorded even if a later check fails.
+        log::debug!("{conn:?} joins {name:?} as {username:?}");
         if let Some(client) = self.clients.get_mut(&conn) {
             client.username = Some(username);
             client.permissions = permissions;

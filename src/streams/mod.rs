@@ -485,6 +485,7 @@ impl Streams {
         match answer {
             Ok(sdp) => {
                 if existing.is_none() {
+                    log::debug!("{from:?} publishes {id:?} (stream {})", key.0);
                     let label = if labels.is_empty() {
                         label.to_owned()
                     } else {

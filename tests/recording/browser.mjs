@@ -69,7 +69,7 @@ async function start(recordings) {
     return startServer({
         binary,
         readyPath: '/public-groups.json',
-        env: {RUST_LOG: process.env.SERVER_LOG || 'info'},
+        env: {RUST_LOG: process.env.SERVER_LOG || 'info,sfubox::core=debug,sfubox::streams=debug'},
         setup: dir => {
             fs.mkdirSync(path.join(dir, 'groups'));
             fs.mkdirSync(path.join(dir, 'data'));
@@ -94,6 +94,11 @@ async function join(context, server, username, password, startWith, groupName = 
     await page.fill('#login-username', username);
     await page.fill('#login-password', password);
     await page.check(`input[name=start][value=${startWith}]`);
+    // The name must still be ours when we join (each page of the context shares one origin's
+    // storage, and the page fills in the last name used).
+    const typed = await page.inputValue('#login-username');
+    if (typed !== username)
+        throw new Error(`${username}'s login form says ${JSON.stringify(typed)}`);
     await page.click('#login-submit');
     try {
         await page.waitForSelector('#meeting:not([hidden])', {timeout: 15000});
@@ -436,8 +441,13 @@ try {
     await close();
     for (const server of servers) {
         await server.stop();
-        if (failed)
-            console.log(`== server log (last 40 lines):\n${server.log().split('\n').slice(-40).join('\n')}`);
+        if (failed) {
+            const lines = server.log().split('\n');
+            // Who joined and published what (debug lines), then the tail.
+            const who = lines.filter(l => / joins | publishes /.test(l));
+            console.log(`== server log, joins and streams:\n${who.join('\n')}`);
+            console.log(`== server log (last 40 lines):\n${lines.slice(-40).join('\n')}`);
+        }
         server.cleanup();
     }
     if (failed)
