@@ -18,10 +18,11 @@
 //! ([`Sfu::on_receiver_report`]) catch what it misses: heavy loss, or a round trip well above
 //! its minimum and growing over two reports (a queue building up; not a queue draining after
 //! a step down, nor one probe's burst), cap the link at what it carried; while they are
-//! clean, the estimate alone does not take away what the link carries (`link_proven`); a track
-//! that was once forced down only goes up again after a trial of padding that the reports found
-//! clean; and only reports of loss, not the estimate nor a queue alone, can cost a track its
-//! frame rate (see [`super::allocate`]).
+//! clean and the estimate is still finding the path after the start-up, it alone does not
+//! take away what the link carries (`link_proven`); a track that was once forced down only
+//! goes up again after a trial of padding that the reports found clean; and only reports of
+//! loss, not the estimate nor a queue alone, can cost a track its frame rate (see
+//! [`super::allocate`]).
 //!
 //! [`DownState::desired`]: super::peer::DownState::desired
 
@@ -430,15 +431,45 @@ impl Sfu {
         total
     }
 
+    /// Marks the down streams of `link` whose estimate, past the start-up grace, has reached
+    /// what they carry (see `DownState::estimate_caught_up`).
+    fn note_caught_up(&mut self, now: Instant, link: LinkKey) {
+        let Some(downs) = self.links.get(&link) else {
+            return;
+        };
+        for id in downs.clone() {
+            let Some(peer) = self.peer_mut(id) else {
+                continue;
+            };
+            let carried: u64 = peer.stats.iter().map(|s| s.stats.bitrate).sum();
+            let Some(down) = peer.down_mut() else {
+                continue;
+            };
+            if !down.estimate_caught_up
+                && carried > 0
+                && down.estimate.is_some_and(|e| e >= carried)
+                && now.saturating_duration_since(down.created) >= STARTUP_GRACE
+            {
+                down.estimate_caught_up = true;
+            }
+        }
+    }
+
     /// What `link` carries now (with a margin for the once-a-second measurement), when fresh
-    /// receiver reports vouch for it: at least one report younger than [`REPORT_FRESH`] and
-    /// every such report clean (loss up to [`CLEAN_LOSS`], a round trip within [`CLEAN_RTT`]
-    /// of the lowest seen). `None` when there is no such report or one is not clean.
+    /// receiver reports vouch for it while its estimates are still finding the path: at
+    /// least one report younger than [`REPORT_FRESH`], every such report clean (loss up to
+    /// [`CLEAN_LOSS`], a round trip within [`CLEAN_RTT`] of the lowest seen), and no down
+    /// stream's estimate has yet reached what it carries since the start-up grace. `None`
+    /// otherwise.
     ///
     /// A link that carries its layers without loss or a queue carries at least that much,
-    /// whatever the estimate says: the estimator ramps up slowly after a stream starts on a
-    /// busy host (measured with Chromium under load: 458 kb/s at the end of
-    /// [`STARTUP_GRACE`] on an unshaped link carrying 640 kb/s cleanly).
+    /// whatever a ramping estimate says: the estimator ramps up slowly after a stream starts
+    /// on a busy host (measured with Chromium under load: 458 kb/s at the end of
+    /// [`STARTUP_GRACE`] on an unshaped link carrying 640 kb/s cleanly). Once it has caught
+    /// up, a fall is news, and it is believed: str0m's pacer then sends at the lower
+    /// estimate, so the queue builds in the server, where no receiver report can see it
+    /// (measured with the 300 kb/s cap: vouching for the old rate there delayed the step
+    /// down by seconds).
     fn link_proven(&self, now: Instant, link: LinkKey) -> Option<u64> {
         let downs = self.links.get(&link)?;
         let mut vouched = false;
@@ -450,6 +481,9 @@ impl Sfu {
             let Some(down) = peer.down() else {
                 continue;
             };
+            if down.estimate_caught_up {
+                return None;
+            }
             for report in &down.reports {
                 if now.saturating_duration_since(report.at) > REPORT_FRESH {
                     continue;
@@ -499,6 +533,7 @@ impl Sfu {
     /// Chooses a layer for every video track of `link` and applies it.
     pub(crate) fn adapt_link(&mut self, now: Instant, link: LinkKey) {
         let (estimate, congestion, trial_failed) = if self.config.downlink_estimation {
+            self.note_caught_up(now, link);
             (
                 self.link_budget(now, link),
                 self.link_congestion(now, link),

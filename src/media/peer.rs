@@ -178,6 +178,10 @@ pub(crate) struct DownState {
     pub reports: heapless::Vec<LastReport, 4>,
     /// Whether the last fresh receiver report showed loss above the congestion threshold.
     pub last_report_lossy: bool,
+    /// Whether the estimate, after the start-up grace, has once reached what the stream
+    /// carries: until then it is still finding the path, and clean receiver reports vouch
+    /// for what the link carries (see `Sfu::link_proven`).
+    pub estimate_caught_up: bool,
     /// The up stream it forwards from (`None`: a receiver-negotiated stream that has not
     /// been given one yet).
     pub source: Option<PeerId>,
@@ -225,6 +229,7 @@ impl DownState {
             recovery_probe_base: 0,
             reports: heapless::Vec::new(),
             last_report_lossy: false,
+            estimate_caught_up: false,
             source,
             answered,
             selection,
