@@ -277,7 +277,7 @@ impl Sfu {
         let Some(peer) = self.peer_mut(id) else {
             return;
         };
-        let carried: u64 = peer.stats.iter().map(|s| s.stats.bitrate).sum();
+        let carried = peer.carried();
         let Some(down) = peer.down_mut() else {
             return;
         };
@@ -384,7 +384,7 @@ impl Sfu {
             losing |= down
                 .losing_at
                 .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
-            let carried: u64 = peer.stats.iter().map(|s| s.stats.bitrate).sum();
+            let carried = peer.carried();
             limit += match down.congestion_cap {
                 Some((_, cap)) if active => cap,
                 // Not congested: what it sends now (with a margin for the once-a-second
@@ -441,7 +441,7 @@ impl Sfu {
             let Some(peer) = self.peer_mut(id) else {
                 continue;
             };
-            let carried: u64 = peer.stats.iter().map(|s| s.stats.bitrate).sum();
+            let carried = peer.carried();
             let Some(down) = peer.down_mut() else {
                 continue;
             };
@@ -498,7 +498,7 @@ impl Sfu {
                 }
                 vouched = true;
             }
-            carried += peer.stats.iter().map(|s| s.stats.bitrate).sum::<u64>();
+            carried += peer.carried();
         }
         vouched.then_some(carried + carried / 10)
     }

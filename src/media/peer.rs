@@ -285,6 +285,11 @@ pub(crate) struct DownSlot {
 }
 
 impl Peer {
+    /// What it sent (or received) over the last stats period, all tracks, bits per second.
+    pub(crate) fn carried(&self) -> u64 {
+        self.stats.iter().map(|s| s.stats.bitrate).sum()
+    }
+
     /// The role as a down stream.
     pub(crate) fn down_mut(&mut self) -> Option<&mut DownState> {
         match &mut self.role {

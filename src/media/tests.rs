@@ -1046,7 +1046,7 @@ fn carrying_the_high_layer(
     let down = peer.down().expect("down state");
     let mid = down.tracks.first().expect("a track").mid;
     let (link, min_rtt) = (down.link, down.min_rtt.expect("reports came"));
-    let carried: u64 = peer.stats.iter().map(|t| t.stats.bitrate).sum();
+    let carried = peer.carried();
     assert!(carried > 300_000, "carries the high layer: {carried}");
     (s, id, link, mid, min_rtt, carried)
 }
