@@ -72,6 +72,9 @@ describe('meeting page', () => {
         const page = await browser.context.newPage();
         try {
             await page.goto(server.url + '/group/test/');
+            // The title comes with the group's status, fetched once the page has loaded; Join is
+            // enabled after it is shown.
+            await page.locator('#login-submit:not([disabled])').waitFor();
             assert.equal(await page.innerText('#group-title'), 'Test room');
             await page.fill('#login-username', 'boss');
             await page.fill('#login-password', 'wrong');
