@@ -55,7 +55,7 @@ use super::deferred::Deferred;
 use super::forward::VideoChoice;
 use super::ids::{LinkKey, PeerId, SourceRef, Subscriber};
 use super::meter::LAYER_TIMEOUT;
-use super::peer::{LastReport, Peer, Role, UpLayer, peer_in};
+use super::peer::{DownState, LastReport, Peer, Role, UpLayer, peer_in};
 use super::types::{LayerStats, MediaEvent};
 
 /// How often publishers are sent their rate limit.
@@ -361,22 +361,24 @@ impl Sfu {
         }
     }
 
+    /// The down streams of `link` that are still there, with their peers.
+    fn link_downs(&self, link: LinkKey) -> impl Iterator<Item = (&Peer, &DownState)> {
+        let downs = self.links.get(&link).map_or(&[][..], |d| d.as_slice());
+        downs
+            .iter()
+            .filter_map(|&id| self.peer(id))
+            .filter_map(|peer| peer.down().map(|down| (peer, down)))
+    }
+
     /// Whether a receiver on `link` reported congestion lately, and then the most the link
     /// may carry (the congestion caps of its down streams, and what the others carry) and
     /// whether that congestion lost packets (a queue overflowing: only then does a track lose
     /// frame rate, see [`allocate::Budgets::losing`]).
     fn link_congestion(&self, now: Instant, link: LinkKey) -> Option<(u64, bool)> {
-        let downs = self.links.get(&link)?;
         let mut congested = false;
         let mut losing = false;
         let mut limit: u64 = 0;
-        for &id in downs {
-            let Some(peer) = self.peer(id) else {
-                continue;
-            };
-            let Some(down) = peer.down() else {
-                continue;
-            };
+        for (peer, down) in self.link_downs(link) {
             let active = down
                 .congested_at
                 .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
@@ -471,16 +473,9 @@ impl Sfu {
     /// (measured with the 300 kb/s cap: vouching for the old rate there delayed the step
     /// down by seconds).
     fn link_proven(&self, now: Instant, link: LinkKey) -> Option<u64> {
-        let downs = self.links.get(&link)?;
         let mut vouched = false;
         let mut carried: u64 = 0;
-        for &id in downs {
-            let Some(peer) = self.peer(id) else {
-                continue;
-            };
-            let Some(down) = peer.down() else {
-                continue;
-            };
+        for (peer, down) in self.link_downs(link) {
             if down.estimate_caught_up {
                 return None;
             }
