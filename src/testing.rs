@@ -114,7 +114,7 @@ pub struct ReceivedRtp {
     /// Audio or video, from the m-line.
     pub kind: Option<MediaKind>,
     /// The packet.
-    pub packet: RtpPacket,
+    pub packet: Box<RtpPacket>,
 }
 
 /// What [`TestPeer::poll`] hands out.

@@ -292,7 +292,7 @@ impl NullSfu {
                 Ok(Output::Transmit(t)) => {
                     self.outbox.push((t.destination, t.contents.into()));
                 }
-                Ok(Output::Event(Event::RtpPacket(p))) => packets.push(p),
+                Ok(Output::Event(Event::RtpPacket(p))) => packets.push(*p),
                 Ok(Output::Event(_)) => {}
                 Err(_) => {
                     peer.deadline = Instant::now() + Duration::from_secs(1);

@@ -30,7 +30,7 @@ fn starts_decoding(codec: Codec, payload: &[u8]) -> bool {
 
 impl Sfu {
     /// Sends one packet of an up stream to every down track attached to its layer.
-    pub(super) fn forward(&mut self, now: Instant, up_id: PeerId, packet: RtpPacket) {
+    pub(super) fn forward(&mut self, now: Instant, up_id: PeerId, packet: Box<RtpPacket>) {
         let Some(peer) = peer_in(&mut self.slots, up_id) else {
             return;
         };

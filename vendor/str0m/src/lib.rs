@@ -983,7 +983,10 @@ pub enum Event {
     MediaAdded(MediaAdded),
 
     /// Incoming media data sent by the remote peer.
-    MediaData(MediaData),
+    ///
+    /// Boxed, as is [`Event::RtpPacket`]: the two are by far the largest events, and an
+    /// [`Output`] is moved several times on its way out of [`Rtc::poll_output`].
+    MediaData(Box<MediaData>),
 
     /// Changes to the media may be emitted.
     ///
@@ -1046,8 +1049,8 @@ pub enum Event {
     /// Sender feedback for an incoming stream, derived from RTCP SR.
     SenderFeedback(SenderFeedback),
 
-    /// Incoming RTP data.
-    RtpPacket(RtpPacket),
+    /// Incoming RTP data (boxed, see [`Event::MediaData`]).
+    RtpPacket(Box<RtpPacket>),
 
     /// Incoming application-specific Payload-Specific Feedback (PSFB FMT=15, PT=206).
     ///
