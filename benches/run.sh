@@ -31,7 +31,10 @@
 # Layout: the target runs pinned to CPU 1 and the generator to CPU 0 (taskset). As root,
 # everything runs in a private network namespace made here (`unshare -n`) with a veth pair
 # carrying 127.0.0.2/32: Janus/libnice never gather on a loopback-flagged interface
-# (benchmarks spec, part B3), and nothing is visible to other processes on the machine.
+# (benchmarks spec, part B3), and nothing is visible to other processes on the machine. The veth
+# also carries 10.77.0.1/32, and IPv6 is off in the namespace, for Galène: pion's ICE never offers
+# a loopback address, and Galène binds one socket per interface address, which fails on an IPv6
+# link-local address still under duplicate-address detection.
 # Janus is installed from Debian when missing (full mode) and runs from a private copy of
 # /etc/janus edited as in part B2. Windows where the generator's core was > 80 % busy are
 # reported invalid in the tables, never silently used.
@@ -153,9 +156,11 @@ run_suite() {
   if [ "$root" = 1 ] && command -v unshare >/dev/null 2>&1; then
     unshare -n bash -c '
       set -e
+      sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
       ip link set lo up
       ip link add jv0 type veth peer name jv1
       ip addr add 127.0.0.2/32 dev jv0
+      ip addr add 10.77.0.1/32 dev jv0
       ip link set jv1 up
       ip link set jv0 up
       exec "$@"' bench taskset -c 0 "$loadgen" suite "$@"
