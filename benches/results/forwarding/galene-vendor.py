@@ -1,3 +1,12 @@
+"""How Galène's modules were vendored for the build measured here (a record, not a tool).
+
+Galène HEAD needs Go >= 1.24 and its modules; the development machine had no module proxy, but
+had bare git mirrors of GitHub repositories under /work/.mirror/OWNER+NAME/repo. This extracts
+each module of Galène's go.mod at its version from its mirror into src/vendor/ and writes
+vendor/modules.txt, after which `CGO_ENABLED=0 go build -mod=vendor -ldflags='-s -w'` builds it.
+Two versions were missing from the mirrors and the nearest later commit is used (see below).
+With a module proxy, none of this is needed: `go build` fetches the same versions itself.
+"""
 import re, subprocess, os, sys
 src='src'
 gomod=open(f'{src}/go.mod').read()
