@@ -942,6 +942,8 @@ pub struct Rtc {
     // Last timeout returned by `poll_output`, reused while the readiness says
     // the timeout is still valid.
     cached_timeout: Instant,
+    // The soonest deadline of everything but the pacer, computed with `cached_timeout`.
+    cached_timeout_besides_pacing: Instant,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1318,6 +1320,7 @@ impl Rtc {
             close_dtls_started: false,
             readiness: Readiness::armed(),
             cached_timeout: start,
+            cached_timeout_besides_pacing: start,
         })
     }
 
@@ -1903,16 +1906,20 @@ impl Rtc {
     fn poll_timeout(&mut self) -> Instant {
         if self.readiness.wants_timeout() {
             let stats_timeout = self.stats.as_mut().and_then(|s| s.poll_timeout());
-            let time_and_reason = (None, Reason::NotHappening)
+            let session_timeout = self.session.poll_timeout();
+            let besides_session = (None, Reason::NotHappening)
                 .soonest((self.next_dtls_timeout, Reason::DTLS))
                 .soonest((self.ice.poll_timeout(), Reason::Ice))
-                .soonest(self.session.poll_timeout())
                 .soonest((self.sctp.poll_timeout(), Reason::Sctp))
                 .soonest((self.chan.poll_timeout(&self.sctp), Reason::Channel))
                 .soonest((stats_timeout, Reason::Stats));
+            let besides_pacing = besides_session
+                .soonest((self.session.timeout_besides_pacing(), Reason::NotHappening));
+            let time_and_reason = besides_session.soonest(session_timeout);
 
             let time = time_and_reason.0.unwrap_or_else(not_happening);
             self.cached_timeout = time.max(self.last_now);
+            self.cached_timeout_besides_pacing = besides_pacing.0.unwrap_or_else(not_happening);
             self.last_timeout_reason = time_and_reason.1;
             self.readiness.clear_timeout();
         }
@@ -2109,6 +2116,19 @@ impl Rtc {
         }
 
         self.last_now = now;
+
+        // A timeout for the pacer alone (the usual one after each paced send) skips the
+        // subsystems that have nothing due. The deadlines are those of the last
+        // `poll_timeout`, valid while nothing has touched the tree since.
+        if !self.readiness.wants_timeout()
+            && now < self.cached_timeout_besides_pacing
+            && self.session.only_pacing_due(now)
+        {
+            // The pacer may pick a queue to send from: both halves need polling.
+            drop(self.readiness.wake());
+            self.session.handle_pacing_timeout(now);
+            return Ok(());
+        }
 
         // Disjoint borrows so each subsystem gets its own armed `Wake` and
         // makes its own re-poll decision; the guards fold into `readiness`

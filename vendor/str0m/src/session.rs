@@ -105,6 +105,8 @@ pub(crate) struct Session {
     /// A pacer for sending RTP at specific rate.
     pacer: PacerImpl,
     pacer_control: PacerControl,
+    /// The soonest deadline of everything but the pacer, as of the last `poll_timeout`.
+    timeout_besides_pacing: Option<Instant>,
 
     // temporary buffer when getting the next (unencrypted) RTP packet from Media line.
     poll_packet_buf: Vec<u8>,
@@ -207,6 +209,7 @@ impl Session {
             enable_twcc_feedback: false,
             pacer,
             pacer_control: PacerControl::new(),
+            timeout_besides_pacing: Some(already_happened()),
             poll_packet_buf: vec![0; 2000],
             pending_packet: None,
             media_bytes_rx: 0,
@@ -1310,6 +1313,7 @@ impl Session {
 
     pub fn poll_timeout(&mut self) -> (Option<Instant>, Reason) {
         if self.rtp_closing {
+            self.timeout_besides_pacing = Some(already_happened());
             return if self.feedback_tx.is_empty() {
                 (None, Reason::NotHappening)
             } else {
@@ -1340,16 +1344,37 @@ impl Session {
             // We should never see this reason.
             .unwrap_or((None, Reason::BweDelayControl));
 
-        (feedback_at, Reason::Feedback)
+        let besides_pacing = (feedback_at, Reason::Feedback)
             .soonest((request_at, Reason::Feedback))
             .soonest((nack_at, Reason::Nack))
             .soonest((twcc_at, Reason::Twcc))
-            .soonest(pacing_at)
             .soonest((receive_at, Reason::ReceiveReorder))
             .soonest((packetize_at, Reason::Packetize))
             .soonest((paused_at, Reason::PauseCheck))
             .soonest((send_stream_at, Reason::SendStream))
-            .soonest(bwe_at)
+            .soonest(bwe_at);
+        self.timeout_besides_pacing = besides_pacing.0;
+        besides_pacing.soonest(pacing_at)
+    }
+
+    /// The soonest deadline of everything but the pacer, as of the last `poll_timeout`.
+    pub fn timeout_besides_pacing(&self) -> Option<Instant> {
+        self.timeout_besides_pacing
+    }
+
+    /// Whether a timeout at `now` has only the pacer's work to do: no other deadline of the
+    /// last `poll_timeout` is due, and no probe is running or waiting to be reported (a probe
+    /// ties the pacer to the bandwidth estimator).
+    pub fn only_pacing_due(&self, now: Instant) -> bool {
+        !self.rtp_closing
+            && self.timeout_besides_pacing.is_none_or(|at| now < at)
+            && self.pacer.probe_idle()
+    }
+
+    /// The part of [`Session::handle_timeout`] that a timeout for the pacer alone needs: the
+    /// pacer sees the queues and picks what to send. Everything else would find nothing due.
+    pub fn handle_pacing_timeout(&mut self, now: Instant) {
+        self.update_queue_state(now, None);
     }
 
     pub fn has_mid(&self, mid: Mid) -> bool {

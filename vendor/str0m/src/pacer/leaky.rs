@@ -200,6 +200,11 @@ impl LeakyBucketPacer {
         self.probe_queue.front().map(|p| p.config().cluster())
     }
 
+    /// No probe is running, queued, or completed and waiting to be reported.
+    pub(crate) fn probe_idle(&self) -> bool {
+        self.probe_queue.is_empty() && self.completed_probe.is_none()
+    }
+
     /// Check if the active probe is complete and should be finished.
     pub(crate) fn check_probe_complete(&mut self, now: Instant) -> Option<TwccClusterId> {
         // Check if we have a completed probe from a previous call

@@ -47,6 +47,14 @@ impl PacerImpl {
         }
     }
 
+    /// No probe is running, queued, or completed and waiting to be reported.
+    pub fn probe_idle(&self) -> bool {
+        match self {
+            PacerImpl::Null(_) => true,
+            PacerImpl::LeakyBucket(v) => v.probe_idle(),
+        }
+    }
+
     pub fn check_probe_complete(&mut self, now: Instant) -> Option<TwccClusterId> {
         match self {
             PacerImpl::Null(_) => None,
