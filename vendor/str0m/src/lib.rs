@@ -2122,7 +2122,7 @@ impl Rtc {
         // `poll_timeout`, valid while nothing has touched the tree since.
         if !self.readiness.wants_timeout()
             && now < self.cached_timeout_besides_pacing
-            && self.session.only_pacing_due(now)
+            && self.session.pacing_stands_alone()
         {
             // The pacer may pick a queue to send from: both halves need polling.
             drop(self.readiness.wake());

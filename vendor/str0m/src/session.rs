@@ -1362,13 +1362,11 @@ impl Session {
         self.timeout_besides_pacing
     }
 
-    /// Whether a timeout at `now` has only the pacer's work to do: no other deadline of the
-    /// last `poll_timeout` is due, and no probe is running or waiting to be reported (a probe
-    /// ties the pacer to the bandwidth estimator).
-    pub fn only_pacing_due(&self, now: Instant) -> bool {
-        !self.rtp_closing
-            && self.timeout_besides_pacing.is_none_or(|at| now < at)
-            && self.pacer.probe_idle()
+    /// Whether a timeout for the pacer may leave the rest of the session alone, once the
+    /// caller has found no other deadline due: not while a probe is running or waiting to be
+    /// reported (a probe ties the pacer to the bandwidth estimator), nor while closing.
+    pub fn pacing_stands_alone(&self) -> bool {
+        !self.rtp_closing && self.pacer.probe_idle()
     }
 
     /// The part of [`Session::handle_timeout`] that a timeout for the pacer alone needs: the
