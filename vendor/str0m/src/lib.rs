@@ -1906,15 +1906,15 @@ impl Rtc {
     fn poll_timeout(&mut self) -> Instant {
         if self.readiness.wants_timeout() {
             let stats_timeout = self.stats.as_mut().and_then(|s| s.poll_timeout());
-            let session_timeout = self.session.poll_timeout();
+            let (session_timeout, session_besides_pacing) = self.session.poll_timeout();
             let besides_session = (None, Reason::NotHappening)
                 .soonest((self.next_dtls_timeout, Reason::DTLS))
                 .soonest((self.ice.poll_timeout(), Reason::Ice))
                 .soonest((self.sctp.poll_timeout(), Reason::Sctp))
                 .soonest((self.chan.poll_timeout(&self.sctp), Reason::Channel))
                 .soonest((stats_timeout, Reason::Stats));
-            let besides_pacing = besides_session
-                .soonest((self.session.timeout_besides_pacing(), Reason::NotHappening));
+            let besides_pacing =
+                besides_session.soonest((session_besides_pacing, Reason::NotHappening));
             let time_and_reason = besides_session.soonest(session_timeout);
 
             let time = time_and_reason.0.unwrap_or_else(not_happening);

@@ -105,8 +105,6 @@ pub(crate) struct Session {
     /// A pacer for sending RTP at specific rate.
     pacer: PacerImpl,
     pacer_control: PacerControl,
-    /// The soonest deadline of everything but the pacer, as of the last `poll_timeout`.
-    timeout_besides_pacing: Option<Instant>,
 
     // temporary buffer when getting the next (unencrypted) RTP packet from Media line.
     poll_packet_buf: Vec<u8>,
@@ -209,7 +207,6 @@ impl Session {
             enable_twcc_feedback: false,
             pacer,
             pacer_control: PacerControl::new(),
-            timeout_besides_pacing: Some(already_happened()),
             poll_packet_buf: vec![0; 2000],
             pending_packet: None,
             media_bytes_rx: 0,
@@ -1311,14 +1308,16 @@ impl Session {
         Some(protected.into())
     }
 
-    pub fn poll_timeout(&mut self) -> (Option<Instant>, Reason) {
+    /// The session's next deadline and its reason, and the soonest deadline of everything but
+    /// the pacer (which `Rtc` uses to give a timeout for the pacer alone a short path).
+    pub fn poll_timeout(&mut self) -> ((Option<Instant>, Reason), Option<Instant>) {
         if self.rtp_closing {
-            self.timeout_besides_pacing = Some(already_happened());
-            return if self.feedback_tx.is_empty() {
+            let next = if self.feedback_tx.is_empty() {
                 (None, Reason::NotHappening)
             } else {
                 (Some(already_happened()), Reason::Feedback)
             };
+            return (next, next.0);
         }
 
         self.update_receive_recovery();
@@ -1353,13 +1352,7 @@ impl Session {
             .soonest((paused_at, Reason::PauseCheck))
             .soonest((send_stream_at, Reason::SendStream))
             .soonest(bwe_at);
-        self.timeout_besides_pacing = besides_pacing.0;
-        besides_pacing.soonest(pacing_at)
-    }
-
-    /// The soonest deadline of everything but the pacer, as of the last `poll_timeout`.
-    pub fn timeout_besides_pacing(&self) -> Option<Instant> {
-        self.timeout_besides_pacing
+        (besides_pacing.soonest(pacing_at), besides_pacing.0)
     }
 
     /// Whether a timeout for the pacer may leave the rest of the session alone, once the
@@ -1667,13 +1660,13 @@ mod tests {
             .streams
             .declare_stream_tx(42.into(), None, MidRid("vid".into(), None));
         session.close_rtp();
-        let before = session.poll_timeout();
+        let before = session.poll_timeout().0;
         assert_eq!(before.1, Reason::Feedback);
         let mut readiness = Readiness::idle();
         session.handle_timeout(now, &mut readiness.wake()).unwrap();
         assert!(!readiness.wants_events());
         assert!(!readiness.wants_timeout());
-        assert_eq!(session.poll_timeout(), before);
+        assert_eq!(session.poll_timeout().0, before);
         assert!(
             session.poll_datagram(now).is_some(),
             "existing BYE must still drain"
@@ -1683,12 +1676,12 @@ mod tests {
     #[test]
     fn readiness_malformed_rtp_does_not_wake() {
         let mut session = keyed_session();
-        let before = session.poll_timeout();
+        let before = session.poll_timeout().0;
         let mut readiness = Readiness::idle();
         session.handle_rtp_receive(Instant::now(), &[0x80], &mut readiness.wake());
         assert!(!readiness.wants_events());
         assert!(!readiness.wants_timeout());
-        assert_eq!(session.poll_timeout(), before);
+        assert_eq!(session.poll_timeout().0, before);
         assert!(session.poll_event().is_none());
     }
 
@@ -1707,12 +1700,12 @@ mod tests {
     #[test]
     fn readiness_rejected_rtcp_does_not_wake() {
         for mut session in [Session::new(&RtcConfig::default()), keyed_session()] {
-            let before = session.poll_timeout();
+            let before = session.poll_timeout().0;
             let mut readiness = Readiness::idle();
             session.handle_rtcp_receive(Instant::now(), &[0; 32], &mut readiness.wake());
             assert!(!readiness.wants_events());
             assert!(!readiness.wants_timeout());
-            assert_eq!(session.poll_timeout(), before);
+            assert_eq!(session.poll_timeout().0, before);
             assert!(session.poll_event().is_none());
         }
     }
@@ -1722,7 +1715,7 @@ mod tests {
         for mixed in [false, true] {
             let now = Instant::now();
             let mut session = keyed_session();
-            let before = session.poll_timeout();
+            let before = session.poll_timeout().0;
             let feedback = crate::rtp_::AppSpecificFeedback {
                 sender_ssrc: 1.into(),
                 media_ssrc: 2.into(),
@@ -1755,7 +1748,7 @@ mod tests {
                 panic!("feedback must remain observable immediately");
             };
             assert_eq!(received.payload, feedback.payload);
-            assert_eq!(session.poll_timeout(), before);
+            assert_eq!(session.poll_timeout().0, before);
         }
     }
 
@@ -1763,7 +1756,7 @@ mod tests {
     fn readiness_empty_rtcp_report_keeps_raw_packet_events() {
         let mut session = keyed_session();
         session.raw_packets = Some(VecDeque::new());
-        let before = session.poll_timeout();
+        let before = session.poll_timeout().0;
         let packet = session
             .srtp_tx
             .as_mut()
@@ -1774,7 +1767,7 @@ mod tests {
         assert!(readiness.wants_events());
         assert!(!readiness.wants_timeout());
         assert!(matches!(session.poll_event(), Some(Event::RawPacket(_))));
-        assert_eq!(session.poll_timeout(), before);
+        assert_eq!(session.poll_timeout().0, before);
     }
 
     #[test]
